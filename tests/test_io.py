@@ -1,0 +1,132 @@
+"""Reading and writing volumes with their geometry."""
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_resolve.errors import FileFormatError, InputError, VoxelSizeError
+from napari_resolve.io import Volume, read_volume, unit_to_um, write_volume
+
+
+@pytest.fixture
+def vol():
+    return np.random.default_rng(0).random((4, 5, 6), dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", ["out.tif", "out.ome.tif", "out.zarr"])
+def test_round_trip_keeps_data_voxel_and_origin(tmp_path, vol, name):
+    path = write_volume(tmp_path / name, vol, (2.0, 0.5, 0.25), origin_um=(1.0, -2.0, 3.5))
+    back = read_volume(path)
+    np.testing.assert_array_equal(np.asarray(back.data[:]), vol)
+    assert back.voxel_um == pytest.approx((2.0, 0.5, 0.25))
+    assert back.origin_um == pytest.approx((1.0, -2.0, 3.5))
+
+
+def test_zarr_stays_lazy(tmp_path, vol):
+    back = read_volume(write_volume(tmp_path / "v.zarr", vol, 1.0))
+    assert not isinstance(back.data, np.ndarray)
+    assert back.shape == vol.shape
+
+
+def test_2d_round_trip(tmp_path, vol):
+    back = read_volume(write_volume(tmp_path / "sem.tif", vol[0], 0.01))
+    assert back.ndim == 2 and back.voxel_um == pytest.approx((0.01, 0.01))
+
+
+def test_imagej_spacing_and_units_converted_to_um(tmp_path, vol):
+    path = tmp_path / "ij.tif"
+    # 2 pixels per mm in x/y and a 3 mm z spacing.
+    tifffile.imwrite(path, vol, imagej=True, resolution=(2.0, 2.0), metadata={"spacing": 3.0, "unit": "mm", "axes": "ZYX"})
+    back = read_volume(path)
+    assert back.voxel_um == pytest.approx((3000.0, 500.0, 500.0))
+
+
+def test_ome_nanometres_converted(tmp_path, vol):
+    path = tmp_path / "nm.ome.tif"
+    md = {"axes": "ZYX", "PhysicalSizeX": 40, "PhysicalSizeXUnit": "nm",
+          "PhysicalSizeY": 40, "PhysicalSizeYUnit": "nm", "PhysicalSizeZ": 0.1, "PhysicalSizeZUnit": "µm"}
+    tifffile.imwrite(path, vol, ome=True, metadata=md)
+    assert read_volume(path).voxel_um == pytest.approx((0.1, 0.04, 0.04))
+
+
+def test_missing_metadata_means_unknown_and_override_works(tmp_path, vol):
+    path = tmp_path / "plain.tif"
+    tifffile.imwrite(path, vol, photometric="minisblack")
+    back = read_volume(path)
+    assert back.voxel_um is None
+    with pytest.raises(VoxelSizeError, match="unknown"):
+        back.require_voxel()
+    assert read_volume(path, voxel_um=9).voxel_um == (9.0, 9.0, 9.0)
+
+
+def test_inch_resolution_is_not_trusted(tmp_path, vol):
+    path = tmp_path / "dpi.tif"
+    tifffile.imwrite(path, vol, resolution=(72, 72), resolutionunit="INCH", photometric="minisblack")
+    assert read_volume(path).voxel_um is None
+
+
+def test_channels_are_refused_with_advice(tmp_path):
+    path = tmp_path / "c.tif"
+    tifffile.imwrite(path, np.zeros((4, 3, 5, 6), "uint8"), imagej=True, metadata={"axes": "ZCYX"})
+    with pytest.raises(InputError, match="channel"):
+        read_volume(path)
+
+
+def test_corrupt_missing_and_unsupported_files(tmp_path):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"II*\x00" + b"garbage" * 10)
+    with pytest.raises(FileFormatError, match="corrupt"):
+        read_volume(bad)
+    with pytest.raises(FileFormatError, match="does not exist"):
+        read_volume(tmp_path / "nope.tif")
+    other = tmp_path / "x.png"
+    other.write_bytes(b"\x89PNG")
+    with pytest.raises(FileFormatError, match="unsupported"):
+        read_volume(other)
+
+
+def test_existing_file_is_never_overwritten_without_consent(tmp_path, vol):
+    path = tmp_path / "keep.tif"
+    write_volume(path, vol, 1.0)
+    before = path.read_bytes()
+    with pytest.raises(FileFormatError, match="already exists"):
+        write_volume(path, vol * 2, 1.0)
+    assert path.read_bytes() == before
+    write_volume(path, vol * 2, 1.0, overwrite=True)
+    np.testing.assert_allclose(read_volume(path).data, vol * 2)
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path, vol, monkeypatch):
+    import napari_resolve.io as io
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(io, "_write_ome_tiff", boom)
+    with pytest.raises(RuntimeError):
+        write_volume(tmp_path / "half.tif", vol, 1.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zarr_overwrite_replaces_directory(tmp_path, vol):
+    path = tmp_path / "v.zarr"
+    write_volume(path, vol, 1.0)
+    write_volume(path, vol[:2], 2.0, overwrite=True)
+    back = read_volume(path)
+    assert back.shape == (2, 5, 6) and back.voxel_um == (2.0, 2.0, 2.0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.zarr"]
+
+
+def test_volume_validates_voxel_size(vol):
+    with pytest.raises(VoxelSizeError):
+        Volume(vol, voxel_um=(1.0, 2.0))
+    with pytest.raises(VoxelSizeError):
+        Volume(vol, voxel_um=-1)
+    assert Volume(vol, voxel_um=2).voxel_um == (2.0, 2.0, 2.0)
+
+
+def test_units():
+    assert unit_to_um("micron") == 1.0
+    assert unit_to_um("nm") == pytest.approx(1e-3)
+    assert unit_to_um("mm") == 1e3
+    assert unit_to_um("furlong") is None
