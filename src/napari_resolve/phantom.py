@@ -24,12 +24,13 @@ that fills the field.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from napari_resolve.errors import InputError
+from napari_resolve.errors import FileFormatError, InputError
 
 #: Grey values of the noiseless truth (air and pores are dark in absorption CT).
 PORE_VALUE = 0.0
@@ -389,3 +390,60 @@ def _random_start(
         f"An HRES box of {hres_shape} fine voxels does not fit inside the sample; "
         "choose a smaller hres_size."
     )
+
+
+#: The files :func:`write_phantom` writes, by role.
+PHANTOM_FILES = {
+    "lres": "lres.tif",
+    "hres": "hres.tif",
+    "truth": "truth.tif",
+    "truth_labels": "truth_labels.tif",
+    "meta": "meta.json",
+}
+
+
+def write_phantom(out_dir, *, overwrite: bool = False, **kwargs) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Make a phantom and write it as OME-TIFF files plus ``meta.json``.
+
+    The LRES and HRES files carry their voxel sizes but no position (like two
+    separate scans), so the HRES must be registered; ``meta.json`` holds the true
+    HRES offset (um, LRES frame) to check a registration against. ``truth.tif``
+    and ``truth_labels.tif`` carry their true origin.
+
+    Parameters
+    ----------
+    out_dir : path
+        Folder to write to (created if missing).
+    overwrite : bool
+        Replace phantom files already in the folder; otherwise they raise.
+    **kwargs
+        Passed to :func:`make_phantom`.
+
+    Returns
+    -------
+    paths : dict of Path
+        Written files by role (see :data:`PHANTOM_FILES`).
+    meta : dict
+        :meth:`Phantom.meta`.
+    """
+    from napari_resolve.io import write_json, write_volume
+
+    out_dir = Path(out_dir)
+    paths = {role: out_dir / name for role, name in PHANTOM_FILES.items()}
+    clash = [p.name for p in paths.values() if p.exists()]
+    if clash and not overwrite:
+        raise FileFormatError(
+            f"{out_dir} already holds {', '.join(clash)}; they were left untouched. "
+            "Choose another folder or add --overwrite."
+        )
+    ph = make_phantom(**kwargs)  # before creating the folder: bad parameters leave nothing behind
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_volume(paths["lres"], ph.lres, ph.lres_voxel_um, overwrite=overwrite)
+    write_volume(paths["hres"], ph.hres, ph.hres_voxel_um, overwrite=overwrite)
+    write_volume(paths["truth"], ph.truth, ph.hres_voxel_um, origin_um=ph.truth_offset_um, overwrite=overwrite)
+    write_volume(
+        paths["truth_labels"], ph.labels, ph.hres_voxel_um, origin_um=ph.truth_offset_um, overwrite=overwrite
+    )
+    meta = ph.meta()
+    write_json(paths["meta"], meta, overwrite=overwrite)
+    return paths, meta
