@@ -1,0 +1,130 @@
+"""The command line, through its entry point ``main(argv)``."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_resolve.cli import main
+from napari_resolve.io import read_volume
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if code == 0 and out.strip().startswith("{") else out), err
+
+
+@pytest.fixture(scope="module")
+def foam(tmp_path_factory):
+    out = tmp_path_factory.mktemp("foam")
+    assert main(["phantom", str(out), "--size", "40", "--ratio", "3", "--seed", "4"]) == 0
+    return out
+
+
+def test_phantom_writes_files_with_geometry(foam):
+    names = sorted(p.name for p in foam.iterdir())
+    assert names == ["hres.tif", "lres.tif", "meta.json", "truth.tif", "truth_labels.tif"]
+    assert read_volume(foam / "lres.tif").voxel_um == (3.0, 3.0, 3.0)
+    assert read_volume(foam / "hres.tif").voxel_um == (1.0, 1.0, 1.0)
+    meta = json.loads((foam / "meta.json").read_text())
+    assert len(meta["hres_offset_um"]) == 3 and meta["ratio"] == 3
+
+
+def test_phantom_refuses_to_overwrite(foam, capsys):
+    before = (foam / "lres.tif").read_bytes()
+    code, _, err = run(capsys, "phantom", foam, "--size", "40", "--seed", "9")
+    assert code == 2 and "--overwrite" in err and "Traceback" not in err
+    assert (foam / "lres.tif").read_bytes() == before
+
+
+def test_register_finds_the_true_offset(foam, capsys, tmp_path):
+    reg_json = tmp_path / "reg.json"
+    code, result, _ = run(capsys, "register", foam / "lres.tif", foam / "hres.tif", "-o", reg_json)
+    assert code == 0, result
+    truth = json.loads((foam / "meta.json").read_text())["hres_offset_um"]
+    assert np.abs(np.subtract(result["offset_um"], truth)).max() < 0.5  # um = HRES voxels here
+    assert result["status"] == "ok" and result["ncc"] > 0.5
+    assert set(result) >= {"offset_um", "scale", "ncc", "status"}
+    assert json.loads(reg_json.read_text())["offset_um"] == pytest.approx(result["offset_um"])
+
+
+def test_register_without_voxel_size_says_what_to_give(foam, capsys, tmp_path):
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.asarray(read_volume(foam / "lres.tif").data), photometric="minisblack")
+    code, _, err = run(capsys, "register", plain, foam / "hres.tif")
+    assert code == 2 and "--lres-voxel" in err
+    code, result, _ = run(capsys, "register", plain, foam / "hres.tif", "--lres-voxel", "3")
+    assert code == 0 and result["status"] == "ok"
+
+
+def test_register_unrelated_scan_is_not_accepted(foam, capsys, tmp_path):
+    other = tmp_path / "other"
+    assert main(["phantom", str(other), "--size", "40", "--seed", "77"]) == 0
+    reg_json = tmp_path / "bad.json"
+    capsys.readouterr()
+    code, out, err = run(capsys, "register", foam / "lres.tif", other / "hres.tif", "-o", reg_json)
+    assert code == 2 and "not credible" in err
+    assert not reg_json.exists()
+
+
+def test_quality_identical_and_map(foam, capsys, tmp_path):
+    qmap = tmp_path / "map.tif"
+    code, result, _ = run(capsys, "quality", foam / "hres.tif", foam / "hres.tif", "--map", qmap)
+    assert code == 0
+    assert result["ssim"] == pytest.approx(1.0) and result["ms_ssim"] == pytest.approx(1.0)
+    assert result["mse"] == 0
+    m = read_volume(qmap)
+    assert m.voxel_um == (1.0, 1.0, 1.0) and np.allclose(m.data, 1.0, atol=1e-6)
+
+
+def test_quality_shape_mismatch(foam, capsys):
+    code, _, err = run(capsys, "quality", foam / "lres.tif", foam / "hres.tif")
+    assert code == 2 and "shape" in err
+
+
+def test_pores_on_truth(foam, capsys, tmp_path):
+    csv, labels = tmp_path / "p.csv", tmp_path / "labels.tif"
+    code, result, _ = run(capsys, "pores", foam / "truth.tif", "-o", csv, "--labels", labels)
+    assert code == 0
+    assert 0.1 < result["porosity"] < 0.45
+    assert result["count"] > 20 and result["mean_sphericity"] > 0.8
+    rows = csv.read_text().strip().splitlines()
+    assert len(rows) == result["count"] + 1 and "um" in rows[0]
+    assert read_volume(labels).voxel_um == (1.0, 1.0, 1.0)
+
+
+def test_pores_bad_threshold_and_output_equal_to_input(foam, capsys):
+    code, _, err = run(capsys, "pores", foam / "truth.tif", "--threshold", "abc")
+    assert code == 2 and "threshold" in err
+    before = (foam / "truth.tif").read_bytes()
+    code, _, err = run(capsys, "pores", foam / "truth.tif", "--labels", foam / "truth.tif", "--overwrite")
+    assert code == 2 and "one of the inputs" in err
+    assert (foam / "truth.tif").read_bytes() == before
+
+
+def test_missing_file_is_a_one_line_error(capsys, tmp_path):
+    code, _, err = run(capsys, "pores", tmp_path / "nope.tif", "--voxel", "1")
+    assert code == 2 and err.count("\n") == 1 and "does not exist" in err
+
+
+def test_demo_end_to_end(capsys, tmp_path):
+    out = tmp_path / "demo"
+    code, table, err = run(capsys, "demo", out, "--size", "40")
+    assert code == 0 and isinstance(table, str)
+    report = json.loads((out / "demo_report.json").read_text())
+    assert report["registration"]["status"] == "ok"
+    assert np.abs(report["registration"]["error_hres_voxels"]).max() < 0.5
+    assert report["pores"]["truth"]["count"] > 10
+    # The HRES scan is closer to the truth than interpolated LRES.
+    assert report["quality"]["hres_scan"]["ssim"] > report["quality"]["lres_cubic"]["ssim"]
+    assert "MS-SSIM" in table
+    # A second run into the same demo folder replaces its own files.
+    assert main(["demo", str(out), "--size", "40"]) == 0
+    # But a folder with other files is left alone.
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "precious.txt").write_text("keep")
+    assert main(["demo", str(other)]) == 2
+    assert (other / "precious.txt").read_text() == "keep"
