@@ -109,6 +109,18 @@ def test_missing_file_is_a_one_line_error(capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "does not exist" in err
 
 
+def test_demo_into_a_file_is_refused(capsys, tmp_path):
+    target = tmp_path / "report.txt"
+    target.write_text("mine")
+    code, _, err = run(capsys, "demo", target)
+    assert code == 2 and "not a folder" in err and target.read_text() == "mine"
+
+
+def test_unwritable_output_folder_is_a_one_line_error(foam, capsys, tmp_path):
+    code, _, err = run(capsys, "pores", foam / "truth.tif", "-o", tmp_path / "missing" / "p.csv")
+    assert code == 2 and err.count("\n") == 1 and "does not exist" in err
+
+
 def test_demo_end_to_end(capsys, tmp_path):
     out = tmp_path / "demo"
     code, table, err = run(capsys, "demo", out, "--size", "40")

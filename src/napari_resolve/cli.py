@@ -66,7 +66,8 @@ def _voxel_arg(values: Sequence[float] | None) -> tuple[float, ...] | float | No
 
 
 def _check_output(path: str | Path | None, inputs: Sequence[str | Path], overwrite: bool) -> Path | None:
-    """Refuse to write over an input, or over an existing file without --overwrite."""
+    """Refuse to write over an input, over an existing file without --overwrite, or
+    into a missing folder: checked before any work, so nothing is computed in vain."""
     if path is None:
         return None
     path = Path(path)
@@ -75,6 +76,8 @@ def _check_output(path: str | Path | None, inputs: Sequence[str | Path], overwri
             raise FileFormatError(f"The output {path} is one of the inputs; choose another output name.")
     if path.exists() and not overwrite:
         raise FileFormatError(f"{path} already exists and was left untouched; choose another name or add --overwrite.")
+    if not path.parent.is_dir():
+        raise FileFormatError(f"The folder {path.parent} does not exist. Create it first.")
     return path
 
 
@@ -301,6 +304,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("once", ResolveWarning)
             result = args.func(args)
     except ResolveError as exc:
+        print(f"napari-resolve {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            f"napari-resolve {args.command}: error: not enough memory for this volume. "
+            "Work on a smaller region or close other programs.",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as exc:  # permission denied, disk full...: the system's words suffice
         print(f"napari-resolve {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

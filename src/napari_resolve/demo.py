@@ -22,6 +22,8 @@ REPORT_NAME = "demo_report.json"
 
 def _prepare_folder(out_dir: Path) -> bool:
     """Create ``out_dir``; allow replacing files only in a folder an earlier demo made."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileFormatError(f"{out_dir} is a file, not a folder. Give the demo a folder name.")
     if out_dir.exists() and any(out_dir.iterdir()):
         if not (out_dir / REPORT_NAME).exists():
             raise FileFormatError(
