@@ -1,10 +1,15 @@
 """napari-resolve: learned resolution recovery for 3D microscopy volumes.
 
-This module never imports Qt, napari or torch, so that ``import napari_resolve``
-stays cheap for scripts and for napari's plugin discovery.
+The public API is re-exported here lazily (PEP 562): ``import napari_resolve``
+loads no Qt, napari or torch, and not even scipy, so that napari's plugin
+discovery and scripts that only read files stay quick. The first use of a
+name imports its module.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 from napari_resolve.errors import (
     FileFormatError,
@@ -15,6 +20,33 @@ from napari_resolve.errors import (
     VoxelSizeError,
 )
 
+__version__ = "0.1.0"
+
+# name -> module that defines it
+_LAZY = {
+    "Volume": "io",
+    "read_volume": "io",
+    "write_volume": "io",
+    "Normalisation": "normalisation",
+    "fit_normalisation": "normalisation",
+    "Phantom": "phantom",
+    "make_phantom": "phantom",
+    "write_phantom": "phantom",
+    "Registration": "registration",
+    "register": "registration",
+    "resample_to_grid": "resample",
+    "compare": "quality",
+    "mse": "quality",
+    "psnr": "quality",
+    "ssim": "quality",
+    "ssim_map": "quality",
+    "ms_ssim": "quality",
+    "ms_ssim_map": "quality",
+    "PoreResult": "pores",
+    "analyse_pores": "pores",
+    "iter_analyse_pores": "pores",
+}
+
 __all__ = [
     "__version__",
     "FileFormatError",
@@ -23,4 +55,28 @@ __all__ = [
     "ResolveError",
     "ResolveWarning",
     "VoxelSizeError",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'napari_resolve' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"napari_resolve.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; never executed
+    from napari_resolve.io import Volume, read_volume, write_volume  # noqa: F401
+    from napari_resolve.normalisation import Normalisation, fit_normalisation  # noqa: F401
+    from napari_resolve.phantom import Phantom, make_phantom, write_phantom  # noqa: F401
+    from napari_resolve.pores import PoreResult, analyse_pores, iter_analyse_pores  # noqa: F401
+    from napari_resolve.quality import compare, ms_ssim, ms_ssim_map, mse, psnr, ssim, ssim_map  # noqa: F401
+    from napari_resolve.registration import Registration, register  # noqa: F401
+    from napari_resolve.resample import resample_to_grid  # noqa: F401
