@@ -542,6 +542,84 @@ def register(
         if progress is not None:
             progress(msg)
 
+    geo, min_ncc = _check_inputs(lres, hres, lres_voxel_um, hres_voxel_um, min_ncc)
+    window = _search_window(geo, init_offset_um, search_radius_um)
+
+    # ---- template
+    report(f"Averaging HRES {tuple(int(h) for h in geo.hres.shape)} to LRES voxels")
+    template = area_downsample(geo.hres, geo.f, geo.nt)
+    if float(template.std()) <= 1e-12 * max(1.0, float(np.abs(template).max())):
+        raise InputError("The HRES is constant; there is nothing to locate it by.")
+
+    # ---- coarse search, fine refinement, verdict
+    coarse = _coarse_search(geo, window, template, report)
+    on_border = window.on_border(coarse.p, geo.axes)
+    report("Refining to sub-voxel precision")
+    fine = _refine(geo, template, coarse, refine_scale)
+    status, message, problems = _verdict(geo, coarse, fine, on_border, min_ncc, refine_scale)
+
+    seconds = time.perf_counter() - t_start
+    report(message)
+    return Registration(
+        offset_um=tuple(float(v) for v in fine.offset),
+        scale=tuple(float(v) for v in fine.scale),
+        ncc=float(fine.ncc),
+        status=status,
+        message=message,
+        lres_voxel_um=tuple(float(v) for v in geo.vl),
+        hres_voxel_um=tuple(float(v) for v in geo.vh),
+        coarse_offset_um=tuple(float(v) for v in geo.offset_of(coarse.p)),
+        coarse_ncc=coarse.ncc,
+        peak_ratio=float(coarse.peak_ratio),
+        inverted=bool(coarse.inverted),
+        search_lo_um=tuple(float(v) for v in geo.offset_of(window.lo)),
+        search_hi_um=tuple(float(v) for v in geo.offset_of(window.hi)),
+        refine_shift_voxels=tuple(float(v) for v in fine.shift),
+        template_shape=tuple(int(n) for n in geo.nt),
+        seconds=float(seconds),
+        problems=tuple(problems),
+    )
+
+
+# ------------------------------------------------------------ register: inputs
+
+
+@dataclass(frozen=True, eq=False)
+class _Geometry:
+    """Validated inputs of :func:`register` and where the template lies in the HRES.
+
+    Vectors are numpy arrays with one value per axis, (z, y, x) or (y, x).
+    """
+
+    lres: np.ndarray  #: the LRES, as validated by ``as_image``
+    hres: np.ndarray  #: the HRES, likewise
+    axes: str  #: axis names, ``"zyx"`` or ``"yx"``
+    vl: np.ndarray  #: LRES voxel size (um)
+    vh: np.ndarray  #: nominal HRES voxel size (um)
+    f: np.ndarray  #: HRES voxels per LRES voxel
+    nt: np.ndarray  #: template shape (LRES voxels)
+    extent_h: np.ndarray  #: HRES field (um)
+    d0: np.ndarray  #: template voxel 0 lies ``d0`` um after HRES voxel 0
+    qc: np.ndarray  #: the template centre lies ``qc`` HRES voxels after HRES voxel 0
+    half: np.ndarray  #: template centre, in template (= LRES) voxels
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
+
+    def offset_of(self, p: np.ndarray) -> np.ndarray:
+        """HRES offset (um, LRES frame) when template voxel 0 lies at LRES index ``p``."""
+        return p * self.vl - self.d0
+
+
+def _check_inputs(lres, hres, lres_voxel_um, hres_voxel_um, min_ncc) -> tuple[_Geometry, float]:
+    """Validate the arguments of :func:`register`.
+
+    Returns the :class:`_Geometry` of the HRES in the LRES and ``min_ncc`` as a
+    float; raises :class:`InputError`, :class:`VoxelSizeError` or
+    :class:`RegistrationError` as :func:`register` documents, and warns when
+    the HRES voxel is the larger one.
+    """
     lres_arr = as_image(lres, "LRES")
     hres_arr = as_image(hres, "HRES")
     if lres_arr.ndim != hres_arr.ndim:
@@ -582,217 +660,394 @@ def register(
             f"The HRES voxel {_fmt(vh, 3)} um is larger than the LRES voxel {_fmt(vl, 3)} um on "
             "some axis. Check that the two scans and their voxel sizes are not swapped.",
             ResolveWarning,
-            stacklevel=2,
+            stacklevel=3,  # the caller of register()
         )
     # Template voxel 0 lies d0 after HRES voxel 0; its centre voxel qc HRES voxels after.
     d0 = (vl - vh) / 2
     qc = (nt * f - 1) / 2
     half = (nt - 1) / 2  # template centre, in template (= LRES) voxels
+    geo = _Geometry(lres_arr, hres_arr, axes, vl, vh, f, nt, extent_h, d0, qc, half)
+    return geo, min_ncc
 
-    # ---- search window, in LRES indices of template voxel 0
-    last = L - nt  # largest index at which the template fits
-    limited_lo = np.zeros(ndim, bool)
-    limited_hi = np.zeros(ndim, bool)
+
+# ------------------------------------------------------ register: search window
+
+
+@dataclass(frozen=True, eq=False)
+class _Window:
+    """The searched LRES indices of template voxel 0: ``lo`` to ``hi`` inclusive.
+
+    ``limited_lo`` and ``limited_hi`` mark the sides (per axis) that were cut
+    by ``search_radius_um`` rather than by the LRES field.
+    """
+
+    lo: np.ndarray
+    hi: np.ndarray
+    limited_lo: np.ndarray
+    limited_hi: np.ndarray
+
+    def on_border(self, p: np.ndarray, axes: str) -> list[str]:
+        """Names of the axes on which ``p`` lies on a side limited by the radius."""
+        return [
+            axes[a]
+            for a in range(len(axes))
+            if (p[a] == self.lo[a] and self.limited_lo[a]) or (p[a] == self.hi[a] and self.limited_hi[a])
+        ]
+
+
+def _search_window(geo: _Geometry, init_offset_um, search_radius_um) -> _Window:
+    """The :class:`_Window` to search, from the optional initial offset and radius.
+
+    Without ``init_offset_um`` it is every position at which the template fits
+    in the LRES (and a ``search_radius_um`` is ignored with a warning). Raises
+    :class:`RegistrationError` when no position is both within the radius and
+    inside the LRES.
+    """
+    ndim, vl, d0 = geo.ndim, geo.vl, geo.d0
+    last = np.array(geo.lres.shape) - geo.nt  # largest index at which the template fits
     if init_offset_um is None:
         if search_radius_um is not None:
             warnings.warn(
                 "search_radius_um is ignored without init_offset_um; the whole LRES is searched.",
                 ResolveWarning,
-                stacklevel=2,
+                stacklevel=3,  # the caller of register()
             )
-        lo = np.zeros(ndim, int)
-        hi = last.copy()
+        return _Window(np.zeros(ndim, int), last.copy(), np.zeros(ndim, bool), np.zeros(ndim, bool))
+    init = np.array(_per_axis(init_offset_um, ndim, "init_offset_um", allow_negative=True))
+    if search_radius_um is None:
+        radius = np.maximum(5 * vl, 0.25 * geo.extent_h)
     else:
-        init = np.array(_per_axis(init_offset_um, ndim, "init_offset_um", allow_negative=True))
-        if search_radius_um is None:
-            radius = np.maximum(5 * vl, 0.25 * extent_h)
-        else:
-            radius = np.array(_per_axis(search_radius_um, ndim, "search_radius_um", allow_negative=False))
-        p_init = (init + d0) / vl
-        # One voxel of margin, so that a true position inside the radius never
-        # shows as a border peak.
-        want_lo = np.floor(p_init - radius / vl).astype(int) - 1
-        want_hi = np.ceil(p_init + radius / vl).astype(int) + 1
-        lo = np.maximum(want_lo, 0)
-        hi = np.minimum(want_hi, last)
-        limited_lo = want_lo > 0
-        limited_hi = want_hi < last
-        if np.any(lo > hi):
-            raise RegistrationError(
-                f"The HRES cannot lie within {_fmt(radius, 1)} um of init_offset_um {_fmt(init, 1)} "
-                f"and inside the LRES field: offsets from {_fmt(-d0, 1)} to "
-                f"{_fmt(last * vl - d0, 1)} um are possible. Check the initial offset, its "
-                "units (um, LRES frame) and the voxel sizes, or search without it."
-            )
-    search_lo_um = tuple(float(v) for v in lo * vl - d0)
-    search_hi_um = tuple(float(v) for v in hi * vl - d0)
+        radius = np.array(_per_axis(search_radius_um, ndim, "search_radius_um", allow_negative=False))
+    p_init = (init + d0) / vl
+    # One voxel of margin, so that a true position inside the radius never
+    # shows as a border peak.
+    want_lo = np.floor(p_init - radius / vl).astype(int) - 1
+    want_hi = np.ceil(p_init + radius / vl).astype(int) + 1
+    lo = np.maximum(want_lo, 0)
+    hi = np.minimum(want_hi, last)
+    if np.any(lo > hi):
+        raise RegistrationError(
+            f"The HRES cannot lie within {_fmt(radius, 1)} um of init_offset_um {_fmt(init, 1)} "
+            f"and inside the LRES field: offsets from {_fmt(-d0, 1)} to "
+            f"{_fmt(last * vl - d0, 1)} um are possible. Check the initial offset, its "
+            "units (um, LRES frame) and the voxel sizes, or search without it."
+        )
+    return _Window(lo, hi, want_lo > 0, want_hi < last)
 
-    # ---- template
-    report(f"Averaging HRES {tuple(int(h) for h in H)} to LRES voxels")
-    template = area_downsample(hres_arr, f, nt)
-    if float(template.std()) <= 1e-12 * max(1.0, float(np.abs(template).max())):
-        raise InputError("The HRES is constant; there is nothing to locate it by.")
 
-    # ---- coarse search
+# ------------------------------------------------------- register: coarse search
+
+
+@dataclass(frozen=True, eq=False)
+class _CoarseMap:
+    """NCC map around the best match, from the direct or the pyramid search.
+
+    ``fine_map`` is the sign-corrected full-resolution NCC map (its maximum is
+    the best match) whose element 0 lies at window index ``origin``.
+    """
+
+    best: float  #: sign-corrected NCC of the best peak
+    second: float  #: sign-corrected NCC of the best separate peak (-inf if none)
+    sign: float  #: -1.0 for inverted contrast, else 1.0
+    fine_map: np.ndarray
+    origin: np.ndarray
+
+
+@dataclass(frozen=True, eq=False)
+class _Coarse:
+    """Result of the coarse search (whole LRES voxels, plus a parabola fit)."""
+
+    p: np.ndarray  #: LRES index of template voxel 0 at the best peak
+    delta: np.ndarray  #: sub-voxel parabola offset of the peak (LRES voxels)
+    ncc: float  #: NCC at ``p``
+    peak_ratio: float  #: best separate peak / best peak (1 when the best is not positive)
+    sign: float  #: -1.0 for inverted contrast, else 1.0
+
+    @property
+    def inverted(self) -> bool:
+        return self.sign < 0
+
+
+def _coarse_search(
+    geo: _Geometry, window: _Window, template: np.ndarray, report: Callable[[str], None]
+) -> _Coarse:
+    """Template-match over the search window, on a pyramid level if it is too large.
+
+    Takes the geometry, the :class:`_Window` and the template (LRES voxels);
+    returns the best peak as a :class:`_Coarse`.
+    """
+    lo, hi, nt = window.lo, window.hi, geo.nt
     n_positions = int(np.prod(hi - lo + 1))
-    window = lres_arr[tuple(slice(a, b + n) for a, b, n in zip(lo, hi, nt))]
+    region = geo.lres[tuple(slice(a, b + n) for a, b, n in zip(lo, hi, nt))]
     # Pyramid: halve axes (keeping 6+ template voxels) until one FFT is affordable.
-    level = np.ones(ndim, int)
-    while window.size / np.prod(level) > MAX_SEARCH_VOXELS:
+    level = np.ones(geo.ndim, int)
+    while region.size / np.prod(level) > MAX_SEARCH_VOXELS:
         can = nt // (2 * level) >= 6
         if not can.any():
             break
         level[can] *= 2
     if np.all(level == 1):
         report(f"Searching {n_positions} positions")
-        coarse_map = _match(window, template)
-        best_pos = np.unravel_index(coarse_map.argmax(), coarse_map.shape)
-        best_neg = np.unravel_index(coarse_map.argmin(), coarse_map.shape)
-        inverted = bool(-coarse_map[best_neg] > coarse_map[best_pos])
-        sign = -1.0 if inverted else 1.0
-        coarse_peak = np.array(best_neg if inverted else best_pos)
-        best_value = sign * float(coarse_map[tuple(coarse_peak)])
-        second = _second_peak(np.abs(coarse_map), tuple(coarse_peak), (3,) * ndim)
-        fine_map, fine_origin = sign * coarse_map, np.zeros(ndim, int)
+        found = _match_direct(region, template)
     else:
         report(f"Searching {n_positions} positions on a 1:{'x'.join(map(str, level))} pyramid level")
-        coarse_map = _match(_block_mean(window, level), _block_mean(template, level))
-        # The few best pyramid peaks are each re-matched at full resolution (blocks
-        # may be misaligned by up to a block), so that a template made small by the
-        # pyramid cannot pick a wrong peak.
-        candidates = []
-        for c in _top_peaks(np.abs(coarse_map), PYRAMID_CANDIDATES, exclude=2):
-            c_sign = 1.0 if coarse_map[tuple(c)] >= 0 else -1.0
-            origin = np.maximum(c * level - level, 0)
-            sub_hi = np.minimum(c * level + level, hi - lo)
-            sub = window[tuple(slice(a, b + n) for a, b, n in zip(origin, sub_hi, nt))]
-            m = c_sign * _match(sub, template)
-            local = np.array(np.unravel_index(m.argmax(), m.shape))
-            candidates.append((float(m[tuple(local)]), c_sign, origin, m, origin + local))
-        candidates.sort(key=lambda t: -t[0])
-        best_value, sign, fine_origin, fine_map, best_at = candidates[0]
-        inverted = sign < 0
-        others = [v for v, _, _, _, at in candidates[1:] if np.max(np.abs(at - best_at)) > 3]
-        second = max(others, default=float("-inf"))
-    peak_ratio = max(0.0, second / best_value) if best_value > 0 else 1.0
+        found = _match_pyramid(region, template, level, hi - lo)
+    best_value, fine_map = found.best, found.fine_map
+    peak_ratio = max(0.0, found.second / best_value) if best_value > 0 else 1.0
     local = np.array(np.unravel_index(fine_map.argmax(), fine_map.shape))
-    coarse_ncc = float(fine_map[tuple(local)])
-    delta = _parabola(fine_map, tuple(local))
-    p_coarse = lo + fine_origin + local  # LRES index of template voxel 0
-    coarse_offset = p_coarse * vl - d0
-    on_border = [
-        axes[a]
-        for a in range(ndim)
-        if (p_coarse[a] == lo[a] and limited_lo[a]) or (p_coarse[a] == hi[a] and limited_hi[a])
-    ]
+    return _Coarse(
+        p=lo + found.origin + local,
+        delta=_parabola(fine_map, tuple(local)),
+        ncc=float(fine_map[tuple(local)]),
+        peak_ratio=peak_ratio,
+        sign=found.sign,
+    )
 
-    # ---- fine refinement
-    report("Refining to sub-voxel precision")
-    centre0 = p_coarse + half  # LRES index of the template centre, coarse
-    margin = math.ceil(REFINE_SHIFT_BOUND + SCALE_BOUND * float(half.max())) + 4
-    c_lo = np.maximum(np.floor(p_coarse - margin).astype(int), 0)
-    c_hi = np.minimum(np.ceil(p_coarse + nt - 1 + margin).astype(int) + 1, L)
-    crop = lres_arr[tuple(slice(a, b) for a, b in zip(c_lo, c_hi))]
-    crop = crop.astype(np.float64)
-    coeffs_raw = ndimage.spline_filter(crop, order=3, mode="mirror")
-    # Smooth the LRES and the template alike, and compare only template voxels
-    # whose smoothed value needs no data from outside the HRES: both sides are
-    # then the same functional of the scene, which keeps the optimum unbiased.
-    reach = math.ceil(_SMOOTH_TRUNCATE * REFINE_SMOOTH)
-    sigma = np.where(nt >= 2 * reach + 4, REFINE_SMOOTH, 0.0)
-    trim = np.where(sigma > 0, reach, 0)
-    smoothed = ndimage.gaussian_filter(crop, sigma, mode="mirror", truncate=_SMOOTH_TRUNCATE)
-    coeffs_smooth = ndimage.spline_filter(smoothed, order=3, mode="mirror")
-    t_smooth = ndimage.gaussian_filter(template, sigma, mode="mirror", truncate=_SMOOTH_TRUNCATE)
 
-    def prepare(values: np.ndarray, trim: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], tuple]:
-        inner = np.array(values.shape) - 2 * trim
-        stride = np.ones(ndim, int)
-        while np.prod(np.ceil(inner / stride)) > MAX_REFINE_POINTS:
-            stride[np.argmax(inner / stride)] += 1
-        sel = tuple(slice(t, n - t, s) for t, n, s in zip(trim, values.shape, stride))
-        tv = values[sel]
-        vec = (tv - tv.mean()).ravel()
-        vec /= max(math.sqrt(float(np.square(vec).sum())), 1e-300)
-        # Template voxel positions relative to the template centre.
-        rel = [np.arange(n)[s] - h for n, s, h in zip(nt, sel, half)]
-        return vec, rel, tv.shape
+def _match_direct(region: np.ndarray, template: np.ndarray) -> _CoarseMap:
+    """NCC of ``template`` at every position in ``region``, in one FFT.
 
-    tvec_smooth, rel_smooth, shape_smooth = prepare(t_smooth, trim)
-    tvec_raw, rel_raw, shape_raw = prepare(template, np.zeros(ndim, int))
-    scale_unit = np.maximum(half, 1.0)  # a unit of the scale parameter moves the edge one voxel
+    A negative peak stronger than every positive one means inverted contrast.
+    """
+    coarse_map = _match(region, template)
+    best_pos = np.unravel_index(coarse_map.argmax(), coarse_map.shape)
+    best_neg = np.unravel_index(coarse_map.argmin(), coarse_map.shape)
+    inverted = bool(-coarse_map[best_neg] > coarse_map[best_pos])
+    sign = -1.0 if inverted else 1.0
+    coarse_peak = np.array(best_neg if inverted else best_pos)
+    best_value = sign * float(coarse_map[tuple(coarse_peak)])
+    second = _second_peak(np.abs(coarse_map), tuple(coarse_peak), (3,) * region.ndim)
+    return _CoarseMap(best_value, second, sign, sign * coarse_map, np.zeros(region.ndim, int))
 
-    # The scale of an axis only 4 or more template voxels long is measurable.
-    scale_axes = [a for a in range(ndim) if nt[a] >= 4] if refine_scale else []
 
-    def unpack(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        shift = x[:ndim]
-        k = np.ones(ndim)
-        k[scale_axes] += x[ndim:] / scale_unit[scale_axes]
+def _match_pyramid(
+    region: np.ndarray, template: np.ndarray, level: np.ndarray, last: np.ndarray
+) -> _CoarseMap:
+    """Match on a block-mean pyramid ``level``, then re-match the best peaks in full.
+
+    ``last`` is the largest position of template voxel 0 in ``region``.
+    """
+    nt = template.shape
+    coarse_map = _match(_block_mean(region, level), _block_mean(template, level))
+    # The few best pyramid peaks are each re-matched at full resolution (blocks
+    # may be misaligned by up to a block), so that a template made small by the
+    # pyramid cannot pick a wrong peak.
+    candidates = []
+    for c in _top_peaks(np.abs(coarse_map), PYRAMID_CANDIDATES, exclude=2):
+        c_sign = 1.0 if coarse_map[tuple(c)] >= 0 else -1.0
+        origin = np.maximum(c * level - level, 0)
+        sub_hi = np.minimum(c * level + level, last)
+        sub = region[tuple(slice(a, b + n) for a, b, n in zip(origin, sub_hi, nt))]
+        m = c_sign * _match(sub, template)
+        local = np.array(np.unravel_index(m.argmax(), m.shape))
+        candidates.append((float(m[tuple(local)]), c_sign, origin, m, origin + local))
+    candidates.sort(key=lambda t: -t[0])
+    best_value, sign, fine_origin, fine_map, best_at = candidates[0]
+    others = [v for v, _, _, _, at in candidates[1:] if np.max(np.abs(at - best_at)) > 3]
+    second = max(others, default=float("-inf"))
+    return _CoarseMap(best_value, second, sign, fine_map, fine_origin)
+
+
+# ---------------------------------------------------------- register: refinement
+
+
+@dataclass(frozen=True, eq=False)
+class _Samples:
+    """One side of the refinement's NCC: LRES spline coefficients and template samples.
+
+    ``tvec`` holds the selected template voxels, centred and of unit norm;
+    ``rel`` their positions per axis relative to the template centre (template
+    voxels); ``shape`` the shape of that selection.
+    """
+
+    coeffs: np.ndarray
+    tvec: np.ndarray
+    rel: list[np.ndarray]
+    shape: tuple[int, ...]
+
+
+def _template_samples(coeffs: np.ndarray, values: np.ndarray, trim: np.ndarray, half: np.ndarray) -> _Samples:
+    """The template side of the refinement's NCC, paired with the LRES ``coeffs``.
+
+    Takes the template ``values`` less a rim of ``trim`` voxels, on a regular
+    subset of at most :data:`MAX_REFINE_POINTS` voxels, and the template
+    centre ``half``; returns them as :class:`_Samples`.
+    """
+    ndim = values.ndim
+    inner = np.array(values.shape) - 2 * trim
+    stride = np.ones(ndim, int)
+    while np.prod(np.ceil(inner / stride)) > MAX_REFINE_POINTS:
+        stride[np.argmax(inner / stride)] += 1
+    sel = tuple(slice(t, n - t, s) for t, n, s in zip(trim, values.shape, stride))
+    tv = values[sel]
+    vec = (tv - tv.mean()).ravel()
+    vec /= max(math.sqrt(float(np.square(vec).sum())), 1e-300)
+    # Template voxel positions relative to the template centre.
+    rel = [np.arange(n)[s] - h for n, s, h in zip(values.shape, sel, half)]
+    return _Samples(coeffs, vec, rel, tv.shape)
+
+
+class _NccObjective:
+    """The refinement's NCC as a function of the parameter vector ``x``.
+
+    ``x`` is the shift of the template from the coarse position (LRES voxels,
+    one per axis), followed by one scale parameter per axis in ``scale_axes``
+    (in units that move the template edge by one voxel). The LRES around the
+    coarse position is cropped and turned into cubic B-spline coefficients
+    once, both raw and smoothed (see the module docstring).
+    """
+
+    def __init__(
+        self, geo: _Geometry, template: np.ndarray, p_coarse: np.ndarray, sign: float, scale_axes: list[int]
+    ) -> None:
+        ndim, nt, half = geo.ndim, geo.nt, geo.half
+        self.ndim, self.sign, self.scale_axes = ndim, sign, scale_axes
+        self.centre0 = p_coarse + half  # LRES index of the template centre, coarse
+        self.scale_unit = np.maximum(half, 1.0)  # a unit of the scale parameter moves the edge one voxel
+        margin = math.ceil(REFINE_SHIFT_BOUND + SCALE_BOUND * float(half.max())) + 4
+        self.c_lo = np.maximum(np.floor(p_coarse - margin).astype(int), 0)
+        c_hi = np.minimum(np.ceil(p_coarse + nt - 1 + margin).astype(int) + 1, np.array(geo.lres.shape))
+        crop = geo.lres[tuple(slice(a, b) for a, b in zip(self.c_lo, c_hi))]
+        crop = crop.astype(np.float64)
+        coeffs_raw = ndimage.spline_filter(crop, order=3, mode="mirror")
+        # Smooth the LRES and the template alike, and compare only template voxels
+        # whose smoothed value needs no data from outside the HRES: both sides are
+        # then the same functional of the scene, which keeps the optimum unbiased.
+        reach = math.ceil(_SMOOTH_TRUNCATE * REFINE_SMOOTH)
+        sigma = np.where(nt >= 2 * reach + 4, REFINE_SMOOTH, 0.0)
+        trim = np.where(sigma > 0, reach, 0)
+        smoothed = ndimage.gaussian_filter(crop, sigma, mode="mirror", truncate=_SMOOTH_TRUNCATE)
+        coeffs_smooth = ndimage.spline_filter(smoothed, order=3, mode="mirror")
+        t_smooth = ndimage.gaussian_filter(template, sigma, mode="mirror", truncate=_SMOOTH_TRUNCATE)
+        self.smooth = _template_samples(coeffs_smooth, t_smooth, trim, half)
+        self.raw = _template_samples(coeffs_raw, template, np.zeros(ndim, int), half)
+
+    def unpack(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The shift (LRES voxels) and the scale factor per axis encoded in ``x``."""
+        shift = x[: self.ndim]
+        k = np.ones(self.ndim)
+        k[self.scale_axes] += x[self.ndim :] / self.scale_unit[self.scale_axes]
         return shift, k
 
-    def ncc_at(x: np.ndarray, smooth: bool = True) -> float:
-        if smooth:
-            coeffs, tvec, rel, grid_shape = coeffs_smooth, tvec_smooth, rel_smooth, shape_smooth
-        else:
-            coeffs, tvec, rel, grid_shape = coeffs_raw, tvec_raw, rel_raw, shape_raw
-        shift, k = unpack(x)
-        coords = np.empty((ndim,) + grid_shape)
-        for a in range(ndim):
-            axis_coords = centre0[a] + shift[a] + rel[a] * k[a] - c_lo[a]
-            shape = [1] * ndim
+    def ncc(self, x: np.ndarray, smooth: bool = True) -> float:
+        """Sign-corrected NCC at ``x``, on the smoothed or the raw data."""
+        s = self.smooth if smooth else self.raw
+        shift, k = self.unpack(x)
+        coords = np.empty((self.ndim,) + s.shape)
+        for a in range(self.ndim):
+            axis_coords = self.centre0[a] + shift[a] + s.rel[a] * k[a] - self.c_lo[a]
+            shape = [1] * self.ndim
             shape[a] = -1
             coords[a] = axis_coords.reshape(shape)
-        v = ndimage.map_coordinates(coeffs, coords, order=3, mode="mirror", prefilter=False).ravel()
+        v = ndimage.map_coordinates(s.coeffs, coords, order=3, mode="mirror", prefilter=False).ravel()
         v -= v.mean()
         # Plain reductions, not BLAS: multithreaded BLAS on small vectors is
         # much slower on a busy machine.
         norm = math.sqrt(float(np.square(v).sum()))
         if norm <= 0:
             return 0.0
-        return sign * float((tvec * v).sum()) / norm
+        return self.sign * float((s.tvec * v).sum()) / norm
 
-    x0 = np.concatenate([delta, np.zeros(len(scale_axes))])
+    def neg_ncc(self, x: np.ndarray) -> float:
+        """``-ncc(x)`` on the smoothed data: the function to minimise."""
+        return -self.ncc(x)
+
+
+@dataclass(frozen=True, eq=False)
+class _Fine:
+    """Result of the sub-voxel refinement."""
+
+    offset: np.ndarray  #: HRES offset (um, LRES frame)
+    scale: np.ndarray  #: HRES voxel size (um)
+    shift: np.ndarray  #: shift from the coarse position (LRES voxels)
+    ncc: float  #: NCC on the raw data, whole template
+    hit_shift_bound: np.ndarray  #: per axis, whether the shift ended at its bound
+    hit_scale_bound: bool  #: whether some scale parameter ended at its bound
+
+
+def _refine(geo: _Geometry, template: np.ndarray, coarse: _Coarse, refine_scale: bool) -> _Fine:
+    """Maximise the NCC by Nelder-Mead from the coarse peak's parabola fit.
+
+    Takes the geometry, the template (LRES voxels) and the :class:`_Coarse`
+    result; returns the optimised offset, scale and NCC as a :class:`_Fine`.
+    """
+    ndim = geo.ndim
+    # The scale of an axis only 4 or more template voxels long is measurable.
+    scale_axes = [a for a in range(ndim) if geo.nt[a] >= 4] if refine_scale else []
+    objective = _NccObjective(geo, template, coarse.p, coarse.sign, scale_axes)
+    scale_unit = objective.scale_unit
+
+    x0 = np.concatenate([coarse.delta, np.zeros(len(scale_axes))])
     bounds = [(-REFINE_SHIFT_BOUND, REFINE_SHIFT_BOUND)] * ndim
     bounds += [(-SCALE_BOUND * scale_unit[a], SCALE_BOUND * scale_unit[a]) for a in scale_axes]
     lower = np.array([b[0] for b in bounds])
     upper = np.array([b[1] for b in bounds])
 
-    def simplex(x: np.ndarray, step: float) -> np.ndarray:
-        # Step away from the nearer bound so that no vertex is clipped onto another.
-        pts = [x]
-        for i in range(len(x)):
-            e = np.zeros(len(x))
-            e[i] = step if x[i] + step <= upper[i] else -step
-            pts.append(np.clip(x + e, lower, upper))
-        return np.array(pts)
-
-    def neg_ncc(x: np.ndarray) -> float:
-        return -ncc_at(x)
-
     res = optimize.minimize(
-        neg_ncc,
+        objective.neg_ncc,
         x0,
         method="Nelder-Mead",
         bounds=bounds,
-        options={"initial_simplex": simplex(x0, 0.25), "xatol": 1e-3, "fatol": 1e-6, "maxiter": 2000},
+        options={
+            "initial_simplex": _simplex(x0, 0.25, lower, upper),
+            "xatol": 1e-3,
+            "fatol": 1e-6,
+            "maxiter": 2000,
+        },
     )
     # A restart from the optimum guards against a collapsed simplex.
     res2 = optimize.minimize(
-        neg_ncc,
+        objective.neg_ncc,
         res.x,
         method="Nelder-Mead",
         bounds=bounds,
-        options={"initial_simplex": simplex(res.x, 0.1), "xatol": 1e-4, "fatol": 1e-7, "maxiter": 2000},
+        options={
+            "initial_simplex": _simplex(res.x, 0.1, lower, upper),
+            "xatol": 1e-4,
+            "fatol": 1e-7,
+            "maxiter": 2000,
+        },
     )
     x_best = res2.x if res2.fun <= res.fun else res.x
-    ncc = ncc_at(x_best, smooth=False)
-    shift, k = unpack(x_best)
-    scale = vh * k
-    centre_um = (centre0 + shift) * vl
-    offset = centre_um - qc * scale
+    ncc = objective.ncc(x_best, smooth=False)
+    shift, k = objective.unpack(x_best)
+    scale = geo.vh * k
+    centre_um = (objective.centre0 + shift) * geo.vl
+    offset = centre_um - geo.qc * scale
+    hit = np.isclose(np.abs(x_best), upper, rtol=0, atol=1e-3)
+    return _Fine(offset, scale, shift, ncc, hit[:ndim], bool(np.any(hit[ndim:])))
 
-    # ---- verdict
+
+def _simplex(x: np.ndarray, step: float, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Initial Nelder-Mead simplex: ``x`` and one vertex ``step`` away per parameter."""
+    # Step away from the nearer bound so that no vertex is clipped onto another.
+    pts = [x]
+    for i in range(len(x)):
+        e = np.zeros(len(x))
+        e[i] = step if x[i] + step <= upper[i] else -step
+        pts.append(np.clip(x + e, lower, upper))
+    return np.array(pts)
+
+
+# ------------------------------------------------------------- register: verdict
+
+
+def _verdict(
+    geo: _Geometry,
+    coarse: _Coarse,
+    fine: _Fine,
+    on_border: list[str],
+    min_ncc: float,
+    refine_scale: bool,
+) -> tuple[str, str, list[str]]:
+    """Judge the match: returns ``(status, message, problems)``.
+
+    ``status`` is ``"unreliable"`` when any problem was found (low NCC, peak
+    on a radius-limited border, ambiguous peaks, refinement ran away), else
+    ``"ok"``; ``message`` says what was found, and for an unreliable result
+    what to do.
+    """
+    axes, ncc, peak_ratio, shift = geo.axes, fine.ncc, coarse.peak_ratio, fine.shift
     problems: list[str] = []
     advice: list[str] = []
     if ncc < min_ncc:
@@ -810,23 +1065,22 @@ def register(
         problems.append(f"the match is ambiguous: a separate peak reaches {peak_ratio:.0%} of the best one")
         advice.append("give init_offset_um with a search_radius_um that excludes the other match")
     moved = np.abs(shift) > MAX_REFINE_SHIFT
-    hit = np.isclose(np.abs(x_best), [b[1] for b in bounds], rtol=0, atol=1e-3)
-    if np.any(moved) or np.any(hit):
+    if np.any(moved) or np.any(fine.hit_shift_bound) or fine.hit_scale_bound:
         what = []
-        if np.any(moved | hit[:ndim]):
+        if np.any(moved | fine.hit_shift_bound):
             what.append(
                 f"moved {_fmt(shift)} LRES voxels ({', '.join(axes)}) from the coarse match, "
                 f"more than the {MAX_REFINE_SHIFT} allowed"
             )
-        if np.any(hit[ndim:]):
+        if fine.hit_scale_bound:
             what.append(f"hit the +-{SCALE_BOUND:.0%} limit of the voxel size refinement")
         problems.append("the sub-voxel refinement ran away (" + "; ".join(what) + ")")
         advice.append("check the voxel sizes, and try refine_scale if they may be inexact")
-    if inverted:
+    if coarse.inverted:
         note = " The HRES matched with inverted contrast."
     else:
         note = ""
-    pos = f"{_fmt(offset)} um"
+    pos = f"{_fmt(fine.offset)} um"
     if problems:
         status = "unreliable"
         unique_advice = list(dict.fromkeys(advice))
@@ -838,28 +1092,8 @@ def register(
         status = "ok"
         message = (
             f"HRES located: voxel 0 at {pos} ({', '.join(axes)}), NCC {ncc:.2f}"
-            + (f", scale {_fmt(scale, 4)} um" if refine_scale else "")
+            + (f", scale {_fmt(fine.scale, 4)} um" if refine_scale else "")
             + f"; best other peak {peak_ratio:.0%} of the match."
             + note
         )
-    seconds = time.perf_counter() - t_start
-    report(message)
-    return Registration(
-        offset_um=tuple(float(v) for v in offset),
-        scale=tuple(float(v) for v in scale),
-        ncc=float(ncc),
-        status=status,
-        message=message,
-        lres_voxel_um=tuple(float(v) for v in vl),
-        hres_voxel_um=tuple(float(v) for v in vh),
-        coarse_offset_um=tuple(float(v) for v in coarse_offset),
-        coarse_ncc=coarse_ncc,
-        peak_ratio=float(peak_ratio),
-        inverted=bool(inverted),
-        search_lo_um=search_lo_um,
-        search_hi_um=search_hi_um,
-        refine_shift_voxels=tuple(float(v) for v in shift),
-        template_shape=tuple(int(n) for n in nt),
-        seconds=float(seconds),
-        problems=tuple(problems),
-    )
+    return status, message, problems
