@@ -10,10 +10,16 @@ from napari_resolve.cli import main
 from napari_resolve.io import read_volume
 
 
+def _strict(token):
+    raise ValueError(f"{token} is not strict JSON")
+
+
 def run(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
-    return code, (json.loads(out) if code == 0 and out.strip().startswith("{") else out), err
+    if code == 0 and out.strip().startswith("{"):
+        out = json.loads(out, parse_constant=_strict)
+    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +80,23 @@ def test_quality_identical_and_map(foam, capsys, tmp_path):
     code, result, _ = run(capsys, "quality", foam / "hres.tif", foam / "hres.tif", "--map", qmap)
     assert code == 0
     assert result["ssim"] == pytest.approx(1.0) and result["ms_ssim"] == pytest.approx(1.0)
-    assert result["mse"] == 0
+    assert result["mse"] == 0 and result["psnr"] is None  # infinite: printed as strict JSON null
     m = read_volume(qmap)
     assert m.voxel_um == (1.0, 1.0, 1.0) and np.allclose(m.data, 1.0, atol=1e-6)
 
 
 def test_quality_shape_mismatch(foam, capsys):
-    code, _, err = run(capsys, "quality", foam / "lres.tif", foam / "hres.tif")
+    code, _, err = run(capsys, "quality", foam / "truth.tif", foam / "hres.tif")  # both 1 um voxels
     assert code == 2 and "shape" in err
+
+
+def test_quality_voxel_size_mismatch(foam, capsys, tmp_path):
+    from napari_resolve.io import write_volume
+
+    data = np.asarray(read_volume(foam / "hres.tif").data)
+    other = write_volume(tmp_path / "coarse.tif", data, 3.0)
+    code, _, err = run(capsys, "quality", other, foam / "hres.tif")
+    assert code == 2 and "same grid" in err
 
 
 def test_pores_on_truth(foam, capsys, tmp_path):

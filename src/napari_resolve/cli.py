@@ -44,8 +44,23 @@ _DEFAULT_SHOWWARNING = warnings.showwarning
 
 
 def emit(payload: dict) -> None:
-    """The command's result: one JSON object on stdout."""
-    print(json.dumps(payload, indent=2, default=_json_default))
+    """The command's result: one strict JSON object on stdout.
+
+    Non-finite numbers become ``null`` (e.g. the PSNR of identical images is
+    infinite), because ``Infinity`` and ``NaN`` are not JSON and strict
+    parsers reject them.
+    """
+    print(json.dumps(_finite(payload), indent=2, default=_json_default, allow_nan=False))
+
+
+def _finite(value):
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(obj):
@@ -160,6 +175,11 @@ def cmd_quality(args: argparse.Namespace) -> dict:
     outs = [_check_output(p, [args.pred, args.ref], args.overwrite) for p in (args.map, args.ssim_map)]
     pred = _read(args.pred, None, "PRED", need_voxel=False)
     ref = _read(args.ref, None, "REF", need_voxel=False)
+    if pred.voxel_um and ref.voxel_um and not np.allclose(pred.voxel_um, ref.voxel_um, rtol=1e-3):
+        raise InputError(
+            f"PRED has voxels of {pred.voxel_um} um but REF of {ref.voxel_um} um: they must be on "
+            "the same grid to be compared voxel by voxel. Resample one onto the other first."
+        )
     p, r = np.asarray(pred.data), np.asarray(ref.data)
     result = compare(p, r, data_range=args.data_range)
     voxel = ref.voxel_um or pred.voxel_um or 1.0
