@@ -50,27 +50,9 @@ def emit(payload: dict) -> None:
     infinite), because ``Infinity`` and ``NaN`` are not JSON and strict
     parsers reject them.
     """
-    print(json.dumps(_finite(payload), indent=2, default=_json_default, allow_nan=False))
+    from napari_resolve.io import json_safe
 
-
-def _finite(value):
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
-        return None
-    return value
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+    print(json.dumps(json_safe(payload), indent=2, allow_nan=False))
 
 
 def _voxel_arg(values: Sequence[float] | None) -> tuple[float, ...] | float | None:

@@ -487,9 +487,29 @@ def _write_zarr(path: Path, data, voxel, origin, chunks) -> None:
         array[z : z + step] = np.asarray(data[z : z + step])
 
 
+def json_safe(value):
+    """``value`` made JSON-ready: numpy values and paths made plain, non-finite floats ``None``.
+
+    ``Infinity`` and ``NaN`` are not JSON; strict parsers reject them.
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
 def write_json(path: str | os.PathLike, payload: dict, *, overwrite: bool = True) -> Path:
-    """Write a JSON file atomically (``overwrite`` defaults to True for reports)."""
+    """Write strict JSON atomically (``overwrite`` defaults to True for reports)."""
     path = Path(path)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        tmp.write_text(json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n")
     return path
