@@ -31,6 +31,14 @@ def test_manifest_from_current_install_is_valid():
     assert {c.id for c in manifest.contributions.commands} == EXPECTED
 
 
+def test_npe2_validate_passes():
+    npe2 = Path(sys.executable).with_name("npe2")
+    cmd = [str(npe2)] if npe2.exists() else [sys.executable, "-m", "npe2"]
+    out = subprocess.run([*cmd, "validate", "napari-resolve"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "valid" in out.stdout
+
+
 def test_manifest_from_built_wheel(tmp_path):
     pytest.importorskip("build")
     pytest.importorskip("hatchling")
