@@ -329,37 +329,13 @@ def pore_table(labels, voxel_um) -> dict[str, np.ndarray]:
     return _drain(_iter_table(lab.astype(np.int64, copy=False), voxel))
 
 
-def analyse_pores(
-    image,
-    voxel_um,
-    *,
-    threshold="otsu",
-    pores_are="dark",
-    sample_mask="auto",
-    closing_radius=1,
-    split=True,
-    edge_kill=True,
-    min_volume_voxels=None,
-    split_h_um=None,
-) -> PoreResult:
-    """Segment pores and measure them (synchronous twin of :func:`iter_analyse_pores`).
+def analyse_pores(image, voxel_um, **options) -> PoreResult:
+    """Segment pores and measure them: :func:`iter_analyse_pores` run to its end.
 
-    See :func:`iter_analyse_pores` for the parameters.
+    Takes the same arguments (forwarded, so the two signatures cannot drift
+    apart) and returns its :class:`PoreResult`.
     """
-    return _drain(
-        iter_analyse_pores(
-            image,
-            voxel_um,
-            threshold=threshold,
-            pores_are=pores_are,
-            sample_mask=sample_mask,
-            closing_radius=closing_radius,
-            split=split,
-            edge_kill=edge_kill,
-            min_volume_voxels=min_volume_voxels,
-            split_h_um=split_h_um,
-        )
-    )
+    return _drain(iter_analyse_pores(image, voxel_um, **options))
 
 
 def iter_analyse_pores(
