@@ -250,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_phantom)
 
     p = sub.add_parser("register", help="locate HRES inside LRES; prints offset_um, scale, ncc, status")
-    p.add_argument("lres")
-    p.add_argument("hres")
+    p.add_argument("lres", help="low-resolution scan of the whole field (TIFF, OME-TIFF or zarr)")
+    p.add_argument("hres", help="high-resolution scan of a sub-volume (same formats)")
     p.add_argument("--lres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
     p.add_argument("--hres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
     p.add_argument("--init-offset", type=float, nargs="+", metavar="UM",
@@ -265,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_register)
 
     p = sub.add_parser("quality", help="MSE, PSNR, SSIM, MS-SSIM of PRED against REF (same shape)")
-    p.add_argument("pred")
-    p.add_argument("ref")
+    p.add_argument("pred", help="the image to judge (e.g. an upscaled volume)")
+    p.add_argument("ref", help="the reference on the same grid (e.g. HRES or truth)")
     p.add_argument("--map", help="write the full-size MS-SSIM map (OME-TIFF) here")
     p.add_argument("--ssim-map", help="write the full-size SSIM map here")
     p.add_argument("--data-range", type=float, default=None,
@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_quality)
 
     p = sub.add_parser("pores", help="segment pores; prints porosity, count, mean diameter, sphericity")
-    p.add_argument("image")
+    p.add_argument("image", help="grey-value image or volume (TIFF, OME-TIFF or zarr)")
     p.add_argument("--voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
     p.add_argument("--threshold", default="otsu", help="'otsu' (default) or a grey value")
     p.add_argument("--pores-are", choices=("dark", "bright"), default="dark")
@@ -288,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_pores)
 
     p = sub.add_parser("demo", help="run the workflow on a built-in foam phantom")
-    p.add_argument("out_dir", nargs="?", default="napari-resolve-demo")
+    p.add_argument("out_dir", nargs="?", default="napari-resolve-demo",
+                   help="output folder (default ./napari-resolve-demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=64, help="LRES voxels a side (default 64)")
     p.add_argument("--ratio", type=int, default=3)
