@@ -23,6 +23,7 @@ that fills the field.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,8 +136,15 @@ def _place_pores(
     n_target = max(1, int(porosity * field_volume / (unit * mean_r_pow)))
     radii = np.sort(np.exp(rng.uniform(np.log(lo), np.log(hi), n_target)))[::-1]
 
-    centres = np.empty((0, ndim))
-    kept = np.empty(0)
+    # Pores are checked only against those in the neighbouring cells of a grid
+    # whose cell is the largest distance at which two pores can overlap; checking
+    # every placed pore made placement quadratic (38 s for a 384^3 field).
+    cell = 2 * float(radii.max()) + gap
+    grid: dict[tuple[int, ...], list[int]] = {}
+    neighbours = np.array(list(itertools.product((-1, 0, 1), repeat=ndim)))
+    centres = np.empty((len(radii), ndim))
+    kept = np.empty(len(radii))
+    n = 0
     centre_yx = np.array(fine_shape[-2:]) / 2 - 0.5
     shape = np.array(fine_shape, dtype=float)
     for r in radii:
@@ -150,14 +158,15 @@ def _place_pores(
             else:
                 if np.any(c - r < 0) or np.any(c + r > shape - 1):
                     continue
-            if len(kept) and np.any(
-                np.linalg.norm(centres - c, axis=1) < kept + r + gap
-            ):
+            keys = (np.floor(c / cell).astype(int) + neighbours).tolist()
+            near = [i for k in keys for i in grid.get(tuple(k), ())]
+            if near and np.any(np.linalg.norm(centres[near] - c, axis=1) < kept[near] + r + gap):
                 continue
-            centres = np.vstack([centres, c])
-            kept = np.append(kept, r)
+            centres[n], kept[n] = c, r
+            grid.setdefault(tuple(keys[len(keys) // 2]), []).append(n)  # the centre cell
+            n += 1
             break
-    return centres, kept
+    return centres[:n], kept[:n]
 
 
 def _rasterise(
