@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_resolve._reader import get_reader
-from napari_resolve._sample_data import foam_phantom
+from napari_resolve._sample_data import foam_phantom, sem_section
 from napari_resolve._writer import write_image
 from napari_resolve.errors import ResolveWarning
 from napari_resolve.io import read_volume, write_volume
@@ -43,6 +43,12 @@ def test_sample_data_hres_is_not_yet_registered():
     assert np.linalg.norm(hk["metadata"]["true_offset_um"]) > 10
 
 
+def test_sem_section_is_2d():
+    (lres, lk, _), (hres, hk, _) = sem_section()
+    assert lres.ndim == hres.ndim == 2
+    assert lk["scale"] == (4.0, 4.0) and hk["scale"] == (1.0, 1.0)
+
+
 def test_sample_and_reader_in_a_real_viewer(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     layers = viewer.open_sample("napari-resolve", "foam_phantom")
@@ -51,3 +57,12 @@ def test_sample_and_reader_in_a_real_viewer(make_napari_viewer, tmp_path):
     path = write_volume(tmp_path / "scan.ome.tif", np.zeros((4, 5, 6), np.float32), (2.0, 0.5, 0.5))
     (opened,) = viewer.open(str(path), plugin="napari-resolve")
     np.testing.assert_allclose(opened.scale, (2.0, 0.5, 0.5))
+    # A zarr volume is a directory; it opens lazily with its geometry.
+    zpath = write_volume(tmp_path / "big.zarr", np.ones((8, 9, 10), np.float32), (3.0, 1.0, 1.0), origin_um=(6, 0, 0))
+    (z,) = viewer.open(str(zpath), plugin="napari-resolve")
+    np.testing.assert_allclose(z.scale, (3.0, 1.0, 1.0))
+    np.testing.assert_allclose(z.translate, (6.0, 0.0, 0.0))
+    assert not isinstance(z.data, np.ndarray)
+    # The 2D sample opens as 2D layers.
+    sem = viewer.open_sample("napari-resolve", "sem_section")
+    assert all(layer.ndim == 2 for layer in sem)

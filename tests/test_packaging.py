@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPECTED = {"napari-resolve.get_reader", "napari-resolve.write_image", "napari-resolve.foam_phantom"}
+EXPECTED = {
+    "napari-resolve.get_reader",
+    "napari-resolve.write_image",
+    "napari-resolve.foam_phantom",
+    "napari-resolve.sem_section",
+}
 
 
 def _manifest_commands(python: str) -> set[str]:

@@ -5,21 +5,16 @@ from __future__ import annotations
 from napari_resolve.phantom import make_phantom
 
 
-def foam_phantom():
-    """LRES (3 um voxels) and HRES (1 um voxels) scans of a synthetic foam.
-
-    The HRES layer is deliberately left at the origin, not at its true position,
-    so the first step is to register it. Its true offset (um) is kept in the
-    layer metadata under ``"true_offset_um"`` for checking.
-    """
-    ph = make_phantom(64, 3, seed=0)
+def _layers(ph, suffix: str):
+    """An LRES layer and an HRES layer left at the origin (not yet registered)."""
     common = {"colormap": "gray", "contrast_limits": (-0.1, 1.2)}
+    lres_um, hres_um = ph.lres_voxel_um[-1], ph.hres_voxel_um[-1]
     return [
-        (ph.lres, {"name": "LRES foam 3um", "scale": ph.lres_voxel_um, **common}, "image"),
+        (ph.lres, {"name": f"LRES {suffix} {lres_um:g}um", "scale": ph.lres_voxel_um, **common}, "image"),
         (
             ph.hres,
             {
-                "name": "HRES foam 1um",
+                "name": f"HRES {suffix} {hres_um:g}um",
                 "scale": ph.hres_voxel_um,
                 "metadata": {"true_offset_um": ph.hres_offset_um, "phantom": ph.meta()},
                 **common,
@@ -27,3 +22,18 @@ def foam_phantom():
             "image",
         ),
     ]
+
+
+def foam_phantom():
+    """LRES (3 um voxels) and HRES (1 um voxels) scans of a synthetic foam.
+
+    The HRES layer is deliberately left at the origin, not at its true position,
+    so the first step is to register it. Its true offset (um) is kept in the
+    layer metadata under ``"true_offset_um"`` for checking.
+    """
+    return _layers(make_phantom(64, 3, seed=0), "foam")
+
+
+def sem_section():
+    """A 2D SEM-like section: LRES (4 um pixels) and HRES (1 um pixels), unregistered."""
+    return _layers(make_phantom(160, 4, ndim=2, seed=0), "section")
