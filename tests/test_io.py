@@ -130,3 +130,28 @@ def test_units():
     assert unit_to_um("nm") == pytest.approx(1e-3)
     assert unit_to_um("mm") == 1e3
     assert unit_to_um("furlong") is None
+
+
+def test_ngff_group_from_another_tool_in_nanometres(tmp_path, vol):
+    import zarr
+
+    group = zarr.open_group(str(tmp_path / "em.zarr"), mode="w")
+    group.attrs["multiscales"] = [{
+        "version": "0.4",
+        "axes": [{"name": n, "type": "space", "unit": "nanometer"} for n in "zyx"],
+        "datasets": [{"path": "s0", "coordinateTransformations": [
+            {"type": "scale", "scale": [40.0, 8.0, 8.0]}, {"type": "translation", "translation": [400.0, 0.0, 80.0]}]}],
+    }]
+    group.create_array("s0", shape=vol.shape, dtype=vol.dtype)[:] = vol
+    back = read_volume(tmp_path / "em.zarr")
+    assert back.voxel_um == pytest.approx((0.04, 0.008, 0.008))
+    assert back.origin_um == pytest.approx((0.4, 0.0, 0.08))
+
+
+def test_broken_ngff_metadata_is_a_clear_error(tmp_path, vol):
+    import zarr
+
+    group = zarr.open_group(str(tmp_path / "broken.zarr"), mode="w")
+    group.attrs["multiscales"] = [{"version": "0.4", "datasets": []}]
+    with pytest.raises(FileFormatError, match="multiscales"):
+        read_volume(tmp_path / "broken.zarr")

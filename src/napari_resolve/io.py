@@ -273,6 +273,22 @@ def _ome_geometry(xml: str) -> tuple[dict | None, dict | None]:
     return voxel or None, origin or None
 
 
+def _ngff_level0(group, multiscales):
+    """Full-resolution array, voxel size and origin (um) of an OME-NGFF group."""
+    dataset = multiscales[0]["datasets"][0]
+    array = group[dataset["path"]]
+    # Axis units convert each transform to um; a missing unit means unknown.
+    factors = [unit_to_um(ax.get("unit")) for ax in multiscales[0].get("axes", [])]
+    known = bool(factors) and all(factors)
+    voxel = origin = None
+    for t in dataset.get("coordinateTransformations", []):
+        if t["type"] == "scale" and known:
+            voxel = [v * f for v, f in zip(t["scale"], factors)]
+        elif t["type"] == "translation" and known:
+            origin = [v * f for v, f in zip(t["translation"], factors)]
+    return array, voxel, origin
+
+
 def _read_zarr(path: Path) -> Volume:
     import zarr
 
@@ -285,31 +301,25 @@ def _read_zarr(path: Path) -> Volume:
         ) from exc
     voxel = origin = None
     meta: dict[str, Any] = {"format": "zarr"}
+    attrs = dict(node.attrs)
     if isinstance(node, zarr.Array):
         array = node
-        attrs = dict(node.attrs)
         if "voxel_um" in attrs:
             voxel = tuple(attrs["voxel_um"])
             origin = tuple(attrs.get("origin_um", (0.0,) * array.ndim))
+    elif not (ms := attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")):
+        names = [name for name, _ in node.arrays()]
+        if not names:
+            raise FileFormatError(f"{path.name} is a zarr group without arrays.")
+        array = node[names[0]]
     else:
-        attrs = dict(node.attrs)
-        ms = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
-        if not ms:
-            keys = [k for k, v in node.arrays()]
-            if not keys:
-                raise FileFormatError(f"{path.name} is a zarr group without arrays.")
-            array = node[keys[0]]
-        else:
-            dataset = ms[0]["datasets"][0]
-            array = node[dataset["path"]]
-            factors = [unit_to_um(ax.get("unit")) for ax in ms[0].get("axes", [])]
-            for t in dataset.get("coordinateTransformations", []):
-                if t.get("type") == "scale":
-                    voxel = [s * (f or 1.0) for s, f in zip(t["scale"], factors or [1.0] * len(t["scale"]))]
-                    if factors and not all(factors):
-                        voxel = None
-                elif t.get("type") == "translation":
-                    origin = [s * (f or 1.0) for s, f in zip(t["translation"], factors or [1.0] * len(t["translation"]))]
+        try:
+            array, voxel, origin = _ngff_level0(node, ms)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise FileFormatError(
+                f"{path.name}: its OME-Zarr 'multiscales' metadata is incomplete ({exc!r}). "
+                "Re-export it, or save the volume as a plain zarr array or OME-TIFF."
+            ) from exc
     if array.ndim not in (2, 3):
         raise InputError(f"{path.name}: expected a 2D or 3D array, got shape {array.shape}.")
     return Volume(
