@@ -232,3 +232,12 @@ def test_cuda_request_without_gpu_is_an_input_error():
     with pytest.raises(InputError, match="CUDA"):
         quality.ssim(pred, ref, device="cuda")
     assert quality.ssim(pred, ref, device="cpu") == quality.ssim(pred, ref)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_gives_the_cpu_numbers():
+    pred, ref = make_pair((40, 48, 56), seed=12, offset=0.0, span=1.0)
+    for fn in (quality.ssim, quality.ms_ssim):
+        assert fn(pred, ref, 1.0, device="cuda") == pytest.approx(fn(pred, ref, 1.0, device="cpu"), abs=1e-5)
+    for fn in (quality.ssim_map, quality.ms_ssim_map):
+        np.testing.assert_allclose(fn(pred, ref, 1.0, device="cuda"), fn(pred, ref, 1.0, device="cpu"), atol=1e-4)
