@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
 from napari_resolve import quality
-from napari_resolve.errors import InputError, ResolveWarning
+from napari_resolve.errors import InputError, ResolveError, ResolveWarning
 
 pytorch_msssim = pytest.importorskip("pytorch_msssim")
 
@@ -241,3 +241,41 @@ def test_cuda_gives_the_cpu_numbers():
         assert fn(pred, ref, 1.0, device="cuda") == pytest.approx(fn(pred, ref, 1.0, device="cpu"), abs=1e-5)
     for fn in (quality.ssim_map, quality.ms_ssim_map):
         np.testing.assert_allclose(fn(pred, ref, 1.0, device="cuda"), fn(pred, ref, 1.0, device="cpu"), atol=1e-4)
+
+
+# ---------------------------------------------------------------- tiles for large inputs
+
+
+@pytest.mark.parametrize(
+    "shape, budget",
+    [((260, 300), 40_000), ((48, 100, 104), 150_000)],  # 2D: 5 scales, 3D: 3 scales
+)
+def test_tiled_maps_and_scalars_equal_whole_computation(monkeypatch, shape, budget):
+    pred, ref = make_pair(shape, seed=21, offset=0.0, span=1.0)
+    whole = {
+        "ssim_map": quality.ssim_map(pred, ref, 1.0),
+        "ms_ssim_map": quality.ms_ssim_map(pred, ref, 1.0),
+        "compare": quality.compare(pred, ref, 1.0),
+    }
+    monkeypatch.setattr(quality, "MAX_TILE_VOXELS", budget)
+    # The budget really forces several tiles, and several combination blocks.
+    n = whole["compare"]["ms_ssim_scales"]
+    assert len(list(quality._tiles(shape, quality.RADIUS))) > 2
+    assert len(list(quality._tiles(shape, 0, align=2 ** (n - 1)))) > 1
+    np.testing.assert_allclose(quality.ssim_map(pred, ref, 1.0), whole["ssim_map"], atol=1e-6)
+    np.testing.assert_allclose(quality.ms_ssim_map(pred, ref, 1.0), whole["ms_ssim_map"], atol=1e-6)
+    tiled = quality.compare(pred, ref, 1.0)
+    for key in ("ssim", "ms_ssim"):
+        assert tiled[key] == pytest.approx(whole["compare"][key], abs=1e-6)
+    assert quality.ms_ssim(pred, ref, 1.0) == pytest.approx(whole["compare"]["ms_ssim"], abs=1e-6)
+    assert quality.ssim(pred, ref, 1.0) == pytest.approx(whole["compare"]["ssim"], abs=1e-6)
+
+
+def test_running_out_of_memory_is_a_clear_error(monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(quality, "_local", no_memory)
+    pred, ref = make_pair((32, 32), seed=3)
+    with pytest.raises(ResolveError, match="Not enough CPU memory.*MAX_TILE_VOXELS"):
+        quality.ssim_map(pred, ref)

@@ -45,13 +45,22 @@ MS-SSIM map
     mean is close to, but not the same number as, the MS-SSIM scalar.
 
 Computation uses torch on ``device`` (``None``: CUDA when available, else the
-CPU) in float32. Statistics are formed one at a time, with the data shifted
-by a common offset so that variances keep their precision, so a 256^3 map
-needs well under 2 GiB.
+CPU) in float32, with the data shifted by the reference's mean so that
+variances keep their precision.
+
+Memory
+    Volumes are sent to the device in tiles of at most ``MAX_TILE_VOXELS``
+    voxels with a halo of ``RADIUS`` voxels, which is all the context SSIM
+    statistics need, so results do not depend on the tiling. MS-SSIM maps are
+    computed scale by scale on the pooled grids and combined block by block, so
+    a 400^3 map needs about 0.5 GiB beyond its inputs and output. Running out
+    of CPU or GPU memory anyway raises a ResolveError that says what to do.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import warnings
 
@@ -60,7 +69,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_resolve._validate import as_image, same_shape
-from napari_resolve.errors import InputError, ResolveWarning
+from napari_resolve.errors import InputError, ResolveError, ResolveWarning
 
 __all__ = ["compare", "ms_ssim", "ms_ssim_map", "mse", "psnr", "ssim", "ssim_map"]
 
@@ -205,12 +214,13 @@ def _blur(t: torch.Tensor, padded: bool) -> torch.Tensor:
     return t
 
 
-def _ssim_parts(x, y, dr: float, padded: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _ssim_parts(x, y, dr: float, off: float, padded: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Luminance map ``l`` and contrast-structure map ``cs`` (SSIM = l * cs)."""
     c1, c2 = (K1 * dr) ** 2, (K2 * dr) ** 2
     # Variances are shift invariant: removing a common offset first keeps float32
     # precise for data far from zero. The means get the offset back for ``l``.
-    off = float(y.mean())
+    # ``off`` is one number for the whole reference (see _offset), so every scale
+    # and every tile does the same arithmetic on the same voxel.
     x, y = x - off, y - off
     mx, my = _blur(x, padded), _blur(y, padded)
     # num and den are built the same way so that identical inputs give exactly 1.
@@ -224,61 +234,176 @@ def _ssim_parts(x, y, dr: float, padded: bool) -> tuple[torch.Tensor, torch.Tens
     return lum, cs
 
 
-def _mean(t: torch.Tensor) -> float:
-    return float(t.mean(dtype=torch.float64))
+def _local(x, y, dr: float, off: float, *, full: bool, padded: bool) -> torch.Tensor:
+    """Local SSIM (``full``) or contrast-structure map; same size if ``padded``, else valid."""
+    lum, cs = _ssim_parts(x, y, dr, off, padded=padded)
+    return lum.mul_(cs) if full else cs
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t[0, 0].to("cpu", torch.float32).numpy()
+
+
+# ---------------------------------------------------------------- tiles
+#
+# Every computation below works on numpy arrays and sends one tile at a time to
+# the device, so CPU and GPU memory stay bounded whatever the volume size, and
+# small volumes are simply one tile. SSIM statistics reach RADIUS voxels, so a
+# tile computed with a RADIUS-voxel halo is exact; MS-SSIM works scale by scale
+# on pooled grids (each again with a RADIUS halo at its own resolution) and
+# combines the scales block by block at full size.
+
+#: Most voxels (a tile with its halo) sent to the device at once. SSIM needs
+#: about 70 bytes a voxel at its peak, so this is about 2.3 GiB.
+MAX_TILE_VOXELS = 2**25
+
+
+def _tiles(shape: tuple[int, ...], halo: int, align: int = 1):
+    """Cut ``shape`` into tiles; each tile's core, computed with ``halo`` voxels of context, is exact.
+
+    Tile sizes are multiples of ``align``, so tiles start on multiples of every
+    pooling factor up to ``align``. The largest tile axis is halved until a
+    tile with its halo holds at most :data:`MAX_TILE_VOXELS` voxels.
+
+    Yields
+    ------
+    core, ext, inner : tuple of slice
+        The tile in array coordinates, the region computed (tile plus halo,
+        clipped to the array) and the tile's position inside that region.
+    """
+    tile = list(shape)
+    while math.prod(min(t + 2 * halo, n) for t, n in zip(tile, shape)) > MAX_TILE_VOXELS:
+        a = int(np.argmax(tile))
+        smaller = max(align, tile[a] // 2 // align * align)
+        if smaller >= tile[a]:
+            break
+        tile[a] = smaller
+    for starts in itertools.product(*(range(0, n, t) for n, t in zip(shape, tile))):
+        core = tuple(slice(st, min(st + t, n)) for st, t, n in zip(starts, tile, shape))
+        ext = tuple(slice(max(c.start - halo, 0), min(c.stop + halo, n)) for c, n in zip(core, shape))
+        inner = tuple(slice(c.start - e.start, c.stop - e.start) for c, e in zip(core, ext))
+        yield core, ext, inner
 
 
 @torch.inference_mode()
-def _ssim_scalar(x, y, dr: float) -> float:
-    lum, cs = _ssim_parts(x, y, dr, padded=False)
-    return _mean(lum.mul_(cs))
-
-
-@torch.inference_mode()
-def _ms_ssim_scalar(x, y, dr: float, n: int) -> float:
-    pool = F.avg_pool2d if x.ndim == 4 else F.avg_pool3d
-    result = 1.0
-    for s, w in enumerate(_weights(n)):
-        lum, cs = _ssim_parts(x, y, dr, padded=False)
-        value = _mean(cs) if s < n - 1 else _mean(lum.mul_(cs))
-        result *= max(value, 0.0) ** w
-        if s < n - 1:
-            pad = [d % 2 for d in x.shape[2:]]
-            x, y = pool(x, 2, padding=pad), pool(y, 2, padding=pad)
-    return result
-
-
-@torch.inference_mode()
-def _ms_ssim_full_map(x, y, dr: float, n: int) -> torch.Tensor:
-    pool = F.avg_pool2d if x.ndim == 4 else F.avg_pool3d
-    mode = "bilinear" if x.ndim == 4 else "trilinear"
-    full = tuple(slice(0, d) for d in x.shape[2:])
-    out = None
-    for s, w in enumerate(_weights(n)):
-        lum, cs = _ssim_parts(x, y, dr, padded=True)
-        m = cs if s < n - 1 else cs.mul_(lum)
-        del lum
-        m = m.clamp_(0.0, 1.0)
-        if s:
-            # The scale factor (not the target size) sets the sampling positions, so
-            # pooled voxel j maps back to the centre of the 2**s voxels it averages.
-            m = F.interpolate(m, scale_factor=2**s, mode=mode, align_corners=False)
-            m = m[(...,) + full]
-        m = m.pow_(w)
-        out = m if out is None else out.mul_(m)
-        if s < n - 1:
-            x, y = pool(x, 2, ceil_mode=True), pool(y, 2, ceil_mode=True)
+def _map_by_tiles(p: np.ndarray, r: np.ndarray, dr: float, off: float, full: bool, dev) -> np.ndarray:
+    """Same-size local SSIM (``full``) or cs map of numpy arrays, tile by tile."""
+    out = np.empty(p.shape, np.float32)
+    for core, ext, inner in _tiles(p.shape, RADIUS):
+        m = _local(_tensor(p[ext], dev), _tensor(r[ext], dev), dr, off, full=full, padded=True)
+        out[core] = _to_numpy(m)[inner]
     return out
 
 
 @torch.inference_mode()
-def _ssim_full_map(x, y, dr: float) -> torch.Tensor:
-    lum, cs = _ssim_parts(x, y, dr, padded=True)
-    return lum.mul_(cs)
+def _valid_mean(p: np.ndarray, r: np.ndarray, dr: float, off: float, full: bool, dev) -> float:
+    """Mean of the local SSIM (``full``) or cs over voxels at least RADIUS from every edge.
+
+    That is the unpadded (valid) filtering of skimage's SSIM and pytorch_msssim.
+    Each tile is filtered unpadded with its halo, which gives exactly its
+    core's valid voxels.
+    """
+    total, count = 0.0, 0
+    for core, ext, _ in _tiles(p.shape, RADIUS):
+        m = _local(_tensor(p[ext], dev), _tensor(r[ext], dev), dr, off, full=full, padded=False)
+        # Valid output index = position - (ext.start + RADIUS).
+        part = m[(0, 0) + tuple(
+            slice(max(c.start, RADIUS) - e.start - RADIUS, max(min(c.stop, n - RADIUS) - e.start - RADIUS, 0))
+            for c, e, n in zip(core, ext, p.shape)
+        )]
+        total += float(part.sum(dtype=torch.float64))
+        count += part.numel()
+    return total / count
 
 
-def _to_numpy(t: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
-    return t[0, 0].to("cpu", torch.float32).numpy().reshape(shape)
+@torch.inference_mode()
+def _pool(a: np.ndarray, dev, *, ceil: bool) -> np.ndarray:
+    """2x average pooling of a whole array (4 bytes a voxel, so never tiled).
+
+    ``ceil=False`` zero-pads odd sides as pytorch_msssim does (for the scalar);
+    ``ceil=True`` gives a short last window instead, which keeps pooled voxels
+    centred on the voxels they average (for the map).
+    """
+    pool = F.avg_pool2d if a.ndim == 2 else F.avg_pool3d
+    t = _tensor(a, dev)
+    t = pool(t, 2, ceil_mode=True) if ceil else pool(t, 2, padding=[d % 2 for d in a.shape])
+    return _to_numpy(t)
+
+
+def _ssim_scalar(p, r, dr: float, off: float, dev) -> float:
+    return _valid_mean(p, r, dr, off, True, dev)
+
+
+def _ms_ssim_scalar(p, r, dr: float, off: float, n: int, dev) -> float:
+    result = 1.0
+    for s, w in enumerate(_weights(n)):
+        last = s == n - 1
+        value = _valid_mean(p, r, dr, off, last, dev)
+        result *= max(value, 0.0) ** w
+        if not last:
+            p, r = _pool(p, dev, ceil=False), _pool(r, dev, ceil=False)
+    return result
+
+
+@torch.inference_mode()
+def _ms_ssim_map(p, r, dr: float, off: float, n: int, dev) -> np.ndarray:
+    weights = _weights(n)
+    out = None
+    coarse = []  # clamped maps of scales 1.. on their pooled grids
+    for s in range(n):
+        last = s == n - 1
+        m = _map_by_tiles(p, r, dr, off, last, dev)
+        np.clip(m, 0.0, 1.0, out=m)
+        if s == 0:
+            out = m  # the full-size result is built in place of scale 0's map
+        else:
+            coarse.append(m)
+        if not last:
+            p, r = _pool(p, dev, ceil=True), _pool(r, dev, ceil=True)
+    mode = "bilinear" if out.ndim == 2 else "trilinear"
+    for block, _, _ in _tiles(out.shape, 0, align=2 ** (n - 1)):
+        acc = torch.from_numpy(np.ascontiguousarray(out[block])).to(dev).pow_(weights[0])
+        for s, (m, w) in enumerate(zip(coarse, weights[1:]), start=1):
+            k = 2**s
+            # The pooled voxels this block needs, with one of margin for the
+            # interpolation; block starts are multiples of k.
+            lo = [max(b.start // k - 1, 0) for b in block]
+            hi = [min(-(-b.stop // k) + 1, n_s) for b, n_s in zip(block, m.shape)]
+            part = _tensor(m[tuple(slice(a, b) for a, b in zip(lo, hi))], dev)
+            # The scale factor (not a target size) sets the sampling positions, so
+            # pooled voxel j maps back to the centre of the k voxels it averages.
+            up = F.interpolate(part, scale_factor=k, mode=mode, align_corners=False)[0, 0]
+            crop = tuple(slice(b.start - a * k, b.stop - a * k) for b, a in zip(block, lo))
+            acc.mul_(up[crop].pow_(w))
+        out[block] = acc.to("cpu", torch.float32).numpy()
+    return out
+
+
+def _memory_errors(fn):
+    """Turn running out of CPU or GPU memory into a ResolveError that says what to do."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (MemoryError, torch.cuda.OutOfMemoryError, RuntimeError) as exc:
+            text = str(exc).lower()
+            if not isinstance(exc, MemoryError) and "out of memory" not in text and "allocate" not in text:
+                raise
+            where = "GPU" if isinstance(exc, torch.cuda.OutOfMemoryError) or "cuda" in text else "CPU"
+            raise ResolveError(
+                f"Not enough {where} memory to compute {fn.__name__} on this volume. "
+                f"Lower napari_resolve.quality.MAX_TILE_VOXELS (now {MAX_TILE_VOXELS}) to work in "
+                "smaller tiles, measure a smaller region"
+                + (", or use device='cpu'." if where == "GPU" else ".")
+            ) from exc
+
+    return wrapper
+
+
+def _offset(r: np.ndarray) -> float:
+    """The grey value subtracted before forming variances: the reference's mean."""
+    return float(np.mean(r, dtype=np.float64))
 
 
 def _mse(p: np.ndarray, r: np.ndarray) -> float:
@@ -340,6 +465,7 @@ def psnr(pred, ref, data_range=None) -> float:
     return _psnr(_mse(p, r), _data_range(r, data_range))
 
 
+@_memory_errors
 def ssim(pred, ref, data_range=None, *, device=None) -> float:
     """Mean structural similarity (Wang et al. 2004, Gaussian window, sigma 1.5).
 
@@ -371,9 +497,10 @@ def ssim(pred, ref, data_range=None, *, device=None) -> float:
     """
     p, r, _ = _pair(pred, ref, min_size=2 * RADIUS + 1)
     dr, dev = _data_range(r, data_range), _device(device)
-    return _ssim_scalar(_tensor(p, dev), _tensor(r, dev), dr)
+    return _ssim_scalar(p, r, dr, _offset(r), dev)
 
 
+@_memory_errors
 def ssim_map(pred, ref, data_range=None, *, device=None) -> np.ndarray:
     """Local SSIM at every voxel (same numbers as skimage's ``full=True`` map).
 
@@ -388,9 +515,10 @@ def ssim_map(pred, ref, data_range=None, *, device=None) -> np.ndarray:
     """
     p, r, shape = _pair(pred, ref, min_size=2 * RADIUS + 1)
     dr, dev = _data_range(r, data_range), _device(device)
-    return _to_numpy(_ssim_full_map(_tensor(p, dev), _tensor(r, dev), dr), shape)
+    return _map_by_tiles(p, r, dr, _offset(r), True, dev).reshape(shape)
 
 
+@_memory_errors
 def ms_ssim(pred, ref, data_range=None, *, scales=None, device=None) -> float:
     """Multi-scale SSIM (Wang et al. 2003), as computed by ``pytorch_msssim.ms_ssim``.
 
@@ -423,9 +551,10 @@ def ms_ssim(pred, ref, data_range=None, *, scales=None, device=None) -> float:
     p, r, _ = _pair(pred, ref, min_size=2 * RADIUS + 1)
     dr, dev = _data_range(r, data_range), _device(device)
     n = _n_scales(p.shape, scales)
-    return _ms_ssim_scalar(_tensor(p, dev), _tensor(r, dev), dr, n)
+    return _ms_ssim_scalar(p, r, dr, _offset(r), n, dev)
 
 
+@_memory_errors
 def ms_ssim_map(pred, ref, data_range=None, *, scales=None, device=None) -> np.ndarray:
     """Full-size MS-SSIM map: the weighted geometric mean of per-scale maps.
 
@@ -441,9 +570,10 @@ def ms_ssim_map(pred, ref, data_range=None, *, scales=None, device=None) -> np.n
     p, r, shape = _pair(pred, ref, min_size=2 * RADIUS + 1)
     dr, dev = _data_range(r, data_range), _device(device)
     n = _n_scales(p.shape, scales)
-    return _to_numpy(_ms_ssim_full_map(_tensor(p, dev), _tensor(r, dev), dr, n), shape)
+    return _ms_ssim_map(p, r, dr, _offset(r), n, dev).reshape(shape)
 
 
+@_memory_errors
 def compare(pred, ref, data_range=None, *, device=None) -> dict:
     """All scalar metrics of ``pred`` against ``ref`` at once.
 
@@ -459,13 +589,12 @@ def compare(pred, ref, data_range=None, *, device=None) -> dict:
     p, r, _ = _pair(pred, ref, min_size=2 * RADIUS + 1)
     dr, dev = _data_range(r, data_range), _device(device)
     n = _n_scales(p.shape, None)
-    err = _mse(p, r)
-    x, y = _tensor(p, dev), _tensor(r, dev)
+    err, off = _mse(p, r), _offset(r)
     return {
         "mse": err,
         "psnr": _psnr(err, dr),
-        "ssim": _ssim_scalar(x, y, dr),
-        "ms_ssim": _ms_ssim_scalar(x, y, dr, n),
+        "ssim": _ssim_scalar(p, r, dr, off, dev),
+        "ms_ssim": _ms_ssim_scalar(p, r, dr, off, n, dev),
         "data_range": dr,
         "ms_ssim_scales": n,
     }
