@@ -101,8 +101,10 @@ def test_quality_voxel_size_mismatch(foam, capsys, tmp_path):
 
 def test_pores_on_truth(foam, capsys, tmp_path):
     csv, labels = tmp_path / "p.csv", tmp_path / "labels.tif"
-    code, result, _ = run(capsys, "pores", foam / "truth.tif", "-o", csv, "--labels", labels)
+    code, result, err = run(capsys, "pores", foam / "truth.tif", "-o", csv, "--labels", labels)
     assert code == 0
+    # Progress: one line per stage in a log (stderr is not a terminal here).
+    assert "[5/6] measuring pores" in err and err.count("measuring pores") == 1
     assert 0.1 < result["porosity"] < 0.45
     assert result["count"] > 20 and result["mean_sphericity"] > 0.8
     rows = csv.read_text().strip().splitlines()

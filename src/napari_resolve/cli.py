@@ -32,6 +32,29 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def run_with_progress(job):
+    """Drain a core generator (records with step, total, message); return its result.
+
+    On a terminal the records rewrite one status line; in a log (not a
+    terminal) each new step is one line, so logs stay short.
+    """
+    tty = sys.stderr.isatty()
+    last_step = None
+    while True:
+        try:
+            rec = next(job)
+        except StopIteration as stop:
+            if tty:
+                print(file=sys.stderr)
+            return stop.value
+        text = f"[{rec.step}/{rec.total}] {rec.message}"
+        if tty:
+            print(f"\r{text[:100]:<100}", end="", file=sys.stderr, flush=True)
+        elif rec.step != last_step:
+            log(text)
+        last_step = rec.step
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     """Our own warnings are notes for the user, not code locations."""
     if issubclass(category, ResolveWarning):
@@ -175,7 +198,7 @@ def cmd_quality(args: argparse.Namespace) -> dict:
 
 def cmd_pores(args: argparse.Namespace) -> dict:
     from napari_resolve.io import write_volume
-    from napari_resolve.pores import analyse_pores
+    from napari_resolve.pores import iter_analyse_pores
 
     csv = _check_output(args.output, [args.image], args.overwrite)
     labels_out = _check_output(args.labels, [args.image], args.overwrite)
@@ -183,13 +206,15 @@ def cmd_pores(args: argparse.Namespace) -> dict:
     threshold = args.threshold if args.threshold == "otsu" else _float_arg(args.threshold, "--threshold")
     mask = {"auto": "auto", "none": None}[args.sample_mask]
     log(f"Segmenting pores in {args.image} (voxel {vol.voxel_um} um, threshold {threshold})...")
-    res = analyse_pores(
-        np.asarray(vol.data),
-        vol.voxel_um,
-        threshold=threshold,
-        pores_are=args.pores_are,
-        sample_mask=mask,
-        edge_kill=not args.keep_edge_pores,
+    res = run_with_progress(
+        iter_analyse_pores(
+            np.asarray(vol.data),
+            vol.voxel_um,
+            threshold=threshold,
+            pores_are=args.pores_are,
+            sample_mask=mask,
+            edge_kill=not args.keep_edge_pores,
+        )
     )
     summary = res.summary()
     if csv is not None:
