@@ -252,6 +252,7 @@ def test_cuda_gives_the_cpu_numbers():
 )
 def test_tiled_maps_and_scalars_equal_whole_computation(monkeypatch, shape, budget):
     pred, ref = make_pair(shape, seed=21, offset=0.0, span=1.0)
+    warnings.simplefilter("ignore", ResolveWarning)  # the 3D case uses 3 scales, on purpose
     whole = {
         "ssim_map": quality.ssim_map(pred, ref, 1.0),
         "ms_ssim_map": quality.ms_ssim_map(pred, ref, 1.0),
@@ -279,3 +280,10 @@ def test_running_out_of_memory_is_a_clear_error(monkeypatch):
     pred, ref = make_pair((32, 32), seed=3)
     with pytest.raises(ResolveError, match="Not enough CPU memory.*MAX_TILE_VOXELS"):
         quality.ssim_map(pred, ref)
+
+
+def test_fewer_scales_warning_points_at_the_caller():
+    pred, ref = make_pair((64, 64, 64), seed=2)
+    with pytest.warns(ResolveWarning) as record:
+        quality.ms_ssim(pred, ref)
+    assert record[0].filename == __file__

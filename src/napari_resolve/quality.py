@@ -146,7 +146,7 @@ def _n_scales(shape: tuple[int, ...], scales) -> int:
                 "weights were renormalised to sum 1; values are not comparable with "
                 "5-scale MS-SSIM.",
                 ResolveWarning,
-                stacklevel=3,
+                stacklevel=4,  # _n_scales <- public function <- _memory_errors <- caller
             )
         return fits
     is_int = isinstance(scales, (int, np.integer)) and not isinstance(scales, bool)
