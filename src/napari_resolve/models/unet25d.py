@@ -1,0 +1,127 @@
+"""The default network: a 2.5D U-Net, residual over the upsampled LRES.
+
+After ``deepnet-resolution-recovery-xrm.txt`` (2.2): a stack of ``slices``
+neighbouring slices of the pre-upsampled LRES goes in as channels, and the centre
+slice (``out="centre"``) or the whole stack (``out="stack"``, averaged over the
+overlapping stacks) comes out. The network predicts the *difference* to the
+upsampled input, which trains far faster than predicting the image itself.
+
+No batch, instance or group normalisation: statistics taken over a tile make
+tiled inference show seams, and the patches here are small anyway.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from napari_resolve.errors import InputError
+from napari_resolve.models.base import ResolutionModel
+
+
+def _block(c_in: int, c_out: int, n_convs: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(n_convs):
+        layers += [nn.Conv2d(c_in if i == 0 else c_out, c_out, 3, padding=1), nn.LeakyReLU(0.1, inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class UNet25D(ResolutionModel):
+    """2.5D U-Net: ``slices`` neighbouring slices in, the centre slice or the stack out.
+
+    Parameters
+    ----------
+    slices : int
+        Odd number of neighbouring slices seen per prediction (1 = plain 2D).
+    width : int
+        Feature channels at full resolution; doubled at every level down.
+    depth : int
+        Number of 2x poolings (0 to 4).
+    convs : int
+        3x3 convolutions per level.
+    out : {"centre", "stack"}
+        Predict the centre slice, or every slice of the stack and average the
+        predictions of overlapping stacks (smoother along z, ``slices`` times the
+        output work).
+    """
+
+    name = "unet25d"
+
+    def __init__(self, slices: int = 5, width: int = 24, depth: int = 2, convs: int = 2, out: str = "centre"):
+        super().__init__({"slices": slices, "width": width, "depth": depth, "convs": convs, "out": out})
+        if slices < 1 or slices % 2 == 0:
+            raise InputError(f"unet25d: slices must be an odd number >= 1, got {slices}.")
+        if not 0 <= depth <= 4 or width < 1 or convs < 1:
+            raise InputError(f"unet25d: need 0 <= depth <= 4, width >= 1, convs >= 1; got {depth}, {width}, {convs}.")
+        if out not in ("centre", "stack"):
+            raise InputError(f"unet25d: out must be 'centre' or 'stack', got {out!r}.")
+        self.slices, self.depth, self.convs, self.out = slices, depth, convs, out
+        widths = [width * 2**level for level in range(depth + 1)]
+        self.down = nn.ModuleList()
+        c = slices
+        for w in widths[:-1]:
+            self.down.append(_block(c, w, convs))
+            c = w
+        self.pool = nn.MaxPool2d(2)
+        self.bottom = _block(c, widths[-1], convs)
+        self.up = nn.ModuleList()
+        self.merge = nn.ModuleList()
+        for w_skip, w_low in zip(reversed(widths[:-1]), reversed(widths[1:])):
+            # Nearest upsampling + 3x3 convolution: no checkerboard artefacts of
+            # transposed convolutions.
+            self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w_low, w_skip, 3, padding=1)))
+            self.merge.append(_block(2 * w_skip, w_skip, convs))
+        self.head = nn.Conv2d(widths[0], slices if out == "stack" else 1, 1)
+        # Start as the identity map (zero residual): training then only has to
+        # learn the correction to the upsampled input.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def trim_z(self) -> int:
+        h = self.slices // 2
+        return 2 * h if self.out == "stack" else h
+
+    @property
+    def receptive_radius(self) -> tuple[int, int, int]:
+        # Each 3x3 conv at stride s adds s; a 2x2 pool and a nearest 2x upsample
+        # at stride s add s each (conservative).
+        r = 0
+        for level in range(self.depth):
+            s = 2**level
+            r += 2 * self.convs * s + s + 2 * s  # encoder + decoder convs, pool, upsample conv
+        r += self.convs * 2**self.depth
+        return (0, r, r)
+
+    @property
+    def size_multiple(self) -> tuple[int, int, int]:
+        return (1, 2**self.depth, 2**self.depth)
+
+    def _net(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottom(x)
+        for up, merge, skip in zip(self.up, self.merge, reversed(skips)):
+            x = merge(torch.cat([up(x), skip], dim=1))
+        return self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, z, y, w = x.shape
+        k, h = self.slices, self.slices // 2
+        n = z - 2 * h  # number of stacks
+        if n < 1 or z - 2 * self.trim_z < 1:
+            raise InputError(f"unet25d needs at least {2 * self.trim_z + 1} slices per block, got {z}.")
+        # (b, n, y, x, k) -> (b * n, k, y, x): one 2D sample per stack.
+        stacks = x.unfold(1, k, 1).permute(0, 1, 4, 2, 3).reshape(b * n, k, y, w)
+        pred = self._net(stacks)
+        if self.out == "centre":
+            return x[:, h : z - h] + pred.reshape(b, n, y, w)
+        pred = pred.reshape(b, n, k, y, w)
+        # Output slice s collects stack s - j's j-th slice; keep slices that all k
+        # stacks cover, so the average does not depend on where a block ends.
+        z_out = z - 4 * h
+        acc = sum(pred[:, 2 * h - j : 2 * h - j + z_out, j] for j in range(k))
+        return x[:, 2 * h : 2 * h + z_out] + acc / k
