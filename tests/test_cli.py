@@ -140,20 +140,123 @@ def test_unwritable_output_folder_is_a_one_line_error(foam, capsys, tmp_path):
 
 def test_demo_end_to_end(capsys, tmp_path):
     out = tmp_path / "demo"
-    code, table, err = run(capsys, "demo", out, "--size", "40")
+    code, table, err = run(capsys, "demo", out, "--size", "40", "--iterations", "40", "--device", "cpu")
     assert code == 0 and isinstance(table, str)
     report = json.loads((out / "demo_report.json").read_text())
     assert report["registration"]["status"] == "ok"
     assert np.abs(report["registration"]["error_hres_voxels"]).max() < 0.5
-    assert report["pores"]["truth"]["count"] > 10
-    # The HRES scan is closer to the truth than interpolated LRES.
-    assert report["quality"]["hres_scan"]["ssim"] > report["quality"]["lres_cubic"]["ssim"]
-    assert "MS-SSIM" in table
+    names = {p.name for p in out.iterdir()}
+    for name in ("model.pt", "upscaled.tif", "cubic.tif", "richardson_lucy.tif", "ms_ssim_map_upscaled.tif",
+                 "truth_region.tif", "demo_figure.png", "registration.json"):
+        assert name in names
+    assert (out / "demo_figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The upscaled region records where it lies: it does not overlap the HRES box.
+    up = read_volume(out / "upscaled.tif")
+    assert up.voxel_um == (1.0, 1.0, 1.0) and up.origin_um == pytest.approx(report["region"]["origin_um"])
+    hres_lo = np.array(report["registration"]["offset_um"])
+    hres_hi = hres_lo + np.array(report["phantom"]["hres_shape"]) - 1
+    up_lo = np.array(up.origin_um)
+    up_hi = up_lo + np.array(up.shape) - 1
+    assert np.any((up_lo > hres_hi) | (up_hi < hres_lo))
+    q = report["quality"]
+    # Even 40 iterations improve on cubic interpolation (the model starts as the identity on it).
+    assert q["upscaled"]["psnr"] > q["cubic"]["psnr"] + 0.3
+    assert report["pores"]["truth"]["match"]["recovery"] > 0.8
+    assert "MS-SSIM" in table and "Richardson-Lucy" in table
     # A second run into the same demo folder replaces its own files.
-    assert main(["demo", str(out), "--size", "40"]) == 0
+    assert main(["demo", str(out), "--size", "40", "--iterations", "2", "--device", "cpu"]) == 0
     # But a folder with other files is left alone.
     other = tmp_path / "mine"
     other.mkdir()
     (other / "precious.txt").write_text("keep")
     assert main(["demo", str(other)]) == 2
     assert (other / "precious.txt").read_text() == "keep"
+
+
+@pytest.fixture(scope="module")
+def trained(foam, tmp_path_factory):
+    """A registration and a briefly trained small model, through the command line."""
+    out = tmp_path_factory.mktemp("trained")
+    reg = out / "reg.json"
+    assert main(["register", str(foam / "lres.tif"), str(foam / "hres.tif"), "-o", str(reg)]) == 0
+    model = out / "m.pt"
+    argv = ["train", str(foam / "lres.tif"), str(foam / "hres.tif"), "--registration", str(reg),
+            "--iterations", "6", "--batch-size", "2", "--patch-size", "32", "--model-option", "width=4",
+            "--device", "cpu", "-o", str(model)]
+    assert main(argv) == 0
+    return reg, model
+
+
+def test_train_writes_a_model_and_reports_it(trained, foam, capsys, tmp_path):
+    reg, model = trained
+    assert model.stat().st_size > 1000
+    from napari_resolve.models.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(model)
+    assert ckpt.architecture == "unet25d" and ckpt.config["width"] == 4
+    assert ckpt.lres_voxel_um == (3.0, 3.0, 3.0) and ckpt.registration["status"] == "ok"
+    # Resuming continues the count of iterations; the JSON says what happened.
+    out = tmp_path / "m2.pt"
+    code, res, err = run(capsys, "train", foam / "lres.tif", foam / "hres.tif", "--registration", reg,
+                         "--iterations", "4", "--batch-size", "2", "--patch-size", "32", "--resume", model,
+                         "--device", "cpu", "-o", out)
+    assert code == 0, err
+    assert res["iterations_run"] == 4 and res["best_iteration"] > ckpt.iteration - 1
+    assert load_checkpoint(out).iteration == res["best_iteration"]
+
+
+def test_train_refuses_bad_requests_before_work(trained, foam, capsys, tmp_path):
+    reg, model = trained
+    base = ["train", foam / "lres.tif", foam / "hres.tif", "--registration", reg]
+    code, _, err = run(capsys, *base, "-o", model)
+    assert code == 2 and "already exists" in err
+    code, _, err = run(capsys, *base, "--model", "nonet", "-o", tmp_path / "x.pt")
+    assert code == 2 and "unet25d" in err and not (tmp_path / "x.pt").exists()
+    code, _, err = run(capsys, *base, "--roi", "0:5,0:5", "-o", tmp_path / "x.pt")
+    assert code == 2 and "3 axes" in err
+    code, _, err = run(capsys, *base, "--resume", model, "--model", "srcnn", "-o", tmp_path / "x.pt")
+    assert code == 2 and "unet25d" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    code, _, err = run(capsys, "train", foam / "lres.tif", foam / "hres.tif", "--registration", bad, "-o",
+                       tmp_path / "x.pt")
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_predict_writes_a_placed_volume_and_prints_its_geometry(trained, foam, capsys, tmp_path):
+    reg, model = trained
+    for name in ("up.tif", "up.zarr"):
+        code, res, err = run(capsys, "predict", model, foam / "lres.tif", "--roi", "2:10,5:20,5:21",
+                             "--tile", "32", "--device", "cpu", "-o", tmp_path / name)
+        assert code == 0, err
+        vol = read_volume(tmp_path / name)
+        assert list(vol.shape) == res["shape"] and vol.voxel_um == tuple(res["voxel_um"])
+        assert vol.origin_um == pytest.approx(res["origin_um"])
+        # 8 LRES voxels of 3 um along z -> 24 HRES voxels (one may drop at a sub-voxel phase).
+        assert res["shape"][0] in (23, 24) and res["shape"][1] in (44, 45)
+        assert set(res) >= {"origin_um", "voxel_um", "shape", "seconds"}
+    a = np.asarray(read_volume(tmp_path / "up.tif").data)
+    b = np.asarray(read_volume(tmp_path / "up.zarr").data)
+    assert np.array_equal(a, b)
+    code, _, err = run(capsys, "predict", model, foam / "lres.tif", "--roi", "0:5,0:5,50:60", "-o", tmp_path / "o.tif")
+    assert code == 2 and "does not fit" in err and not (tmp_path / "o.tif").exists()
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model at all")
+    code, _, err = run(capsys, "predict", junk, foam / "lres.tif", "-o", tmp_path / "o.tif")
+    assert code == 2 and "model" in err and err.count("\n") == 1
+
+
+def test_baseline_methods(trained, foam, capsys, tmp_path):
+    reg, _ = trained
+    for method in ("linear", "cubic"):
+        code, res, err = run(capsys, "baseline", foam / "lres.tif", "--registration", reg, "--method", method,
+                             "--roi", "2:10,5:20,5:21", "-o", tmp_path / f"{method}.tif")
+        assert code == 0, err
+        assert read_volume(tmp_path / f"{method}.tif").origin_um == pytest.approx(res["origin_um"])
+    code, res, err = run(capsys, "baseline", foam / "lres.tif", "--registration", reg, "--method", "rl",
+                         "--hres", foam / "hres.tif", "--roi", "2:10,5:20,5:21", "-o", tmp_path / "rl.tif")
+    assert code == 0, err
+    assert 0.5 < res["psf_sigma_um"] < 4 and res["iterations"] == 10
+    code, _, err = run(capsys, "baseline", foam / "lres.tif", "--registration", reg, "--method", "rl",
+                       "-o", tmp_path / "rl2.tif")
+    assert code == 2 and "--psf-sigma" in err and not (tmp_path / "rl2.tif").exists()

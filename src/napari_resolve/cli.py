@@ -226,6 +226,190 @@ def cmd_pores(args: argparse.Namespace) -> dict:
     return summary
 
 
+def _registration_arg(path: str):
+    from napari_resolve.registration import Registration
+
+    reg = Registration.load(path)
+    if not reg.ok:
+        raise ResolveError(
+            f"The registration in {path} is marked unreliable ({reg.message}); fix it before training or upscaling."
+        )
+    return reg
+
+
+def _roi_arg(text: str | None, ndim: int, units: str):
+    from napari_resolve.grid import parse_roi
+
+    return None if text is None else parse_roi(text, ndim, units=units)
+
+
+def _check_hres_voxel(hres, reg, path: str) -> None:
+    """The HRES file's voxel size must be the one the registration used."""
+    if hres.voxel_um is not None and not np.allclose(hres.voxel_um, reg.hres_voxel_um, rtol=0.01):
+        from napari_resolve.errors import VoxelSizeError
+
+        raise VoxelSizeError(
+            f"{path} has voxels of {hres.voxel_um} um but the registration was made with "
+            f"{reg.hres_voxel_um} um. Register this HRES again, or give --hres-voxel."
+        )
+
+
+def _model_options(pairs: Sequence[str] | None) -> dict:
+    """--model-option width=32 depth=3 -> {"width": 32, "depth": 3}."""
+    out: dict = {}
+    for item in pairs or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--model-option takes KEY=VALUE, got {item!r} (e.g. width=32).")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value  # a plain string, e.g. out=stack
+    return out
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    from napari_resolve.training import TrainConfig, iter_train
+
+    out = _check_output(args.output, [args.lres, args.hres, args.registration], args.overwrite)
+    reg = _registration_arg(args.registration)
+    lres = _read(args.lres, _voxel_arg(args.lres_voxel), "LRES")
+    hres = _read(args.hres, _voxel_arg(args.hres_voxel), "HRES", need_voxel=False)
+    _check_hres_voxel(hres, reg, args.hres)
+    if not np.allclose(lres.voxel_um, reg.lres_voxel_um, rtol=0.01):
+        raise InputError(
+            f"{args.lres} has voxels of {lres.voxel_um} um but the registration was made with "
+            f"{reg.lres_voxel_um} um. Register again, or give --lres-voxel."
+        )
+    model = args.model
+    resume = None
+    if args.resume:
+        from napari_resolve.models.checkpoint import load_checkpoint
+
+        resume = load_checkpoint(args.resume, architecture=model)
+        model = resume.architecture
+    cfg = TrainConfig(
+        model=model or "unet25d",
+        model_config=_model_options(args.model_option),
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        patch_size=args.patch_size,
+        learning_rate=args.lr,
+        loss=args.loss,
+        seed=args.seed,
+        device=args.device,
+        val_fraction=args.val_fraction,
+    )
+    roi = _roi_arg(args.roi, lres.ndim, "HRES voxels")
+    job = iter_train(
+        np.asarray(lres.data), np.asarray(hres.data), lres.voxel_um, reg, cfg,
+        roi=roi, resume=resume, out_path=out, overwrite=args.overwrite,
+        extra={"lres": str(args.lres), "hres": str(args.hres), "registration": str(args.registration)},
+    )
+    log(f"Training {cfg.model} for {cfg.iterations} iterations (Ctrl-C stops and keeps the best model so far)...")
+    result, stopped, last = None, False, None
+    tty = sys.stderr.isatty()
+    try:
+        while True:
+            try:
+                last = next(job)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            text = f"[{last.step}/{last.total}] loss {last.loss:.4f}, {last.remaining_s:.0f} s left"
+            if last.val_psnr is not None:
+                text = f"[{last.step}/{last.total}] {last.message}, {last.remaining_s:.0f} s left"
+            if tty:
+                print(f"\r{text[:110]:<110}", end="" if last.val_psnr is None else "\n", file=sys.stderr, flush=True)
+            elif last.val_psnr is not None:
+                log(text)
+    except KeyboardInterrupt:
+        job.close()  # keeps the best model on disk
+        stopped = True
+        log("\nStopped." + (f" The best model so far is in {out}." if out.exists() else " No model was saved yet."))
+    if result is not None:
+        ckpt, seconds, device = result.checkpoint, result.seconds, result.device
+    else:
+        ckpt = last.best if last is not None else None
+        seconds = last.elapsed_s if last is not None else 0.0
+        device = args.device
+    if ckpt is None:
+        raise ResolveError("Training stopped before a model was validated; nothing was saved.")
+    return {
+        "model": str(out),
+        "architecture": ckpt.architecture,
+        "config": ckpt.config,
+        "best_iteration": ckpt.iteration,
+        "iterations_run": last.step if last is not None else 0,
+        "val_psnr_db": ckpt.val_psnr,
+        "val_ssim": next((h.get("val_ssim") for h in reversed(ckpt.history)
+                          if h.get("iteration") == ckpt.iteration and "val_ssim" in h), None),
+        "seconds": round(seconds, 1),
+        "device": device,
+        "stopped": stopped,
+    }
+
+
+def cmd_predict(args: argparse.Namespace) -> dict:
+    from napari_resolve.inference import iter_predict
+    from napari_resolve.models.checkpoint import load_checkpoint
+
+    out = _check_output(args.output, [args.model, args.lres], args.overwrite)
+    ckpt = load_checkpoint(args.model)
+    lres = _read(args.lres, _voxel_arg(args.lres_voxel), "LRES")
+    roi = _roi_arg(args.roi, lres.ndim, "LRES voxels")
+    log(f"Upscaling {args.lres} with {ckpt.architecture} (trained {ckpt.iteration} iterations) -> {out}")
+    result = run_with_progress(
+        iter_predict(
+            ckpt, lres.data, lres.voxel_um, roi=roi, tile=args.tile, overlap=args.overlap,
+            blend=args.blend, out_path=out, overwrite=args.overwrite, device=args.device,
+        )
+    )
+    return result.summary()
+
+
+def cmd_baseline(args: argparse.Namespace) -> dict:
+    from napari_resolve.baselines import estimate_psf_sigma, interpolate, iter_baseline
+    from napari_resolve.grid import Grid, check_roi, upscale_grid
+    from napari_resolve.io import write_volume
+
+    out = _check_output(args.output, [args.lres, args.registration] + ([args.hres] if args.hres else []),
+                        args.overwrite)
+    reg = _registration_arg(args.registration)
+    lres = _read(args.lres, _voxel_arg(args.lres_voxel), "LRES")
+    roi = check_roi(_roi_arg(args.roi, lres.ndim, "LRES voxels"), lres.shape, "the LRES (LRES voxels)")
+    grid = upscale_grid(roi, lres.voxel_um, reg.scale, reg.offset_um)
+    data = np.asarray(lres.data)
+    sigma = None
+    if args.method == "rl":
+        if args.psf_sigma is not None:
+            sigma = _voxel_arg(args.psf_sigma)
+        elif args.hres:
+            hres = _read(args.hres, None, "HRES", need_voxel=False)
+            _check_hres_voxel(hres, reg, args.hres)
+            hres_grid = Grid(hres.shape, reg.scale, reg.offset_um)
+            log("Fitting the PSF on the registered pair...")
+            fit = estimate_psf_sigma(interpolate(data, lres.voxel_um, hres_grid, "cubic"), np.asarray(hres.data),
+                                     reg.scale)
+            sigma = fit.sigma_um
+            log(f"PSF sigma {fit.sigma_um:.3f} um (FWHM {fit.fwhm_um:.3f} um)")
+        else:
+            raise InputError("Richardson-Lucy needs the PSF: give --hres HRES (fitted on the registered pair) "
+                             "or --psf-sigma UM.")
+    result = run_with_progress(
+        iter_baseline(data, lres.voxel_um, grid, args.method, psf_sigma_um=sigma, iterations=args.iterations)
+    )
+    write_volume(out, result.data, grid.voxel_um, origin_um=grid.origin_um, overwrite=args.overwrite)
+    return {
+        "output": str(out),
+        "method": args.method,
+        **grid.to_dict(),
+        "psf_sigma_um": None if sigma is None else sigma,
+        "iterations": result.iterations if args.method == "rl" else None,
+        "seconds": round(result.seconds, 2),
+    }
+
+
 def _float_arg(text: str, flag: str) -> float:
     try:
         return float(text)
@@ -236,7 +420,17 @@ def _float_arg(text: str, flag: str) -> float:
 def cmd_demo(args: argparse.Namespace) -> None:
     from napari_resolve.demo import run_demo
 
-    report = run_demo(Path(args.out_dir), seed=args.seed, size=args.size, ratio=args.ratio, log=log)
+    from napari_resolve.demo import DEMO_ITERATIONS
+
+    report = run_demo(
+        Path(args.out_dir),
+        seed=args.seed,
+        size=args.size,
+        ratio=args.ratio,
+        iterations=args.iterations or DEMO_ITERATIONS,
+        device=args.device,
+        log=log,
+    )
     # The demo is for a person: a table, not JSON (the JSON is in demo_report.json).
     print(report["table"])
     return None
@@ -312,12 +506,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_pores)
 
+    p = sub.add_parser("train", help="train a model on a registered LRES/HRES pair; writes MODEL.pt")
+    p.add_argument("lres", help="low-resolution scan (TIFF, OME-TIFF or zarr)")
+    p.add_argument("hres", help="high-resolution scan of a sub-volume")
+    p.add_argument("--registration", required=True, metavar="REG.json", help="from napari-resolve register -o")
+    p.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1", help="training region in HRES voxels (default: all)")
+    p.add_argument("--model", default=None,
+                   help="architecture: unet25d (default), srcnn (2D, per slice) or srcnn3d")
+    p.add_argument("--model-option", nargs="+", metavar="KEY=VALUE", help="architecture settings, e.g. width=32")
+    p.add_argument("--iterations", type=int, default=1000, help="optimiser steps (default 1000)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--patch-size", type=int, default=64, help="in-plane patch size, HRES voxels (default 64)")
+    p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (default 1e-3, cosine decay)")
+    p.add_argument("--loss", default="l1", choices=("l1", "mse", "l1+msssim"))
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of the ROI held out (default 0.2)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", metavar="MODEL.pt", help="continue training this model for --iterations more")
+    p.add_argument("--lres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
+    p.add_argument("--hres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="where to keep the best model")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("predict", help="upscale an LRES region with a model; prints origin_um, voxel_um, shape")
+    p.add_argument("model", metavar="MODEL.pt")
+    p.add_argument("lres", help="low-resolution scan")
+    p.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1", help="region in LRES voxels (default: all)")
+    p.add_argument("--tile", type=int, default=None, help="tile size in output voxels (default 128)")
+    p.add_argument("--overlap", type=int, default=None, help="blending overlap of tiles, output voxels (default 16)")
+    p.add_argument("--blend", default="linear", choices=("linear", "gaussian"))
+    p.add_argument("--device", default="auto")
+    p.add_argument("--lres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.tif|OUT.zarr",
+                   help="OME-TIFF or zarr, streamed slab by slab")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("baseline", help="classical upscaling of an LRES region: linear, cubic or Richardson-Lucy")
+    p.add_argument("lres", help="low-resolution scan")
+    p.add_argument("--registration", required=True, metavar="REG.json",
+                   help="gives the HRES voxel size and grid phase")
+    p.add_argument("--method", required=True, choices=("linear", "cubic", "rl"))
+    p.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1", help="region in LRES voxels (default: all)")
+    p.add_argument("--hres", help="registered HRES scan, to fit the PSF for rl")
+    p.add_argument("--psf-sigma", type=float, nargs="+", metavar="UM", help="PSF sigma for rl, um (1 or z y x)")
+    p.add_argument("--iterations", type=int, default=10, help="Richardson-Lucy iterations (default 10)")
+    p.add_argument("--lres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.tif|OUT.zarr")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_baseline)
+
     p = sub.add_parser("demo", help="run the workflow on a built-in foam phantom")
     p.add_argument("out_dir", nargs="?", default="napari-resolve-demo",
                    help="output folder (default ./napari-resolve-demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=64, help="LRES voxels a side (default 64)")
     p.add_argument("--ratio", type=int, default=3)
+    p.add_argument("--iterations", type=int, default=None,
+                   help="training iterations (default 600: about 3 minutes on 2 CPU cores)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu or cuda")
     p.set_defaults(func=cmd_demo)
     return parser
 

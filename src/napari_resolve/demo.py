@@ -1,10 +1,12 @@
-"""``napari-resolve demo``: the workflow on the built-in foam phantom.
+"""``napari-resolve demo``: the whole workflow on the built-in foam phantom.
 
-Makes a phantom, registers its HRES scan inside its LRES scan from the written
-files (exercising the readers), measures image quality of the LRES interpolated
-onto the HRES grid and of the HRES scan against the noiseless truth, and
-measures pores on every version of the same region. Everything is written to
-one folder with a JSON report; a short table is returned for the terminal.
+Makes a phantom and writes it; registers its HRES scan inside its LRES scan from
+the written files (exercising the readers); trains the default model on the
+registered pair; upscales an LRES region the model never saw; runs the cubic and
+Richardson-Lucy baselines there; measures quality and pores of every version
+against the noiseless truth. Everything goes to one folder: volumes (OME-TIFF,
+in place over the LRES), the model, ``demo_report.json`` and ``demo_figure.png``;
+a short table is returned for the terminal.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_resolve.errors import FileFormatError
+from napari_resolve.errors import FileFormatError, InputError
 
 REPORT_NAME = "demo_report.json"
+#: Training iterations of the demo (about 2-3 minutes on 2 CPU cores).
+DEMO_ITERATIONS = 600
 
 
 def _prepare_folder(out_dir: Path) -> bool:
@@ -41,9 +45,18 @@ def run_demo(
     seed: int = 0,
     size: int = 64,
     ratio: int = 3,
+    iterations: int = DEMO_ITERATIONS,
+    device: str = "auto",
     log: Callable[[str], None] = print,
 ) -> dict:
     """Run the demo workflow and write its outputs to ``out_dir``.
+
+    Steps: foam phantom -> register HRES in LRES -> train the default model on the
+    registered pair -> upscale an LRES region that lies outside the HRES (never
+    seen in training) -> cubic and Richardson-Lucy baselines on the same region ->
+    quality against the noiseless truth (with an MS-SSIM map) -> pores on the
+    LRES, baselines, upscaled and truth, with the share of true pores found ->
+    a PNG figure, ``demo_report.json`` and a table.
 
     Parameters
     ----------
@@ -51,6 +64,10 @@ def run_demo(
         Output folder: new, empty, or one an earlier demo wrote (then replaced).
     seed, size, ratio : int
         Phantom seed, LRES voxels a side, LRES/HRES voxel size ratio.
+    iterations : int
+        Training iterations of the default model.
+    device : str
+        "auto", "cpu" or "cuda" for training and prediction.
     log : callable
         Receives progress lines.
 
@@ -59,108 +76,216 @@ def run_demo(
     dict
         The report (also written to ``demo_report.json``), with a ``table`` string.
     """
+    from napari_resolve.baselines import estimate_psf_sigma, interpolate, run_baseline
+    from napari_resolve.grid import Grid, upscale_grid
+    from napari_resolve.inference import run_predict
     from napari_resolve.io import read_volume, write_json, write_volume
     from napari_resolve.phantom import write_phantom
-    from napari_resolve.pores import analyse_pores
+    from napari_resolve.pores import analyse_pores, match_pores
     from napari_resolve.quality import compare, ms_ssim_map
     from napari_resolve.registration import register
-    from napari_resolve.resample import resample_to_grid
+    from napari_resolve.training import TrainConfig, iter_train
 
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     overwrite = _prepare_folder(out_dir)
 
-    log(f"[1/4] Foam phantom: LRES {size}^3 voxels, ratio {ratio}, seed {seed} -> {out_dir}")
+    log(f"[1/7] Foam phantom: LRES {size}^3 voxels, ratio {ratio}, seed {seed} -> {out_dir}")
     paths, meta = write_phantom(out_dir, overwrite=overwrite, size=size, ratio=ratio, seed=seed)
-
-    log("[2/4] Registering the HRES scan inside the LRES scan (from the written files)...")
     lres = read_volume(paths["lres"])
     hres = read_volume(paths["hres"])
-    reg = register(np.asarray(lres.data), np.asarray(hres.data), lres.voxel_um, hres.voxel_um, progress=log)
+    lres_data, hres_data = np.asarray(lres.data), np.asarray(hres.data)
+
+    log("[2/7] Registering the HRES scan inside the LRES scan (from the written files)...")
+    reg = register(lres_data, hres_data, lres.voxel_um, hres.voxel_um, progress=lambda m: log(f"      {m}"))
     reg.require_ok()
     write_json(out_dir / "registration.json", reg.to_dict())
     true_offset = np.array(meta["hres_offset_um"])
     err_vox = (np.array(reg.offset_um) - true_offset) / np.array(hres.voxel_um)
-    log(f"      offset {np.round(reg.offset_um, 2).tolist()} um, error {np.round(err_vox, 3).tolist()} HRES voxels, NCC {reg.ncc:.3f}")
+    log(f"      offset {np.round(reg.offset_um, 2).tolist()} um, error {np.round(err_vox, 3).tolist()} "
+        f"HRES voxels, NCC {reg.ncc:.3f}")
 
-    log("[3/4] Quality against the noiseless truth on the HRES region...")
-    truth_full = read_volume(paths["truth"])
-    start = meta["hres_start_fine_voxels"]
-    box = tuple(slice(k, k + n) for k, n in zip(start, hres.shape))
-    truth = np.asarray(truth_full.data)[box]
-    cubic = resample_to_grid(lres.data, lres.voxel_um, hres.shape, reg.scale, reg.offset_um, order=3)
-    write_volume(out_dir / "lres_cubic_on_hres.tif", cubic, reg.scale, origin_um=reg.offset_um, overwrite=overwrite)
-    hres_data = np.asarray(hres.data)
-    quality = {
-        "lres_cubic": compare(cubic, truth, data_range=1.0),
-        "hres_scan": compare(hres_data, truth, data_range=1.0),
-    }
-    qmap = ms_ssim_map(cubic, truth, data_range=1.0)
-    write_volume(out_dir / "ms_ssim_map_lres_cubic.tif", qmap, reg.scale, origin_um=reg.offset_um, overwrite=overwrite)
+    log(f"[3/7] Training the default model (unet25d) for {iterations} iterations on the registered pair...")
+    cfg = TrainConfig(iterations=iterations, seed=seed, device=device)
+    model_path = out_dir / "model.pt"
+    train = iter_train(lres_data, hres_data, lres.voxel_um, reg, cfg, out_path=model_path, overwrite=overwrite,
+                       extra={"lres": paths["lres"].name, "hres": paths["hres"].name})
+    trained = _drain_logged(train, log)
+    ckpt = trained.checkpoint
+    log(f"      {trained.seconds:.0f} s on {trained.device}; best validation PSNR {ckpt.val_psnr:.2f} dB "
+        f"at iteration {ckpt.iteration}")
 
-    log("[4/4] Pores on the same region: truth, HRES scan, LRES interpolated, LRES...")
-    lres_box = _lres_box(reg.offset_um, hres.shape, reg.scale, lres.voxel_um)
+    log("[4/7] Upscaling an LRES region outside the HRES (never seen in training)...")
+    roi = _unseen_region(lres_data.shape, meta, ratio)
+    t0 = time.perf_counter()
+    pred = run_predict(ckpt, lres_data, lres.voxel_um, roi=roi, device=device)
+    predict_s = time.perf_counter() - t0
+    grid = pred.grid
+    write_volume(out_dir / "upscaled.tif", pred.data, grid.voxel_um, origin_um=grid.origin_um, overwrite=overwrite)
+    log(f"      LRES voxels {_roi_text(roi)} -> {' x '.join(map(str, grid.shape))} voxels of "
+        f"{grid.voxel_um[0]:g} um in {predict_s:.1f} s")
+
+    log("[5/7] Baselines on the same region: cubic interpolation and Richardson-Lucy...")
+    cubic = interpolate(lres_data, lres.voxel_um, grid, "cubic")
+    hres_grid = Grid(hres.shape, reg.scale, reg.offset_um)
+    psf = estimate_psf_sigma(interpolate(lres_data, lres.voxel_um, hres_grid, "cubic"), hres_data, reg.scale)
+    rl = run_baseline(lres_data, lres.voxel_um, grid, "rl", psf_sigma_um=psf.sigma_um).data
+    write_volume(out_dir / "cubic.tif", cubic, grid.voxel_um, origin_um=grid.origin_um, overwrite=overwrite)
+    write_volume(out_dir / "richardson_lucy.tif", rl, grid.voxel_um, origin_um=grid.origin_um, overwrite=overwrite)
+    log(f"      PSF fitted on the registered pair: sigma {psf.sigma_um:.2f} um (FWHM {psf.fwhm_um:.2f} um)")
+
+    log("[6/7] Quality against the noiseless truth, and an MS-SSIM map of the upscaled region...")
+    truth_vol = read_volume(paths["truth"])
+    labels_vol = read_volume(paths["truth_labels"])
+    box = _fine_box(grid, truth_vol.origin_um, truth_vol.voxel_um)
+    truth = np.asarray(truth_vol.data)[box]
+    truth_labels = np.asarray(labels_vol.data)[box].astype(np.int32)
+    images = {"upscaled": pred.data, "richardson_lucy": rl, "cubic": cubic}
+    quality = {name: compare(img, truth, data_range=1.0) for name, img in images.items()}
+    qmap = ms_ssim_map(pred.data, truth, data_range=1.0)
+    write_volume(out_dir / "ms_ssim_map_upscaled.tif", qmap, grid.voxel_um, origin_um=grid.origin_um,
+                 overwrite=overwrite)
+    write_volume(out_dir / "truth_region.tif", truth, grid.voxel_um, origin_um=grid.origin_um, overwrite=overwrite)
+
+    log("[7/7] Pores on the truth, upscaled, baselines and LRES of the region...")
+    lres_region = lres_data[roi]
+    lres_origin = tuple(s.start * v for s, v in zip(roi, lres.voxel_um))
     inputs = {
-        "truth": (truth, hres.voxel_um),
-        "hres_scan": (hres_data, hres.voxel_um),
-        "lres_cubic": (cubic, reg.scale),
-        "lres": (np.asarray(lres.data)[lres_box], lres.voxel_um),
+        "truth": (truth, grid.voxel_um, grid.origin_um),
+        **{name: (img, grid.voxel_um, grid.origin_um) for name, img in images.items()},
+        "lres": (lres_region, lres.voxel_um, lres_origin),
     }
-    pores = {}
-    for name, (image, voxel) in inputs.items():
-        # The HRES region lies inside the sample, so the whole field is sample.
+    pores, pore_results = {}, {}
+    for name, (image, voxel, origin) in inputs.items():
+        # The region lies inside the sample, so the whole field is sample.
         res = analyse_pores(image, voxel, sample_mask=None)
-        pores[name] = res.summary()
-    truth_count = max(pores["truth"]["count"], 1)
-    for name in pores:
-        pores[name]["pore_recovery"] = pores[name]["count"] / truth_count
+        match = match_pores(truth_labels, grid.voxel_um, res.labels, voxel,
+                            truth_origin_um=grid.origin_um, result_origin_um=origin)
+        pores[name] = res.summary() | {"pore_recovery": match.recovery, "match": match.to_dict()}
+        pore_results[name] = res
 
     report = {
         "out_dir": str(out_dir),
         "phantom": meta,
         "registration": reg.to_dict() | {"error_hres_voxels": err_vox.tolist()},
+        "training": {
+            "model": ckpt.architecture,
+            "config": ckpt.config,
+            "parameters": int(trained.model.parameter_count()),
+            "iterations": iterations,
+            "best_iteration": ckpt.iteration,
+            "best_val_psnr_db": ckpt.val_psnr,
+            "seconds": round(trained.seconds, 1),
+            "device": trained.device,
+            "roi_hres_voxels": ckpt.extra.get("roi"),
+        },
+        "region": {"roi_lres_voxels": _roi_text(roi), **grid.to_dict(), "predict_seconds": round(predict_s, 2)},
+        "psf": psf.to_dict(),
         "quality": quality,
         "pores": pores,
-        "seconds": round(time.perf_counter() - t_start, 1),
     }
+    figure = out_dir / "demo_figure.png"
+    from napari_resolve.figures import demo_figure
+
+    demo_figure(figure, lres_region=lres_region, images={"cubic": cubic, "richardson_lucy": rl,
+                "upscaled": pred.data, "truth": truth}, ms_ssim=qmap, pores=pore_results,
+                history=trained.history, ratio=ratio, lres_voxel_um=lres.voxel_um[0])
+    report["figure"] = str(figure)
+    report["seconds"] = round(time.perf_counter() - t_start, 1)
     write_json(out_dir / REPORT_NAME, report)
     report["table"] = _table(report, ratio, hres.voxel_um[0], lres.voxel_um[0])
     return report
 
 
-def _lres_box(offset_um, shape, voxel_um, lres_voxel_um) -> tuple[slice, ...]:
-    """LRES voxels whose centres lie inside the HRES box."""
-    lo = np.ceil((np.array(offset_um) - 0.5 * np.array(voxel_um)) / np.array(lres_voxel_um))
-    hi = np.floor((np.array(offset_um) + (np.array(shape) - 0.5) * np.array(voxel_um)) / np.array(lres_voxel_um))
-    return tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi))
+def _drain_logged(gen, log):
+    """Drain a training generator, logging validation records."""
+    while True:
+        try:
+            rec = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if rec.val_psnr is not None:
+            log(f"      {rec.message} [{rec.elapsed_s:.0f} s, ~{rec.remaining_s:.0f} s left]")
+
+
+def _roi_text(roi) -> str:
+    return ",".join(f"{s.start}:{s.stop}" for s in roi)
+
+
+def _fine_box(grid, origin_um, voxel_um) -> tuple[slice, ...]:
+    """The truth voxels under ``grid`` (the truth grid is in phase with it)."""
+    start = np.rint((np.array(grid.origin_um) - np.array(origin_um)) / np.array(voxel_um)).astype(int)
+    return tuple(slice(int(a), int(a) + n) for a, n in zip(start, grid.shape))
+
+
+def _unseen_region(lres_shape, meta: dict, ratio: int, side: int = 24) -> tuple[slice, ...]:
+    """A cube of LRES voxels inside the sample cylinder that does not touch the HRES box.
+
+    Candidates are tried from the centre of the field outwards; the cube shrinks
+    if none fits.
+    """
+    hs = np.array(meta["hres_start_fine_voxels"]) // ratio
+    he = -(-(np.array(meta["hres_start_fine_voxels"]) + np.array(meta["hres_shape"])) // ratio)
+    shape = np.array(lres_shape)
+    centre = (shape[1:] - 1) / 2
+    radius = 0.45 * shape[1:].min() - 1  # the phantom's cylinder, in LRES voxels, with a margin
+    while side >= 8:
+        best = None
+        for z in range(0, shape[0] - side + 1):
+            for y in range(0, shape[1] - side + 1, 2):
+                for x in range(0, shape[2] - side + 1, 2):
+                    lo, hi = np.array([z, y, x]), np.array([z, y, x]) + side
+                    if np.all(lo < he + 1) and np.all(hi > hs - 1):
+                        continue  # touches the HRES box (1-voxel gap)
+                    corners = [(yy, xx) for yy in (y, y + side - 1) for xx in (x, x + side - 1)]
+                    if max(np.hypot(*(np.array(c) - centre)) for c in corners) > radius:
+                        continue
+                    d = np.hypot(*(lo[1:] + side / 2 - shape[1:] / 2)) + abs(z + side / 2 - shape[0] / 2)
+                    if best is None or d < best[0]:
+                        best = (d, lo)
+        if best is not None:
+            return tuple(slice(int(a), int(a) + side) for a in best[1])
+        side -= 4
+    raise InputError("The phantom is too small for a test region outside the HRES; use a larger --size.")
 
 
 def _table(report: dict, ratio: int, hres_um: float, lres_um: float) -> str:
-    reg = report["registration"]
+    reg, tr, region = report["registration"], report["training"], report["region"]
     err = ", ".join(f"{e:+.2f}" for e in reg["error_hres_voxels"])
+    shape = " x ".join(map(str, region["shape"]))
     lines = [
         f"napari-resolve demo: foam phantom, LRES {lres_um:g} um -> HRES {hres_um:g} um (ratio {ratio}), "
         f"{report['seconds']:.0f} s",
         f"Registration: NCC {reg['ncc']:.3f}, error ({err}) HRES voxels [{reg['status']}]",
+        f"Training: {tr['model']} ({tr['parameters']:,} parameters), {tr['iterations']} iterations in "
+        f"{tr['seconds']:.0f} s on {tr['device']}; best validation PSNR {tr['best_val_psnr_db']:.2f} dB",
+        f"Region never seen in training: LRES voxels {region['roi_lres_voxels']} -> {shape} voxels of "
+        f"{hres_um:g} um, upscaled in {region['predict_seconds']:.1f} s",
         "",
-        f"{'region of the HRES scan':<24}{'PSNR dB':>8}{'SSIM':>7}{'MS-SSIM':>8}"
-        f"{'porosity':>9}{'pores':>6}{'recov.':>7}{'mean d um':>10}{'spher.':>7}",
+        f"{'against the truth':<22}{'PSNR dB':>8}{'SSIM':>7}{'MS-SSIM':>8}"
+        f"{'porosity':>9}{'pores':>6}{'found':>10}{'mean d um':>10}{'spher.':>7}",
     ]
     names = {
         "truth": f"truth ({hres_um:g} um)",
-        "hres_scan": f"HRES scan ({hres_um:g} um)",
-        "lres_cubic": f"LRES cubic ({hres_um:g} um)",
+        "upscaled": f"upscaled ({tr['model']})",
+        "richardson_lucy": "Richardson-Lucy",
+        "cubic": "cubic interpolation",
         "lres": f"LRES ({lres_um:g} um)",
     }
     for key, label in names.items():
         q = report["quality"].get(key)
         p = report["pores"][key]
+        m = p["match"]
         qtxt = f"{q['psnr']:>8.2f}{q['ssim']:>7.3f}{q['ms_ssim']:>8.3f}" if q else f"{'-':>8}{'-':>7}{'-':>8}"
+        found = f"{m['found']}/{m['total']}"
         lines.append(
-            f"{label:<24}{qtxt}{p['porosity']:>9.3f}{p['count']:>6d}{p['pore_recovery']:>7.2f}"
+            f"{label:<22}{qtxt}{p['porosity']:>9.3f}{p['count']:>6d}{found:>10}"
             f"{_fmt(p['mean_diameter_um']):>10}{_fmt(p['mean_sphericity'], 3):>7}"
         )
-    lines.append(f"\nFiles and demo_report.json in {report['out_dir']}")
+    lines.append(
+        "\n'found': true pores (wholly inside the region) that the analysis found, one to one.\n"
+        f"Files, demo_figure.png and demo_report.json in {report['out_dir']}"
+    )
     return "\n".join(lines)
 
 

@@ -311,7 +311,6 @@ def iter_train(
     best: Checkpoint | None = None
     best_psnr = -math.inf
     step = 0
-    finished = False
 
     def snapshot(psnr: float | None) -> Checkpoint:
         return Checkpoint(
@@ -390,12 +389,11 @@ def iter_train(
             else:
                 history.append(entry)
             yield rec
-        finished = True
-    finally:
-        if not finished and best is None and step > 1 and out is not None:
+    except GeneratorExit:
+        if best is None and step > 1 and out is not None:
             # Stopped before the first validation: keep what there is.
-            best = snapshot(None)
-            save_checkpoint(best, out, overwrite=True)
+            save_checkpoint(snapshot(None), out, overwrite=True)
+        raise
     if best is not None:
         best.history = list(history)  # the whole run, also after the best point
         if out is not None:
@@ -461,6 +459,12 @@ def _validate(net, val_in, val_target, pair, dev, amp) -> tuple[float, float, np
     if pair.ndim == 2:
         pred, target = pred[0], target[0]
     p = float(psnr(pred, target, data_range=1.0))
-    s = float(ssim(pred, target, data_range=1.0)) if min(target.shape) >= 7 else float("nan")
+    if min(target.shape) >= 11:
+        s = float(ssim(pred, target, data_range=1.0))
+    elif min(target.shape[-2:]) >= 11 and target.ndim == 3:
+        # A thin validation slab: the mean of per-slice (2D) SSIMs.
+        s = float(np.mean([ssim(a, b, data_range=1.0) for a, b in zip(pred, target)]))
+    else:
+        s = float("nan")
     preview = pred if pred.ndim == 2 else pred[pred.shape[0] // 2]
     return p, s, pair.norm_out.invert(preview)
