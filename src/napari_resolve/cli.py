@@ -418,9 +418,7 @@ def _float_arg(text: str, flag: str) -> float:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from napari_resolve.demo import run_demo
-
-    from napari_resolve.demo import DEMO_ITERATIONS
+    from napari_resolve.demo import DEMO_ITERATIONS, run_demo
 
     report = run_demo(
         Path(args.out_dir),

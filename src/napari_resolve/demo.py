@@ -77,7 +77,7 @@ def run_demo(
         The report (also written to ``demo_report.json``), with a ``table`` string.
     """
     from napari_resolve.baselines import estimate_psf_sigma, interpolate, run_baseline
-    from napari_resolve.grid import Grid, upscale_grid
+    from napari_resolve.grid import Grid
     from napari_resolve.inference import run_predict
     from napari_resolve.io import read_volume, write_json, write_volume
     from napari_resolve.phantom import write_phantom
