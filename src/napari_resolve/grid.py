@@ -22,6 +22,9 @@ import numpy as np
 from napari_resolve._validate import voxel_tuple
 from napari_resolve.errors import InputError
 
+#: Share of an output voxel that may stick out of the ROI (see upscale_grid).
+TOLERANCE = 0.05
+
 _ROI_PART = re.compile(r"^\s*(-?\d*)\s*:\s*(-?\d*)\s*$")
 
 
@@ -179,7 +182,7 @@ def upscale_grid(
     -------
     Grid
         The output voxels whose extent lies inside the ROI's physical extent
-        (up to a 1e-6 voxel tolerance), at least one per axis.
+        (up to :data:`TOLERANCE` of a voxel), at least one per axis.
     """
     nd = len(roi)
     lv = np.array(voxel_tuple(lres_voxel_um, nd, "LRES voxel size"))
@@ -192,8 +195,10 @@ def upscale_grid(
         phase = edge_lo + 0.5 * hv  # first HRES voxel flush with the ROI's lower edge
     else:
         phase = np.asarray(phase_origin_um, float)
-    n0 = np.ceil((edge_lo - phase) / hv + 0.5 - 1e-6)
-    n1 = np.floor((edge_hi - phase) / hv - 0.5 + 1e-6)
+    # A registration is exact only to a fraction of a voxel: a voxel that sticks
+    # out of the ROI by less than TOLERANCE of its size still belongs to it.
+    n0 = np.ceil((edge_lo - phase) / hv + 0.5 - TOLERANCE)
+    n1 = np.floor((edge_hi - phase) / hv - 0.5 + TOLERANCE)
     n1 = np.maximum(n1, n0)
     shape = tuple(int(v) for v in n1 - n0 + 1)
     origin = tuple(float(v) for v in phase + n0 * hv)

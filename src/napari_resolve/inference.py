@@ -169,19 +169,32 @@ class _Sink:
 
             self.array = create_zarr(tmp, shape, np.float32, voxel, origin)
         else:
-            self.array = _tiff_memmap(tmp, shape, voxel, origin, path.name)
+            # Create the OME-TIFF with contiguous pixel data, note where the data
+            # start, and unmap it. Slabs are then written through short-lived
+            # maps of just their bytes: a map of the whole file would keep every
+            # written page in this process's resident memory until the end.
+            mm = _tiff_memmap(tmp, shape, voxel, origin, path.name)
+            self.tiff = (tmp, int(mm.offset), tuple(shape))
+            del mm
+            self.array = None
 
     def write(self, z0: int, z1: int, slab: np.ndarray) -> None:
-        if self.squeeze:
+        if self.array is None:
+            tmp, offset, shape = self.tiff
+            plane = int(np.prod(shape[1:])) if len(shape) == 3 else int(np.prod(shape))
+            rows = (z1 - z0) if len(shape) == 3 else 1
+            mm = np.memmap(tmp, np.float32, "r+", offset=offset + z0 * plane * 4,
+                           shape=(rows,) + tuple(shape[-2:]))
+            mm[:] = slab
+            mm.flush()
+            del mm
+        elif self.squeeze:
             self.array[...] = slab[0]
         else:
             self.array[z0:z1] = slab
 
     def close(self) -> None:
-        if isinstance(self.array, np.memmap):
-            self.array.flush()
-            del self.array
-            self.array = None
+        pass
 
 
 def _tiff_memmap(path: Path, shape, voxel, origin, name: str) -> np.memmap:
