@@ -115,7 +115,12 @@ def tile_starts(n: int, tile: int, overlap: int, multiple: int = 1) -> list[tupl
     """
     if tile >= n:
         return [(0, n)]
-    step = max(multiple, (tile - overlap) // multiple * multiple)
+    step = (tile - overlap) // multiple * multiple
+    if step < 1:
+        raise InputError(
+            f"Tiles of {tile} voxels overlapping by {overlap} leave no step that is a multiple of {multiple} "
+            "(the network's downsampling); use a larger tile or a smaller overlap."
+        )
     out, s = [], 0
     while True:
         out.append((s, min(s + tile, n)))

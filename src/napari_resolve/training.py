@@ -304,8 +304,12 @@ def iter_train(
     loss_fn = make_loss(cfg.loss, cfg.msssim_weight)
     val_every = cfg.val_every or max(1, math.ceil(total / 20))
     val_in, val_target = pair.validation()
-    history: list[dict[str, Any]] = list(start_ckpt.history) if start_ckpt is not None else []
     it0 = start_ckpt.iteration if start_ckpt is not None else 0
+    # A best model may predate the end of its run: its history goes on past its
+    # iteration, but the resumed run continues from the model's own iteration.
+    history: list[dict[str, Any]] = (
+        [h for h in start_ckpt.history if h.get("iteration", 0) <= it0] if start_ckpt is not None else []
+    )
     device_name = describe_device(dev)
     record_extra = {"roi": [[s.start, s.stop] for s in pair.roi], "device": device_name, **(extra or {})}
     best: Checkpoint | None = None
@@ -390,7 +394,7 @@ def iter_train(
                 history.append(entry)
             yield rec
     except GeneratorExit:
-        if best is None and step > 1 and out is not None:
+        if best is None and step >= 1 and out is not None:
             # Stopped before the first validation: keep what there is.
             save_checkpoint(snapshot(None), out, overwrite=True)
         raise

@@ -102,7 +102,7 @@ class Checkpoint:
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
+            first = " ".join(line.strip() for line in str(exc).strip().splitlines()[:2])
             raise FileFormatError(
                 f"The weights in the model file do not fit a {self.architecture} network ({first}). "
                 "The file is damaged or was edited; train the model again."
@@ -205,9 +205,6 @@ def load_checkpoint(path: str | os.PathLike, *, architecture: str | None = None)
         If the file is missing, not a napari-resolve model, damaged, or of
         another architecture than required.
     """
-    import pickle
-    import zipfile
-
     import torch
 
     path = Path(path)
@@ -215,9 +212,10 @@ def load_checkpoint(path: str | os.PathLike, *, architecture: str | None = None)
         raise FileFormatError(f"Model file {path} does not exist. Check the path, or train a model first.")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - torch.load on junk raises almost anything (KeyError, EOFError...)
+        first = (str(exc).splitlines() or ["no details"])[0][:160]
         raise FileFormatError(
-            f"{path} cannot be read as a model file ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}). "
+            f"{path} cannot be read as a model file ({type(exc).__name__}: {first}). "
             "It is damaged, truncated or not a napari-resolve model; train the model again."
         ) from exc
     ckpt = Checkpoint.from_dict(data, source=str(path))

@@ -114,6 +114,9 @@ class UNet25D(ResolutionModel):
         n = z - 2 * h  # number of stacks
         if n < 1 or z - 2 * self.trim_z < 1:
             raise InputError(f"unet25d needs at least {2 * self.trim_z + 1} slices per block, got {z}.")
+        m = 2**self.depth
+        if y % m or w % m:
+            raise InputError(f"unet25d with depth {self.depth} needs y and x multiples of {m}, got {y} x {w}.")
         # (b, n, y, x, k) -> (b * n, k, y, x): one 2D sample per stack.
         stacks = x.unfold(1, k, 1).permute(0, 1, 4, 2, 3).reshape(b * n, k, y, w)
         pred = self._net(stacks)
