@@ -39,6 +39,7 @@ from scipy import ndimage, optimize
 from napari_resolve._validate import as_image, same_shape, voxel_tuple
 from napari_resolve.errors import InputError, ResolveWarning
 from napari_resolve.grid import Grid, resample_lres
+from napari_resolve.progress import Progress
 
 __all__ = [
     "METHODS",
@@ -87,21 +88,8 @@ _PERCENTILE_VOXELS = 4_000_000
 # ------------------------------------------------------------------- records
 
 
-@dataclass(frozen=True)
-class BaselineProgress:
-    """One progress record of a baseline job.
-
-    Attributes
-    ----------
-    step, total : int
-        Steps done and the number of steps of the whole job.
-    message : str
-        What the job does now, for a progress bar or a log.
-    """
-
-    step: int
-    total: int
-    message: str
+#: The records this module's generators yield (step, total, message).
+BaselineProgress = Progress
 
 
 @dataclass(frozen=True)

@@ -206,22 +206,9 @@ def _tiff_memmap(path: Path, shape, voxel, origin, name: str) -> np.memmap:
     """An OME-TIFF on disk, written through a memory map (contiguous strips)."""
     import tifffile
 
-    ndim = len(shape)
-    axes = "ZYX"[-ndim:]
-    md: dict = {"axes": axes, "Name": name.split(".")[0]}
-    for ax, v in zip(axes, voxel):
-        md[f"PhysicalSize{ax}"] = float(v)
-        md[f"PhysicalSize{ax}Unit"] = "µm"
-    n = shape[0] if ndim == 3 else 1
-    z0, dz = (origin[0], voxel[0]) if ndim == 3 else (0.0, 0.0)
-    md["Plane"] = {
-        "PositionX": [origin[-1]] * n,
-        "PositionY": [origin[-2]] * n,
-        "PositionZ": [z0 + i * dz for i in range(n)],
-        "PositionXUnit": ["µm"] * n,
-        "PositionYUnit": ["µm"] * n,
-        "PositionZUnit": ["µm"] * n,
-    }
+    from napari_resolve.io import ome_metadata
+
+    md = ome_metadata(shape, voxel, origin, name)
     big = int(np.prod(shape)) * 4 > 2**31 - 2**25
     return tifffile.memmap(path, shape=tuple(shape), dtype="float32", ome=True, metadata=md,
                            photometric="minisblack", bigtiff=big)
@@ -353,7 +340,11 @@ def iter_predict(
         raise InputError(f"margin must be >= 0, got {margin}.")
     m_x = rx if margin is None else int(margin)
     halo = (net.trim_z + rz, _round_up(m_in, my), _round_up(m_x, mx))
-    tz_default = int(tile) if (tile is not None and np.isscalar(tile) and net.volumetric) else (64 if net.volumetric else 16)
+    # Slice-wise models see 16 output slices per tile; 3D models a cube.
+    if tile is not None and np.isscalar(tile) and net.volumetric:
+        tz_default = int(tile)
+    else:
+        tz_default = 64 if net.volumetric else 16
     if tile is None:
         tile3 = (tz_default, DEFAULT_TILE, DEFAULT_TILE)
     elif np.isscalar(tile):

@@ -424,17 +424,17 @@ def write_volume(
     return path
 
 
-def _write_ome_tiff(path: Path, data: np.ndarray, voxel, origin, name: str) -> None:
-    import tifffile
-
-    axes = "ZYX"[-data.ndim :]
+def ome_metadata(shape, voxel, origin, name: str) -> dict[str, Any]:
+    """tifffile OME metadata: axes, physical voxel size and plane positions (um)."""
+    ndim = len(shape)
+    axes = "ZYX"[-ndim:]
     md: dict[str, Any] = {"axes": axes, "Name": name.split(".")[0]}
     for ax, v in zip(axes, voxel):
         md[f"PhysicalSize{ax}"] = float(v)
         md[f"PhysicalSize{ax}Unit"] = "µm"
-    n_planes = data.shape[0] if data.ndim == 3 else 1
-    z0 = origin[0] if data.ndim == 3 else 0.0
-    dz = voxel[0] if data.ndim == 3 else 0.0
+    n_planes = shape[0] if ndim == 3 else 1
+    z0 = origin[0] if ndim == 3 else 0.0
+    dz = voxel[0] if ndim == 3 else 0.0
     md["Plane"] = {
         "PositionX": [origin[-1]] * n_planes,
         "PositionY": [origin[-2]] * n_planes,
@@ -443,6 +443,13 @@ def _write_ome_tiff(path: Path, data: np.ndarray, voxel, origin, name: str) -> N
         "PositionYUnit": ["µm"] * n_planes,
         "PositionZUnit": ["µm"] * n_planes,
     }
+    return md
+
+
+def _write_ome_tiff(path: Path, data: np.ndarray, voxel, origin, name: str) -> None:
+    import tifffile
+
+    md = ome_metadata(data.shape, voxel, origin, name)
     # BigTIFF above ~2 GB keeps large outputs readable.
     big = data.nbytes > 2**31 - 2**25
     tifffile.imwrite(path, data, ome=True, metadata=md, bigtiff=big, photometric="minisblack")

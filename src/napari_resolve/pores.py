@@ -48,6 +48,7 @@ from skimage.segmentation import watershed
 
 from napari_resolve._validate import as_image, same_shape, voxel_tuple
 from napari_resolve.errors import InputError, ResolveWarning
+from napari_resolve.progress import Progress
 
 __all__ = [
     "PoreMatch",
@@ -96,21 +97,8 @@ _SURFACE_SIGMA = 0.7
 _AXIS_NAMES = {3: ("z", "y", "x"), 2: ("y", "x")}
 
 
-@dataclass(frozen=True)
-class PoreProgress:
-    """One progress record of :func:`iter_analyse_pores`.
-
-    Attributes
-    ----------
-    step, total : int
-        Steps done and the number of steps of the whole analysis.
-    message : str
-        What the analysis does now, for a progress bar or a log.
-    """
-
-    step: int
-    total: int
-    message: str
+#: The records this module's generators yield (step, total, message).
+PoreProgress = Progress
 
 
 @dataclass
