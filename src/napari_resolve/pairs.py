@@ -176,13 +176,16 @@ def make_pair(
             f"The training ROI leaves the part of the HRES that lies inside the LRES on axis {outside[0]} "
             f"(overlap {','.join(f'{o.start}:{o.stop}' for o in overlap)} in HRES voxels). Choose an ROI inside it."
         )
-    val_axis_nd = 0
-    n_axis = roi[val_axis_nd].stop - roi[val_axis_nd].start
-    n_val = max(min_val, int(round(val_fraction * n_axis)))
-    if n_axis - n_val < MIN_PATCH if ndim == 2 else n_axis - n_val < 1:
+    # The validation block is cut along axis 0 (z in 3D, y in 2D); what is left
+    # must still hold a training patch (a 2D image needs MIN_PATCH rows).
+    n_axis = roi[0].stop - roi[0].start
+    n_val = max(min_val, round(val_fraction * n_axis))
+    min_train = MIN_PATCH if ndim == 2 else 1
+    if n_axis - n_val < min_train:
         raise InputError(
             f"The training ROI is {n_axis} voxels along axis 0: too small for a validation block of "
-            f"{n_val} voxels plus training data. Choose a larger ROI (at least {n_val + (MIN_PATCH if ndim == 2 else 2)} voxels on axis 0)."
+            f"{n_val} voxels plus training data. Choose a larger ROI (at least {n_val + min_train} voxels "
+            "on axis 0)."
         )
     in_plane = [r.stop - r.start for r in roi[-2:]]
     if min(in_plane) < MIN_PATCH:
