@@ -39,7 +39,7 @@ from scipy import ndimage, optimize
 from napari_resolve._validate import as_image, same_shape, voxel_tuple
 from napari_resolve.errors import InputError, ResolveWarning
 from napari_resolve.grid import Grid, resample_lres
-from napari_resolve.progress import Progress
+from napari_resolve.progress import Progress, drain
 
 __all__ = [
     "METHODS",
@@ -449,7 +449,7 @@ def iter_richardson_lucy(
 
 def run_richardson_lucy(image, sigma_vox, iterations: int = DEFAULT_ITERATIONS) -> np.ndarray:
     """:func:`iter_richardson_lucy` run to its end; returns the deconvolved image (float32)."""
-    return _drain(iter_richardson_lucy(image, sigma_vox, iterations))
+    return drain(iter_richardson_lucy(image, sigma_vox, iterations))
 
 
 def _iter_rl(img: np.ndarray, sigma: tuple[float, ...], n: int):
@@ -589,7 +589,7 @@ def run_baseline(lres, lres_voxel_um, grid: Grid, method: str, **options) -> Bas
 
     Takes the same arguments (options forwarded, so the signatures cannot drift apart).
     """
-    return _drain(iter_baseline(lres, lres_voxel_um, grid, method, **options))
+    return drain(iter_baseline(lres, lres_voxel_um, grid, method, **options))
 
 
 def _iter_baseline(lres, lres_voxel_um, grid: Grid, method: str, sigma_um, ref, iterations: int):
@@ -626,13 +626,6 @@ def _iter_baseline(lres, lres_voxel_um, grid: Grid, method: str, sigma_um, ref, 
 # ------------------------------------------------------------------ helpers
 
 
-def _drain(gen):
-    """Run a generator to its end and return its value."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 def _subset(a: np.ndarray) -> np.ndarray:

@@ -441,12 +441,9 @@ def iter_predict(
 
 def run_predict(model, lres, lres_voxel_um, **kwargs) -> PredictResult:
     """:func:`iter_predict` run to the end (for scripts and tests)."""
-    gen = iter_predict(model, lres, lres_voxel_um, **kwargs)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    from napari_resolve.progress import drain
+
+    return drain(iter_predict(model, lres, lres_voxel_um, **kwargs))
 
 
 class _OneSlice:

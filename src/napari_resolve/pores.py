@@ -48,7 +48,7 @@ from skimage.segmentation import watershed
 
 from napari_resolve._validate import as_image, same_shape, voxel_tuple
 from napari_resolve.errors import InputError, ResolveWarning
-from napari_resolve.progress import Progress
+from napari_resolve.progress import Progress, drain
 
 __all__ = [
     "PoreMatch",
@@ -320,7 +320,7 @@ def pore_table(labels, voxel_um) -> dict[str, np.ndarray]:
             "Label a binary mask first, e.g. with skimage.measure.label."
         )
     voxel = voxel_tuple(voxel_um, lab.ndim)
-    return _drain(_iter_table(lab.astype(np.int64, copy=False), voxel))
+    return drain(_iter_table(lab.astype(np.int64, copy=False), voxel))
 
 
 def analyse_pores(image, voxel_um, **options) -> PoreResult:
@@ -329,7 +329,7 @@ def analyse_pores(image, voxel_um, **options) -> PoreResult:
     Takes the same arguments (forwarded, so the two signatures cannot drift
     apart) and returns its :class:`PoreResult`.
     """
-    return _drain(iter_analyse_pores(image, voxel_um, **options))
+    return drain(iter_analyse_pores(image, voxel_um, **options))
 
 
 def iter_analyse_pores(
@@ -640,13 +640,6 @@ def _report(gen, step: int, total: int, message: str):
         yield PoreProgress(step, total, f"{message} ({done}/{of})")
 
 
-def _drain(gen):
-    """Run a helper generator to its end and return its value."""
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 # Per-object loops report every this many objects, so that a stop request is

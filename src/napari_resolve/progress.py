@@ -1,4 +1,4 @@
-"""The progress record that long core jobs yield (pores, baselines...)."""
+"""The progress record that long core jobs yield, and running such a job to its end."""
 
 from __future__ import annotations
 
@@ -20,3 +20,16 @@ class Progress:
     step: int
     total: int
     message: str
+
+
+def drain(gen):
+    """Run a generator to its end and return its return value (``StopIteration.value``).
+
+    The ``run_*`` twins of the ``iter_*`` jobs use this for scripts, tests and
+    the command line, which do not need the progress records.
+    """
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value

@@ -408,12 +408,9 @@ def iter_train(
 
 def run_train(*args, **kwargs) -> TrainResult:
     """:func:`iter_train` run to the end (for scripts and tests)."""
-    gen = iter_train(*args, **kwargs)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    from napari_resolve.progress import drain
+
+    return drain(iter_train(*args, **kwargs))
 
 
 def _cpu(state):
