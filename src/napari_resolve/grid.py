@@ -246,4 +246,5 @@ def resample_lres(lres: np.ndarray, lres_voxel_um, grid: Grid, *, order: int = 3
     box = lres_box_for(grid, lv, lres.shape, halo)
     block = np.asarray(lres[box], dtype=np.float32)
     origin = tuple(s.start * v for s, v in zip(box, lv))
-    return resample_to_grid(block, lv, grid.shape, grid.voxel_um, grid.origin_um, origin_um=origin, order=order)
+    return resample_to_grid(block, lv, grid.shape, grid.voxel_um, grid.origin_um, origin_um=origin, order=order,
+                            name="LRES")

@@ -105,12 +105,11 @@ class TrainingPair:
 
     def validation(self) -> tuple[np.ndarray, np.ndarray]:
         """Input (with z halo) and target of the validation block."""
+        # Input index = target index + halo_z along z, so the same slice start
+        # also takes the z halo of the block (to the end of the input).
         t = [slice(None)] * 3
         t[self.val_axis] = slice(self.val_start, None)
-        i = list(t)
-        if self.val_axis == 0:
-            i[0] = slice(self.val_start, None)  # input index = target index + halo on both sides
-        return self.inputs[tuple(i)], self.target[tuple(t)]
+        return self.inputs[tuple(t)], self.target[tuple(t)]
 
 
 def make_pair(

@@ -22,6 +22,7 @@ def resample_to_grid(
     *,
     origin_um=None,
     order: int = 3,
+    name: str = "source image",
 ) -> np.ndarray:
     """Sample ``image`` at the voxel centres of another grid.
 
@@ -41,6 +42,8 @@ def resample_to_grid(
         Position (um) of the centre of source voxel 0 (default 0).
     order : int
         Spline order: 0 nearest, 1 linear, 3 cubic.
+    name : str
+        What the source is called in error messages (e.g. ``"LRES"``).
 
     Returns
     -------
@@ -52,7 +55,7 @@ def resample_to_grid(
     Uses :func:`scipy.ndimage.affine_transform` with a diagonal matrix, which needs
     no coordinate arrays, so memory stays at the size of the input plus output.
     """
-    src = as_image(image, "source image")
+    src = as_image(image, name)
     nd = src.ndim
     voxel = np.array(voxel_tuple(voxel_um, nd, "source voxel size"))
     out_voxel = np.array(voxel_tuple(out_voxel_um, nd, "output voxel size"))
