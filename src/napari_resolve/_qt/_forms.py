@@ -1,0 +1,213 @@
+"""Form parts shared by the dock widgets."""
+
+from __future__ import annotations
+
+import math
+
+from magicgui.widgets import ComboBox, Label, LineEdit
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from napari_resolve.errors import InputError
+
+from ._workers import Job
+
+
+def layer_combo(viewer, layer_type, label: str, *, optional: bool = False, tooltip: str = "") -> ComboBox:
+    """A drop-down of the viewer's layers of ``layer_type`` that follows the layer list.
+
+    With ``optional`` the first entry is "(none)" (value ``None``).
+    """
+
+    def choices(_widget=None):
+        items = [(layer.name, layer) for layer in viewer.layers if isinstance(layer, layer_type)]
+        return [("(none)", None), *items] if optional else items
+
+    combo = ComboBox(label=label, choices=choices, nullable=optional, tooltip=tooltip)
+
+    def refresh(event=None):
+        combo.reset_choices()
+
+    def inserted(event):
+        # A renamed layer keeps its place in the list but needs its new name shown.
+        event.value.events.name.connect(refresh)
+        refresh()
+
+    for layer in viewer.layers:
+        layer.events.name.connect(refresh)
+    viewer.layers.events.inserted.connect(inserted)
+    viewer.layers.events.removed.connect(refresh)
+    viewer.layers.events.moved.connect(refresh)
+    return combo
+
+
+def select_layer(combo: ComboBox, name_contains: str) -> None:
+    """Pick the first layer whose name contains ``name_contains`` (case-insensitive)."""
+    for layer in combo.choices:
+        if layer is not None and name_contains.lower() in layer.name.lower():
+            combo.value = layer
+            return
+
+
+def format_um(values) -> str:
+    """``(3.0, 3.0, 3.0)`` -> ``"3, 3, 3"``."""
+    return ", ".join(f"{float(v):g}" for v in values)
+
+
+class VoxelSizeEdit(LineEdit):
+    """Voxel size in um: one number (isotropic) or one per axis, "z, y, x"."""
+
+    def __init__(self, label: str, tooltip: str = ""):
+        super().__init__(
+            label=label,
+            tooltip=tooltip or "Voxel size in um: one number, or one per axis (z, y, x)",
+        )
+
+    def set_values(self, values) -> None:
+        self.value = format_um(values)
+
+    def values(self, ndim: int, what: str) -> tuple[float, ...]:
+        """The voxel size as ``ndim`` floats, or :class:`InputError` saying what is wrong."""
+        text = self.value.replace(";", ",").replace("um", "").replace("µm", "").strip()
+        try:
+            numbers = [float(t) for t in text.replace(",", " ").split()]
+        except ValueError:
+            raise InputError(f"The {what} voxel size {self.value!r} is not a number list; write e.g. '3' or '3, 1, 1'.")
+        if len(numbers) == 1:
+            numbers *= ndim
+        if len(numbers) != ndim:
+            raise InputError(f"The {what} voxel size needs 1 or {ndim} numbers (um), got {len(numbers)}.")
+        if not all(math.isfinite(v) and v > 0 for v in numbers):
+            raise InputError(f"The {what} voxel size must be positive (um), got {self.value!r}.")
+        return tuple(numbers)
+
+
+def parse_point(text: str, ndim: int, what: str) -> tuple[float, ...] | None:
+    """"z, y, x" in um -> floats; empty text -> None."""
+    text = text.replace(";", ",").replace("um", "").replace("µm", "").strip()
+    if not text:
+        return None
+    try:
+        numbers = tuple(float(t) for t in text.replace(",", " ").split())
+    except ValueError:
+        raise InputError(f"The {what} {text!r} is not a number list; write {ndim} numbers in um.")
+    if len(numbers) != ndim or not all(math.isfinite(v) for v in numbers):
+        raise InputError(f"The {what} needs {ndim} finite numbers (um), got {text!r}.")
+    return numbers
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+class JobControls(QWidget):
+    """Run and Stop buttons, a progress bar and a status line, bound to a :class:`Job`.
+
+    Parameters
+    ----------
+    job : Job
+    run_text : str
+        Label of the run button (e.g. "Register").
+    on_run : callable
+        Called when the run button is clicked; it validates the form and calls
+        ``job.start(...)``. An :class:`InputError` it raises is shown as a
+        notification and nothing starts.
+    """
+
+    def __init__(self, job: Job, run_text: str, on_run, parent=None):
+        super().__init__(parent)
+        self.job = job
+        self._on_run = on_run
+        self.run_button = QPushButton(run_text)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setEnabled(False)
+        self.stop_button.setToolTip("Stop at the next step; finished work is kept")
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setTextVisible(True)
+        self.bar.setFormat("")
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.stop_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(buttons)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.status)
+        self.run_button.clicked.connect(self.run)
+        self.stop_button.clicked.connect(self.stop)
+        job.state_changed.connect(self._state)
+        job.progress.connect(self._progress)
+
+    def run(self) -> bool:
+        """Validate and start (what the run button does); False if refused."""
+        from napari.utils.notifications import show_error
+
+        from ._workers import error_message
+
+        if self.job.running:
+            return False
+        try:
+            self._on_run()
+        except Exception as exc:  # a refusal, before any thread started
+            show_error(f"{self.job.name}: {error_message(exc)}")
+            self.status.setText(error_message(exc))
+            return False
+        return True
+
+    def stop(self) -> None:
+        self.job.stop()
+        if self.job.running:
+            self.status.setText("Stopping at the next step…")
+
+    def _state(self, state: str) -> None:
+        running = state == "running"
+        self.run_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        if running:
+            self.bar.setRange(0, 0)  # busy until the first record says how far
+            self.bar.setFormat("")
+            self.status.setText(f"{self.job.name}: starting…")
+        elif state == "stopped":
+            self.bar.setRange(0, 1)
+            self.bar.setFormat("stopped")
+            self.status.setText(f"{self.job.name} stopped.")
+        elif state == "failed":
+            self.bar.setRange(0, 1)
+            self.bar.setValue(0)
+            self.bar.setFormat("failed")
+            self.status.setText(self.job.error or "failed")
+        elif state == "done":
+            self.bar.setRange(0, 1)
+            self.bar.setValue(1)
+            self.bar.setFormat("done")
+
+    def _progress(self, record) -> None:
+        step, total = int(getattr(record, "step", 0)), int(getattr(record, "total", 0))
+        if total > 0:
+            self.bar.setRange(0, total)
+            self.bar.setValue(min(step, total))
+            left = getattr(record, "remaining_s", None)
+            text = f"{step}/{total}"
+            if left is not None and step > 0:
+                text += f" · about {_duration(left)} left"
+            self.bar.setFormat(text)
+        if not self.job.stopping:
+            self.status.setText(getattr(record, "message", "") or "")
+
+    def show_message(self, text: str) -> None:
+        self.status.setText(text)
+
+
+def heading(text: str) -> Label:
+    """A bold section heading inside a widget."""
+    label = Label(value=text)
+    label.native.setStyleSheet("font-weight: bold;")
+    return label

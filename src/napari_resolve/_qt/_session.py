@@ -1,0 +1,123 @@
+"""State shared by the plugin's widgets in one viewer.
+
+The training widget makes a model, the preview widget uses it, the quality
+widget compares its output: they meet in one :class:`Session` per viewer. The
+registration is not kept here but on the HRES layer itself
+(``metadata["napari_resolve"]["registration"]``), so it travels with the layer.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from psygnal import Signal
+
+from napari_resolve.errors import InputError
+
+from ._layers import KEY
+
+_SESSIONS: dict[int, Session] = {}
+
+
+class Session:
+    """The current model of one viewer; ``model_changed`` fires when it is replaced."""
+
+    model_changed = Signal(object)
+
+    def __init__(self):
+        self.model = None  # a napari_resolve.models.checkpoint.Checkpoint
+        self.model_source = ""  # "trained on ..." or the file it was loaded from
+
+    def set_model(self, checkpoint, source: str) -> None:
+        self.model = checkpoint
+        self.model_source = source
+        self.model_changed.emit(checkpoint)
+
+    def require_model(self):
+        if self.model is None:
+            raise InputError("There is no model yet: train one in the Training step, or load a model file.")
+        return self.model
+
+    def describe_model(self) -> str:
+        if self.model is None:
+            return "No model yet: train one or load a model file."
+        m = self.model
+        psnr = f", validation PSNR {m.val_psnr:.2f} dB" if m.val_psnr is not None else ""
+        return (
+            f"{m.architecture}, ×{_ratio_text(m.ratio)} ({_um(m.lres_voxel_um)} → {_um(m.hres_voxel_um)} µm), "
+            f"{m.iteration} iterations{psnr}; {self.model_source}"
+        )
+
+
+def _um(values) -> str:
+    values = [float(v) for v in values]
+    return f"{values[0]:g}" if len(set(values)) == 1 else "×".join(f"{v:g}" for v in values)
+
+
+def _ratio_text(ratio) -> str:
+    values = [float(v) for v in ratio]
+    return f"{values[-1]:.3g}" if len(set(round(v, 6) for v in values)) == 1 else "×".join(f"{v:.3g}" for v in values)
+
+
+def session_for(viewer) -> Session:
+    """The viewer's session, created on first use and dropped with the viewer."""
+    key = id(viewer)
+    if key not in _SESSIONS:
+        _SESSIONS[key] = Session()
+        weakref.finalize(viewer, _SESSIONS.pop, key, None)
+    return _SESSIONS[key]
+
+
+def registration_of(layer) -> Any:
+    """The :class:`~napari_resolve.registration.Registration` stored on an HRES layer, or None."""
+    from napari_resolve.registration import Registration
+
+    record = layer.metadata.get(KEY, {}).get("registration")
+    return Registration.from_dict(record) if record else None
+
+
+def require_registration(layer):
+    """The layer's registration, checked to still match where the layer is shown."""
+    import numpy as np
+
+    reg = registration_of(layer)
+    if reg is None:
+        raise InputError(
+            f"{layer.name!r} is not registered yet. Register it in the 'Data and registration' step first."
+        )
+    if not reg.ok:
+        raise InputError(f"The registration of {layer.name!r} is unreliable ({reg.message}). Register it again.")
+    if not (np.allclose(layer.translate, reg.offset_um, atol=1e-6) and np.allclose(layer.scale, reg.scale, rtol=1e-6)):
+        raise InputError(
+            f"{layer.name!r} was moved or rescaled after registration. Register it again, or press Reset and "
+            "Register to put it back."
+        )
+    return reg
+
+
+def place_registered(layer, reg) -> None:
+    """Show the HRES ``layer`` where ``reg`` says it lies, remembering where it was.
+
+    Only the layer's ``translate`` and ``scale`` change (no copy of the data);
+    the geometry before the first registration is kept for :func:`reset_registration`.
+    """
+    meta = dict(layer.metadata.get(KEY, {}))
+    meta.setdefault("original", {"translate": [float(t) for t in layer.translate], "scale": [float(s) for s in layer.scale]})
+    meta["registration"] = reg.to_dict()
+    layer.metadata = {**layer.metadata, KEY: meta}
+    layer.scale = tuple(reg.scale)
+    layer.translate = tuple(reg.offset_um)
+
+
+def reset_registration(layer) -> bool:
+    """Put a registered layer back where it was and forget its registration; False if it was not moved."""
+    meta = dict(layer.metadata.get(KEY, {}))
+    original = meta.pop("original", None)
+    meta.pop("registration", None)
+    layer.metadata = {**layer.metadata, KEY: meta}
+    if original is None:
+        return False
+    layer.scale = tuple(original["scale"])
+    layer.translate = tuple(original["translate"])
+    return True

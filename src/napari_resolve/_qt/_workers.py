@@ -1,0 +1,198 @@
+"""Run core jobs in a napari thread worker, with one state object per job.
+
+The core's long jobs are generators that yield progress records and return a
+result (see ``napari_resolve.progress``). :class:`Job` runs one in a
+``napari.qt.threading`` worker and turns it into signals that are always
+emitted on the main thread, so handlers may touch layers and widgets:
+
+- ``state_changed(str)``: ``"idle"``, ``"running"``, ``"done"``, ``"stopped"``
+  or ``"failed"``;
+- ``progress(record)``: every record the job yields;
+- ``finished(result)``: the job's return value (``None`` when stopped or failed).
+
+Stop is cooperative: :meth:`Job.stop` sets a flag that is checked between two
+records; the core generator is then closed *in the worker thread*, so its own
+clean-up (removing a temporary file, keeping the best model) runs before the
+state becomes ``"stopped"``.
+
+Errors never escape to napari's traceback dialog: a
+:class:`~napari_resolve.errors.ResolveError` becomes a notification with its
+message (which already says what to do); anything else is shown with its type
+and logged with the traceback. The widget stays usable either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Generator
+from typing import Any
+
+from psygnal import Signal
+
+from napari_resolve.errors import ResolveError
+
+log = logging.getLogger(__name__)
+
+STATES = ("idle", "running", "done", "stopped", "failed")
+
+_STOPPED = object()  # returned by the guarded generator when stopped
+
+
+class JobStopped(Exception):
+    """Raised inside a callback-style job when Stop was pressed."""
+
+
+def error_message(exc: BaseException) -> str:
+    """The text a user sees for a failed job."""
+    if isinstance(exc, ResolveError):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "Out of memory. Choose a smaller region, or close other programs, and try again."
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _guarded(gen: Generator, stop: threading.Event):
+    """Yield from ``gen`` until it returns or ``stop`` is set (then close it here)."""
+    try:
+        while True:
+            if stop.is_set():
+                gen.close()
+                return _STOPPED
+            try:
+                record = next(gen)
+            except StopIteration as done:
+                return done.value
+            yield record
+    finally:
+        gen.close()  # no-op when finished; runs the generator's clean-up on errors
+
+
+def callback_generator(func: Callable[..., Any], *args, progress_kw: str = "progress", **kwargs) -> Generator:
+    """Turn a function that reports through a callback into a job generator.
+
+    ``func(*args, progress=callback, **kwargs)`` runs in a helper thread; each
+    message it reports is yielded as a :class:`~napari_resolve.progress.Progress`
+    record (step 0 of total 0: the bar shows "busy"). Closing the generator
+    (Stop) makes the next callback raise :class:`JobStopped`, so a function
+    like :func:`napari_resolve.registration.register` stops at its next stage.
+    """
+    from napari_resolve.progress import Progress
+
+    messages: queue.Queue = queue.Queue()
+    stopping = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def callback(message) -> None:
+        if stopping.is_set():
+            raise JobStopped
+        messages.put(str(message))
+
+    def target() -> None:
+        try:
+            outcome["value"] = func(*args, **{progress_kw: callback}, **kwargs)
+        except BaseException as exc:  # handed to the worker thread below
+            outcome["error"] = exc
+        finally:
+            messages.put(None)
+
+    thread = threading.Thread(target=target, name=getattr(func, "__name__", "job"), daemon=True)
+    thread.start()
+    try:
+        while (message := messages.get()) is not None:
+            yield Progress(0, 0, message)
+    finally:
+        stopping.set()
+        thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+class Job:
+    """One long job of a widget: its state, progress and result.
+
+    Parameters
+    ----------
+    name : str
+        What the job does, for messages ("Registration", "Training"...).
+    """
+
+    state_changed = Signal(str)
+    progress = Signal(object)
+    finished = Signal(object)
+
+    def __init__(self, name: str):
+        self.name = name
+        self._state = "idle"
+        self._stop = threading.Event()
+        self.worker = None
+        self.result: Any = None
+        self.error: str | None = None
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    def _set_state(self, state: str) -> None:
+        self._state = state
+        self.state_changed.emit(state)
+
+    def start(self, gen: Generator) -> None:
+        """Run the generator ``gen`` (already created) in a worker thread.
+
+        The generator is created on the main thread by the caller, from copies
+        of layer data and geometry: napari layers never enter the worker.
+        """
+        from napari.qt.threading import create_worker
+
+        if self.running:
+            gen.close()
+            raise ResolveError(f"{self.name} is already running; stop it first.")
+        self._stop = threading.Event()
+        self.result, self.error = None, None
+        # We show errors ourselves; without _ignore_errors napari re-raises them in the main thread.
+        worker = create_worker(_guarded, gen, self._stop, _start_thread=False, _ignore_errors=True)
+        worker.yielded.connect(self.progress.emit)
+        worker.returned.connect(self._returned)
+        worker.errored.connect(self._errored)
+        self.worker = worker
+        self._set_state("running")
+        worker.start()
+
+    def stop(self) -> None:
+        """Ask the job to stop at its next progress record."""
+        if self.running:
+            self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self.running and self._stop.is_set()
+
+    def _returned(self, value) -> None:
+        if value is _STOPPED:
+            self._set_state("stopped")
+            self.finished.emit(None)
+            return
+        self.result = value
+        self._set_state("done")
+        self.finished.emit(value)
+
+    def _errored(self, exc: BaseException) -> None:
+        if isinstance(exc, JobStopped):
+            self._set_state("stopped")
+            self.finished.emit(None)
+            return
+        from napari.utils.notifications import show_error
+
+        self.error = error_message(exc)
+        if not isinstance(exc, ResolveError):
+            log.error("%s failed", self.name, exc_info=(type(exc), exc, exc.__traceback__))
+        show_error(f"{self.name} failed: {self.error}")
+        self._set_state("failed")
+        self.finished.emit(None)

@@ -1,0 +1,174 @@
+"""The shared Qt parts: jobs in threads, plugin layers, layer pickers, forms."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from napari_resolve._qt._forms import JobControls, VoxelSizeEdit, layer_combo, parse_point
+from napari_resolve._qt._layers import add_or_update, is_produced
+from napari_resolve._qt._workers import Job, callback_generator
+from napari_resolve.errors import InputError, ResolveError
+from napari_resolve.progress import Progress
+
+
+def _wait(qtbot, job, timeout=10_000):
+    qtbot.waitUntil(lambda: job.state != "running", timeout=timeout)
+
+
+def test_job_runs_in_a_thread_and_reports(qtbot):
+    main = threading.get_ident()
+    seen_threads, records = [], []
+
+    def gen():
+        for i in range(5):
+            seen_threads.append(threading.get_ident())
+            yield Progress(i + 1, 5, f"step {i + 1}")
+        return "result"
+
+    job = Job("Test")
+    states = []
+    job.state_changed.connect(states.append)
+    job.progress.connect(lambda r: records.append((threading.get_ident(), r.step)))
+    job.start(gen())
+    _wait(qtbot, job)
+    assert job.state == "done" and job.result == "result"
+    assert states == ["running", "done"]
+    assert all(t != main for t in seen_threads)  # the work ran in the worker
+    assert [s for _, s in records] == [1, 2, 3, 4, 5]
+    assert all(t == main for t, _ in records)  # the handlers ran on the main thread
+
+
+def test_stop_closes_the_generator_in_the_worker(qtbot):
+    cleaned = []
+
+    def gen():
+        try:
+            for i in range(10_000):
+                time.sleep(0.002)
+                yield Progress(i, 10_000, "")
+        finally:
+            cleaned.append(threading.get_ident())
+        return "finished"  # never reached
+
+    job = Job("Long")
+    got = []
+    job.progress.connect(got.append)
+    job.start(gen())
+    qtbot.waitUntil(lambda: len(got) > 3, timeout=5000)
+    job.stop()
+    _wait(qtbot, job)
+    assert job.state == "stopped" and job.result is None
+    assert cleaned and cleaned[0] != threading.get_ident()
+
+
+def test_error_becomes_a_failed_state_with_the_message(qtbot, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+
+    def gen():
+        yield Progress(1, 2, "")
+        raise ResolveError("The ROI is empty; draw a larger one.")
+
+    job = Job("Training")
+    job.start(gen())
+    _wait(qtbot, job)
+    assert job.state == "failed"
+    assert shown == ["Training failed: The ROI is empty; draw a larger one."]
+    # usable again afterwards
+    job.start(x for x in [Progress(1, 1, "")])
+    _wait(qtbot, job)
+    assert job.state == "done"
+
+
+def test_callback_function_stops_at_its_next_report(qtbot):
+    calls = []
+
+    def slow(n, progress):
+        for i in range(n):
+            progress(f"stage {i}")
+            calls.append(i)
+            time.sleep(0.01)
+        return n
+
+    job = Job("Callback")
+    job.start(callback_generator(slow, 3))
+    _wait(qtbot, job)
+    assert job.state == "done" and job.result == 3 and calls == [0, 1, 2]
+
+    calls.clear()
+    job.start(callback_generator(slow, 10_000))
+    qtbot.waitUntil(lambda: len(calls) > 2, timeout=5000)
+    job.stop()
+    _wait(qtbot, job)
+    assert job.state == "stopped"
+    assert len(calls) < 10_000
+
+
+def test_job_controls_follow_the_state(qtbot, monkeypatch):
+    monkeypatch.setattr("napari.utils.notifications.show_error", lambda msg: None)
+    job = Job("Thing")
+
+    def on_run():
+        job.start((Progress(i, 3, f"at {i}") for i in range(1, 4)))
+
+    controls = JobControls(job, "Go", on_run)
+    qtbot.addWidget(controls)
+    assert controls.run() is True
+    assert not controls.run_button.isEnabled() and controls.stop_button.isEnabled()
+    _wait(qtbot, job)
+    assert controls.run_button.isEnabled() and not controls.stop_button.isEnabled()
+    assert controls.bar.value() == controls.bar.maximum() and controls.bar.format() == "done"
+
+    def refuse():
+        raise InputError("Pick an LRES layer first.")
+
+    refusing = JobControls(Job("Other"), "Go", refuse)
+    qtbot.addWidget(refusing)
+    assert refusing.run() is False
+    assert "Pick an LRES layer first." in refusing.status.text()
+
+
+def test_add_or_update_never_duplicates_nor_touches_user_layers(make_napari_viewer):
+    viewer = make_napari_viewer()
+    user = viewer.add_image(np.zeros((4, 4)), name="preview")
+    a = add_or_update(viewer, "preview", np.ones((8, 8)), scale=(0.5, 0.5), translate=(1, 2))
+    assert a is not user and a.name == "preview (napari-resolve)" and is_produced(a)
+    assert np.all(user.data == 0)
+    b = add_or_update(viewer, "preview", np.full((6, 6), 2.0), scale=(0.25, 0.25), translate=(3, 4))
+    assert b is a and len(viewer.layers) == 2
+    assert tuple(b.scale) == (0.25, 0.25) and tuple(b.translate) == (3, 4) and b.data.shape == (6, 6)
+    lab = add_or_update(viewer, "pores", np.zeros((5, 5), int), kind="labels")
+    assert lab.__class__.__name__ == "Labels"
+
+
+def test_layer_combo_follows_the_layer_list(make_napari_viewer):
+    import napari
+
+    viewer = make_napari_viewer()
+    combo = layer_combo(viewer, napari.layers.Image, "LRES")
+    assert list(combo.choices) == []
+    layer = viewer.add_image(np.zeros((4, 4)), name="scan")
+    viewer.add_points([[1, 1]], name="points")
+    assert list(combo.choices) == [layer]
+    layer.name = "renamed"
+    assert combo.native.itemText(0) == "renamed"
+    viewer.layers.remove(layer)
+    assert list(combo.choices) == []
+
+
+def test_voxel_and_point_fields_explain_bad_input():
+    edit = VoxelSizeEdit("voxel")
+    edit.value = "3"
+    assert edit.values(3, "LRES") == (3.0, 3.0, 3.0)
+    edit.value = "3, 1.5 ,1.5 um"
+    assert edit.values(3, "LRES") == (3.0, 1.5, 1.5)
+    for bad in ("abc", "1, 2", "0", "-1, 1, 1"):
+        edit.value = bad
+        with pytest.raises(InputError, match="LRES voxel size"):
+            edit.values(3, "LRES")
+    assert parse_point("", 3, "offset") is None
+    assert parse_point("1, 2, 3", 3, "offset") == (1.0, 2.0, 3.0)
+    with pytest.raises(InputError, match="offset"):
+        parse_point("1, 2", 3, "offset")
