@@ -1,0 +1,852 @@
+"""The Training step: learn the LRES -> HRES mapping on the registered overlap.
+
+The form picks the LRES and the registered HRES, a training ROI (a rectangle
+drawn in a Shapes layer over the HRES, plus a z range in HRES slices) and the
+training settings. Start runs :func:`napari_resolve.training.iter_train` in a
+thread worker (:class:`~napari_resolve._qt._workers.Job`); every iteration's
+record feeds the progress bar, the loss/PSNR plot and, at validation points,
+the preview slice. The best model becomes the viewer's session model (used by
+the prediction and quality steps) when training ends or is stopped, and can be
+saved to / loaded from a model file.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton, SpinBox
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import QFileDialog, QFrame, QScrollArea, QVBoxLayout, QWidget
+
+from napari_resolve.errors import InputError, ResolveError
+
+from ._forms import JobControls, _duration, format_um, heading, layer_combo, select_layer
+from ._layers import (
+    check_plain_geometry,
+    layer_data,
+    shape_box_um,
+    spatial_ndim,
+    voxel_um,
+    world_to_index,
+)
+from ._plots import FOREGROUND, PlotCanvas
+from ._session import registration_of, require_registration, session_for
+from ._workers import Job
+
+#: Name of the Shapes layer made by "Add ROI layer".
+ROI_LAYER = "training ROI"
+#: Smallest validation block of :func:`napari_resolve.pairs.make_pair` (its ``min_val``);
+#: only used to find the HRES slice matching the preview, which is checked by shape.
+_MIN_VAL = 4
+#: Seconds between two redraws of the loss plot (validation points and the end always redraw).
+_REDRAW_S = 0.25
+
+LOSS_COLOUR = "#4aa3ff"
+PSNR_COLOUR = "#ffa64a"
+
+
+def _device_choices() -> list[tuple[str, str]]:
+    """Device combo items: "auto (what it finds)", "cpu", and the GPUs present."""
+    import torch
+
+    from napari_resolve.devices import resolve_device
+
+    auto = resolve_device("auto")
+    if auto.type == "cuda":
+        found = f"GPU: {torch.cuda.get_device_name(auto)}"
+    elif auto.type == "mps":
+        found = "Apple GPU (MPS)"
+    else:
+        found = "CPU"
+    items = [(f"auto ({found})", "auto"), ("cpu", "cpu")]
+    if torch.cuda.is_available():
+        items.append(("cuda", "cuda"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        items.append(("mps", "mps"))
+    return items
+
+
+def _round_index(value: float) -> int:
+    """Nearest integer, halves up (a rectangle edge on a voxel border includes the voxel after it).
+
+    The tolerance absorbs the float error of a border going world -> index and
+    back (napari keeps shape vertices in float32).
+    """
+    return int(math.floor(value + 0.5 + 1e-3))
+
+
+class _FittingScrollArea(QScrollArea):
+    """A scroll area that asks for its content's full height.
+
+    A plain QScrollArea asks for little, so inside another scroll area (the
+    workflow dock) it would be squeezed into a small scrolling window; this one
+    gets its full height there, and still scrolls in a dock shorter than that.
+    """
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        inner = self.widget()
+        if inner is None:
+            return super().sizeHint()
+        hint = inner.sizeHint()
+        return QSize(hint.width() + self.verticalScrollBar().sizeHint().width(), hint.height())
+
+
+class TrainingWidget(QWidget):
+    """Dock widget that trains a model on the registered LRES/HRES overlap.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer (injected by napari).
+    parent : QWidget, optional
+
+    Attributes
+    ----------
+    job : Job
+        The training job ("Training").
+    controls : JobControls
+        Start/Stop buttons, progress bar (with time left) and status line.
+    plot : PlotCanvas
+        Training loss (log scale) and validation PSNR (twin axis) per iteration.
+    preview : PlotCanvas
+        The validation slice of the latest validation (and the matching HRES slice).
+    history : list of tuple
+        ``(iteration, loss, val_psnr or None)`` of the current or last run.
+    lres_combo, hres_combo, roi_combo : ComboBox
+        Layer pickers (the ROI picker holds Shapes layers, "(none)" = whole overlap).
+    z_first, z_last : SpinBox
+        Training z range in HRES slices, both included (3D only).
+    model_combo, iterations, patch_size, batch_size, learning_rate, device_combo, resume_check
+        The training settings.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.job = Job("Training")
+        self.history: list[tuple[int, float, float | None]] = []
+        self.summary_text = ""
+        self._last_best = None  # the best Checkpoint seen in the records (kept when stopped)
+        self._last_record = None
+        self._run: dict = {}  # what the running job was started with
+        self._last_draw = 0.0
+        self._watched_shapes = None
+        self._watched_hres = None
+
+        from napari_resolve.models import DEFAULT_MODEL, model_names
+
+        # --- data -----------------------------------------------------------
+        self.lres_combo = layer_combo(
+            napari_viewer, napari.layers.Image, "LRES", tooltip="The low-resolution scan of the whole field (input)"
+        )
+        self.hres_combo = layer_combo(
+            napari_viewer,
+            napari.layers.Image,
+            "HRES",
+            tooltip="The high-resolution scan of the sub-volume (target); register it in the previous step first",
+        )
+        select_layer(self.lres_combo, "LRES")
+        select_layer(self.hres_combo, "HRES")
+        self.reg_label = Label(value="")
+        self.reg_label.native.setWordWrap(True)
+
+        # --- ROI ------------------------------------------------------------
+        self.roi_combo = layer_combo(
+            napari_viewer,
+            napari.layers.Shapes,
+            "ROI layer",
+            tooltip="A Shapes layer with a rectangle over the HRES (the selected or last shape is used); "
+            "(none) = the whole HRES/LRES overlap",
+            optional=True,
+        )
+        self.roi_combo.value = None
+        self.add_roi_button = PushButton(
+            text="Add ROI layer",
+            tooltip=f"Add a Shapes layer {ROI_LAYER!r} with a rectangle over the whole overlap at the current z; "
+            "edit it or draw a new rectangle",
+        )
+        self.z_first = SpinBox(
+            label="z first (slice)", min=0, max=0, tooltip="First HRES slice (z) of the training ROI, included"
+        )
+        self.z_last = SpinBox(
+            label="z last (slice)", min=0, max=0, tooltip="Last HRES slice (z) of the training ROI, included"
+        )
+        self.roi_label = Label(value="")
+        self.roi_label.native.setWordWrap(True)
+
+        # --- settings -------------------------------------------------------
+        self.model_combo = ComboBox(
+            label="model",
+            choices=model_names(),
+            value=DEFAULT_MODEL,
+            tooltip="Network architecture: unet25d (2.5D U-Net, recommended), srcnn (2D SRCNN), srcnn3d",
+        )
+        self.iterations = SpinBox(
+            label="iterations", min=1, max=1_000_000, step=100, value=1000, tooltip="Optimiser steps to run"
+        )
+        self.patch_size = SpinBox(
+            label="patch (voxels)",
+            min=16,
+            max=1024,
+            step=16,
+            value=64,
+            tooltip="In-plane size of the training patches, in HRES voxels",
+        )
+        self.batch_size = SpinBox(
+            label="batch size",
+            min=1,
+            max=512,
+            value=8,
+            tooltip="Patches per optimiser step (lower it if memory is short)",
+        )
+        self.learning_rate = LineEdit(
+            label="learning rate", value="1e-3", tooltip="Adam's initial learning rate (cosine decay to 1 %), e.g. 1e-3"
+        )
+        self.device_combo = ComboBox(
+            label="device",
+            choices=_device_choices(),
+            value="auto",
+            tooltip="Where to train: auto takes a CUDA GPU, then Apple MPS, then the CPU",
+        )
+        self.resume_check = CheckBox(
+            text="continue from current model",
+            value=False,
+            tooltip="Start from the current model's weights and optimiser state (same architecture) "
+            "and run the iterations above on top",
+        )
+
+        # --- model file -----------------------------------------------------
+        self.model_label = Label(value="")
+        self.model_label.native.setWordWrap(True)
+        self.save_button = PushButton(text="Save model…", tooltip="Write the current model to a .pt file")
+        self.load_button = PushButton(text="Load model…", tooltip="Read a model file; it becomes the current model")
+
+        # --- layout ---------------------------------------------------------
+        self.controls = JobControls(self.job, "Start training", self._start)
+        self.plot = PlotCanvas(height=2.2)
+        self.plot.setToolTip("Training loss per iteration (log scale) and validation PSNR (dB, right axis)")
+        self.preview = PlotCanvas(height=1.7)
+        self.preview.setToolTip("Centre slice of the validation block: prediction, and the HRES it should match")
+        self.preview_label = Label(value="The validation slice appears here during training.")
+        self.preview_label.native.setWordWrap(True)
+
+        data_box = Container(widgets=[self.lres_combo, self.hres_combo])
+        roi_box = Container(widgets=[self.roi_combo, self.z_first, self.z_last])
+        settings_box = Container(
+            widgets=[
+                self.model_combo,
+                self.iterations,
+                self.patch_size,
+                self.batch_size,
+                self.learning_rate,
+                self.device_combo,
+            ]
+        )
+        files_box = Container(widgets=[self.save_button, self.load_button], layout="horizontal", labels=False)
+
+        inner = QWidget()
+        layout = QVBoxLayout(inner)
+        for part in (
+            heading("Data"),
+            data_box,
+            self.reg_label,
+            heading("Training region (ROI)"),
+            roi_box,
+            self.add_roi_button,
+            self.roi_label,
+            heading("Settings"),
+            settings_box,
+            self.resume_check,
+        ):
+            layout.addWidget(part.native)
+        layout.addWidget(self.controls)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.preview)
+        layout.addWidget(self.preview_label.native)
+        layout.addWidget(heading("Model").native)
+        layout.addWidget(self.model_label.native)
+        layout.addWidget(files_box.native)
+        layout.addStretch(1)
+        for box in (data_box, roi_box, settings_box, files_box):
+            box.native.layout().setContentsMargins(0, 0, 0, 0)
+        # The form is taller than most screens: scroll inside a dock of its own,
+        # but show it whole inside the (already scrolling) workflow dock.
+        scroll = _FittingScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.setMinimumWidth(330)
+
+        self._reset_plot()
+        self._clear_preview()
+
+        # --- signals --------------------------------------------------------
+        self.hres_combo.changed.connect(self._hres_changed)
+        self.lres_combo.changed.connect(self._hres_changed)
+        self.roi_combo.changed.connect(self._roi_layer_changed)
+        self.iterations.changed.connect(self._iterations_changed)
+        self.z_first.changed.connect(self._update_roi_info)
+        self.z_last.changed.connect(self._update_roi_info)
+        self.add_roi_button.changed.connect(self._add_roi_clicked)
+        self.save_button.changed.connect(self._save_clicked)
+        self.load_button.changed.connect(self._load_clicked)
+        self.resume_check.changed.connect(self._resume_toggled)
+        self.session.model_changed.connect(self._model_changed)
+        self.job.progress.connect(self._on_progress)
+        self.job.finished.connect(self._on_finished)
+        self._hres_changed()
+        self._model_changed()
+
+    # ------------------------------------------------------------------ geometry
+
+    def _layers(self):
+        """The chosen (lres, hres) layers, checked to be usable images of one dimension."""
+        lres, hres = self.lres_combo.value, self.hres_combo.value
+        if lres is None or hres is None:
+            raise InputError("Choose an LRES and an HRES image layer (File > Open, or the sample data).")
+        if lres is hres:
+            raise InputError("The LRES and the HRES are the same layer; choose two different scans.")
+        if spatial_ndim(lres) != spatial_ndim(hres):
+            raise InputError(
+                f"The LRES is {lres.ndim}D but the HRES is {hres.ndim}D; choose two images of the same dimension."
+            )
+        check_plain_geometry(lres, "LRES")
+        check_plain_geometry(hres, "HRES")
+        return lres, hres
+
+    def overlap(self) -> tuple[slice, ...]:
+        """The HRES voxels inside the LRES (whole HRES while it is not registered)."""
+        from napari_resolve.pairs import hres_overlap
+
+        lres, hres = self._layers()
+        shape = layer_data(hres).shape
+        if registration_of(hres) is None:
+            return tuple(slice(0, n) for n in shape)
+        return hres_overlap(shape, voxel_um(hres), tuple(hres.translate), layer_data(lres).shape, voxel_um(lres))
+
+    def roi_slices(self) -> tuple[slice, ...]:
+        """The training ROI in HRES voxels (z, y, x or y, x).
+
+        The rectangle of the ROI layer (the selected shape, else the last one)
+        gives y and x: its corners are taken to HRES voxel indices, rounded and
+        clipped to the part of the HRES inside the LRES; the z spin boxes give z.
+
+        Raises
+        ------
+        InputError
+            If the ROI is empty or smaller than a training patch needs.
+        """
+        from napari_resolve.grid import check_roi
+        from napari_resolve.pairs import MIN_PATCH
+
+        lres, hres = self._layers()
+        shape = layer_data(hres).shape
+        ndim = len(shape)
+        overlap = self.overlap()
+        shapes = self.roi_combo.value
+        if shapes is None:
+            yx = overlap[-2:]
+        else:
+            lo, hi = shape_box_um(shapes)
+            # Only the in-plane extent of the rectangle matters; z comes from the spin boxes.
+            lead = tuple(float(t) for t in hres.translate[:-2])
+            i_lo = world_to_index(hres, lead + tuple(lo[-2:]))[-2:]
+            i_hi = world_to_index(hres, lead + tuple(hi[-2:]))[-2:]
+            yx = []
+            for a, b, o in zip(i_lo, i_hi, overlap[-2:]):
+                start = min(max(_round_index(min(a, b)), o.start), o.stop)
+                stop = min(max(_round_index(max(a, b)), o.start), o.stop)
+                yx.append(slice(start, stop))
+            if any(s.stop <= s.start for s in yx):
+                raise InputError(
+                    f"The ROI rectangle in {shapes.name!r} does not cover any of the HRES inside the LRES. "
+                    "Draw it over the HRES (or choose (none) for the whole overlap)."
+                )
+        roi = tuple(yx)
+        if ndim == 3:
+            z0, z1 = int(self.z_first.value), int(self.z_last.value)
+            if z1 < z0:
+                raise InputError(f"The z range {z0} to {z1} is empty: 'z last' must not be below 'z first'.")
+            roi = (slice(z0, z1 + 1),) + roi
+        roi = check_roi(roi, shape, "the HRES (HRES voxels)")
+        small = [s.stop - s.start for s in roi[-2:]]
+        if min(small) < MIN_PATCH:
+            raise InputError(
+                f"The ROI is {small[0]} x {small[1]} HRES voxels in (y, x); training needs at least "
+                f"{MIN_PATCH} x {MIN_PATCH}. Draw a larger rectangle."
+            )
+        return roi
+
+    def _hres_changed(self, _value=None) -> None:
+        """New HRES (or LRES): follow its geometry, reset the z range, refresh the labels."""
+        hres = self.hres_combo.value
+        if self._watched_hres is not None and self._watched_hres is not hres:
+            for event in (self._watched_hres.events.translate, self._watched_hres.events.scale):
+                event.disconnect(self._hres_moved)
+            self._watched_hres = None
+        if hres is not None and self._watched_hres is None:
+            # A registration done after this widget was opened moves the HRES: follow it.
+            hres.events.translate.connect(self._hres_moved)
+            hres.events.scale.connect(self._hres_moved)
+            self._watched_hres = hres
+        self._hres_moved()
+
+    def _hres_moved(self, _event=None) -> None:
+        hres = self.hres_combo.value
+        three_d = hres is not None and hres.ndim == 3
+        for box in (self.z_first, self.z_last):
+            box.visible = three_d
+            box.enabled = three_d
+        if three_d:
+            depth = layer_data(hres).shape[0]
+            try:
+                z = self.overlap()[0]
+            except ResolveError:
+                z = slice(0, depth)
+            for box in (self.z_first, self.z_last):
+                box.max = depth - 1
+            self.z_first.value, self.z_last.value = z.start, z.stop - 1
+        self._update_registration_info()
+        self._update_roi_info()
+
+    def _update_registration_info(self) -> None:
+        hres = self.hres_combo.value
+        if hres is None:
+            text = "Choose the HRES layer."
+        else:
+            try:
+                reg = require_registration(hres)
+                text = f"HRES registered at {format_um(reg.offset_um)} µm, voxel {format_um(reg.scale)} µm."
+            except ResolveError as exc:
+                text = str(exc)
+        self.reg_label.value = text
+
+    def _roi_layer_changed(self, _value=None) -> None:
+        shapes = self.roi_combo.value
+        if self._watched_shapes is not None and self._watched_shapes is not shapes:
+            self._watched_shapes.events.data.disconnect(self._update_roi_info)
+            self._watched_shapes.events.highlight.disconnect(self._update_roi_info)
+            self._watched_shapes = None
+        if shapes is not None and self._watched_shapes is None:
+            shapes.events.data.connect(self._update_roi_info)
+            shapes.events.highlight.connect(self._update_roi_info)  # selection changes the shape used
+            self._watched_shapes = shapes
+        self._update_roi_info()
+
+    def _update_roi_info(self, _event=None) -> None:
+        """Show the ROI's size in voxels and µm, or why it cannot be used."""
+        try:
+            roi = self.roi_slices()
+        except ResolveError as exc:
+            self.roi_label.value = f"ROI: {exc}"
+            return
+        except Exception:  # a half-edited shape or a layer being removed: say nothing yet
+            self.roi_label.value = ""
+            return
+        hres = self.hres_combo.value
+        n = [s.stop - s.start for s in roi]
+        um = [k * v for k, v in zip(n, voxel_um(hres))]
+        axes = "z × y × x" if len(n) == 3 else "y × x"
+        start = ", ".join(str(s.start) for s in roi)
+        self.roi_label.value = (
+            f"ROI {' × '.join(map(str, n))} voxels ({axes}) = {' × '.join(f'{u:.4g}' for u in um)} µm, "
+            f"from voxel {start}."
+        )
+
+    def add_roi_layer(self):
+        """Add (or reset) the Shapes layer "training ROI": one rectangle over the overlap at the current z.
+
+        Returns
+        -------
+        napari.layers.Shapes
+            The layer, in rectangle-drawing mode and chosen in the ROI picker.
+        """
+        lres, hres = self._layers()
+        require_registration(hres)
+        overlap = self.overlap()
+        scale, translate = np.asarray(voxel_um(hres)), np.asarray(hres.translate, float)
+        # Rectangle edges on voxel borders, so the rectangle covers the overlap's voxels exactly.
+        lo = translate + (np.array([s.start for s in overlap]) - 0.5) * scale
+        hi = translate + (np.array([s.stop for s in overlap]) - 0.5) * scale
+        (y0, x0), (y1, x1) = lo[-2:], hi[-2:]
+        corners = [[y0, x0], [y0, x1], [y1, x1], [y1, x0]]
+        if hres.ndim == 3:
+            z = float(self.viewer.dims.point[-3]) if self.viewer.dims.ndim >= 3 else float(translate[0])
+            corners = [[z, *c] for c in corners]
+        rect = np.asarray(corners)
+        width = max(1.0, 0.01 * float(max(hi[-2:] - lo[-2:])))  # um, visible at any zoom
+        layer = self.viewer.layers[ROI_LAYER] if ROI_LAYER in self.viewer.layers else None
+        if layer is not None and (not isinstance(layer, napari.layers.Shapes) or layer.ndim != rect.shape[1]):
+            self.viewer.layers.remove(layer)
+            layer = None
+        if layer is None:
+            layer = self.viewer.add_shapes(
+                [rect],
+                shape_type="rectangle",
+                name=ROI_LAYER,
+                edge_color="yellow",
+                face_color=[1.0, 1.0, 0.0, 0.08],
+                edge_width=width,
+            )
+        else:
+            layer.selected_data = set()
+            layer.data = []
+            layer.add_rectangles([rect], edge_width=width, edge_color="yellow", face_color=[1.0, 1.0, 0.0, 0.08])
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add_rectangle"
+        self.roi_combo.reset_choices()
+        self.roi_combo.value = layer
+        self._roi_layer_changed()
+        return layer
+
+    def _add_roi_clicked(self, _value=None) -> None:
+        try:
+            self.add_roi_layer()
+        except ResolveError as exc:
+            self._show_error(f"Add ROI layer: {exc}")
+
+    # ------------------------------------------------------------------ training
+
+    def config(self):
+        """The :class:`~napari_resolve.training.TrainConfig` of the form."""
+        from napari_resolve.training import TrainConfig
+
+        text = self.learning_rate.value.strip()
+        try:
+            lr = float(text)
+        except ValueError:
+            raise InputError(f"The learning rate {text!r} is not a number; write e.g. 1e-3.") from None
+        if not (math.isfinite(lr) and lr > 0):
+            raise InputError(f"The learning rate must be a positive number, got {text!r}.")
+        cfg = TrainConfig(
+            model=self.model_combo.value,
+            iterations=int(self.iterations.value),
+            patch_size=int(self.patch_size.value),
+            batch_size=int(self.batch_size.value),
+            learning_rate=lr,
+            device=self.device_combo.value,
+        )
+        cfg.check()
+        return cfg
+
+    def _resume_model(self, lres, reg):
+        """The session model to continue from, checked against the form and the data."""
+        ckpt = self.session.require_model()
+        if ckpt.architecture != self.model_combo.value:
+            raise InputError(
+                f"The current model is a {ckpt.architecture!r}, not {self.model_combo.value!r}: choose "
+                f"{ckpt.architecture} as the model to continue it, or untick 'continue from current model'."
+            )
+        ratio = [a / b for a, b in zip(voxel_um(lres), reg.scale)]
+        if len(ratio) != len(ckpt.ratio) or not np.allclose(ratio, ckpt.ratio, rtol=1e-3):
+            raise InputError(
+                f"The current model was trained for LRES {format_um(ckpt.lres_voxel_um)} µm → HRES "
+                f"{format_um(ckpt.hres_voxel_um)} µm, these scans are {format_um(voxel_um(lres))} → "
+                f"{format_um(reg.scale)} µm. Untick 'continue from current model' to train a new one."
+            )
+        return ckpt
+
+    def _start(self) -> None:
+        """Validate the form and start training (the Start button)."""
+        from napari_resolve.training import iter_train
+
+        lres, hres = self._layers()
+        reg = require_registration(hres)
+        cfg = self.config()
+        roi = self.roi_slices()
+        resume = self._resume_model(lres, reg) if self.resume_check.value else None
+        lres_data, hres_data = layer_data(lres), layer_data(hres)
+        gen = iter_train(
+            lres_data,
+            hres_data,
+            voxel_um(lres),
+            reg,
+            cfg,
+            roi=roi,
+            resume=resume,
+            extra={"lres_layer": lres.name, "hres_layer": hres.name},
+        )
+        self._run = {
+            "hres": hres.name,
+            "it0": resume.iteration if resume is not None else 0,
+            "total": cfg.iterations,
+            "reference": self._preview_reference(hres_data, roi, cfg.val_fraction),
+        }
+        self.history = []
+        self._last_best = None
+        self._last_record = None
+        self.summary_text = ""
+        self._reset_plot()
+        self._clear_preview()
+        self.job.start(gen)
+
+    @staticmethod
+    def _preview_reference(hres_data, roi, val_fraction: float):
+        """The HRES slice at the centre of the validation block (as the core cuts it), or None."""
+        try:
+            n = roi[0].stop - roi[0].start
+            n_val = max(_MIN_VAL, round(val_fraction * n))
+            if len(roi) == 3:
+                z = roi[0].stop - n_val + n_val // 2
+                return np.asarray(hres_data[z, roi[1], roi[2]], dtype=float)
+            return np.asarray(hres_data[roi[0].stop - n_val : roi[0].stop, roi[1]], dtype=float)
+        except Exception:  # only a nicety: the prediction is shown alone
+            return None
+
+    def _on_progress(self, rec) -> None:
+        """One training record: history, plot (throttled) and preview."""
+        if not hasattr(rec, "loss"):
+            return
+        it = self._run.get("it0", 0) + int(rec.step)
+        self.history.append((it, float(rec.loss), rec.val_psnr))
+        self._last_record = rec
+        if rec.best is not None:
+            self._last_best = rec.best
+        if rec.preview is not None:
+            self._show_preview(rec.preview, it, rec.val_psnr)
+        now = time.monotonic()
+        if rec.val_psnr is not None or rec.step >= rec.total or now - self._last_draw >= _REDRAW_S:
+            self._redraw()
+
+    def _on_finished(self, result) -> None:
+        """Keep the best model in the session and write the summary line."""
+        self._redraw()
+        state = self.job.state
+        rec = self._last_record
+        hres_name = self._run.get("hres", "HRES")
+        if state == "done" and result is not None:
+            ckpt = result.checkpoint
+            seconds, device = result.seconds, result.device
+        elif state == "stopped":
+            ckpt = self._last_best
+            seconds = rec.elapsed_s if rec is not None else 0.0
+            device = ckpt.extra.get("device", "") if ckpt is not None else ""
+        else:
+            return  # failed: JobControls shows the error
+        last = self.history[-1][0] if self.history else self._run.get("it0", 0)
+        if ckpt is None:
+            self.summary_text = f"Stopped at iteration {last}, before the first validation: no model was kept."
+        else:
+            self.session.set_model(ckpt, f"trained on {hres_name}")
+            verb = "Done" if state == "done" else f"Stopped at iteration {last}"
+            psnr = f"{ckpt.val_psnr:.2f} dB" if ckpt.val_psnr is not None else "n/a"
+            self.summary_text = (
+                f"{verb}: best validation PSNR {psnr} at iteration {ckpt.iteration}; "
+                f"{last - self._run.get('it0', 0)} iterations in {_duration(seconds)} on {device}."
+            )
+        self.controls.show_message(self.summary_text)
+
+    # ------------------------------------------------------------------ plot and preview
+
+    @staticmethod
+    def _draw(canvas) -> None:
+        # A hidden canvas is drawn by showEvent: a draw_idle queued for a widget that
+        # is deleted before the event loop runs it raises in matplotlib's timer.
+        if canvas.isVisible():
+            canvas.draw_idle()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.plot.draw_idle()
+        self.preview.draw_idle()
+
+    def _reset_plot(self) -> None:
+        from matplotlib.ticker import FuncFormatter, LogLocator
+
+        ax = self.plot.axes()
+        ax.set_yscale("log")
+        # Plain numbers at 1, 2, 5 x 10^k: matplotlib's default labels every minor tick as "a x 10^k".
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+        ax.tick_params(which="minor", colors=FOREGROUND, labelsize=8)  # style() colours the major ones
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.set_ylabel("train loss", fontsize=8, color=LOSS_COLOUR)
+        ax2 = ax.twinx()
+        self.plot.style(ax2)
+        ax2.set_ylabel("val PSNR (dB)", fontsize=8, color=PSNR_COLOUR)
+        (self.loss_line,) = ax.plot([], [], color=LOSS_COLOUR, lw=0.8, alpha=0.35)
+        (self.loss_mean_line,) = ax.plot([], [], color=LOSS_COLOUR, lw=1.5, label="train loss (mean)")
+        (self.psnr_line,) = ax2.plot([], [], color=PSNR_COLOUR, marker="o", ms=3, lw=1, label="validation PSNR")
+        self._ax, self._ax2 = ax, ax2
+        # Above the axes: inside, it would hide the falling loss or the rising PSNR.
+        self.plot.legend(
+            ax,
+            handles=[self.loss_mean_line, self.psnr_line],
+            loc="lower center",
+            bbox_to_anchor=(0.5, 1.0),
+            ncol=2,
+            frameon=False,
+        )
+        it0 = self._run.get("it0", 0)
+        ax.set_xlim(it0, it0 + (self._run.get("total") or int(self.iterations.value)))
+        # Sensible empty ranges until the first records arrive (not matplotlib's -0.04..0.04).
+        ax.set_ylim(0.01, 1.0)
+        ax2.set_ylim(10, 40)
+        self._placeholder = ax.text(
+            0.5,
+            0.5,
+            "training curves appear here",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color=FOREGROUND,
+            alpha=0.6,
+            fontsize=8,
+        )
+        self._draw(self.plot)
+
+    def _iterations_changed(self, value: int) -> None:
+        # The empty plot spans the planned run; a finished run's plot stays as it was.
+        if not self.history and not self.job.running:
+            self._ax.set_xlim(0, int(value))
+            self._draw(self.plot)
+
+    def _redraw(self) -> None:
+        """Put the history into the plot lines and redraw (cheap: no new artists)."""
+        self._last_draw = time.monotonic()
+        if not self.history:
+            return
+        its = np.array([h[0] for h in self.history], float)
+        loss = np.array([h[1] for h in self.history], float)
+        keep = loss > 0  # a log axis cannot show 0
+        its, loss = its[keep], loss[keep]
+        self._placeholder.set_visible(False)
+        self.loss_line.set_data(its, loss)
+        # The per-iteration loss is noisy (one small batch): a running mean shows the trend.
+        window = max(1, min(len(loss), int(self._run.get("total") or len(loss)) // 40))
+        csum = np.concatenate([[0.0], np.cumsum(loss)])
+        mean = (csum[window:] - csum[:-window]) / window
+        self.loss_mean_line.set_data(its[window - 1 :], mean)
+        val = [(h[0], h[2]) for h in self.history if h[2] is not None]
+        self.psnr_line.set_data([v[0] for v in val], [v[1] for v in val])
+        for ax, has_data in ((self._ax, len(its) > 0), (self._ax2, bool(val))):
+            if has_data:  # an empty axis keeps its placeholder range
+                ax.relim()
+                ax.set_autoscaley_on(True)
+                ax.autoscale_view(scalex=False)
+        self._draw(self.plot)
+
+    def _clear_preview(self) -> None:
+        ax = self.preview.axes()
+        ax.set_axis_off()
+        self._draw(self.preview)
+
+    def _show_preview(self, image, iteration: int, psnr) -> None:
+        """Show the validation slice, with the HRES it should match when that is at hand."""
+        image = np.asarray(image, dtype=float)
+        ref = self._run.get("reference")
+        pair = ref is not None and ref.shape == image.shape
+        lo, hi = np.percentile(ref if pair else image, [0.5, 99.5])
+        if not hi > lo:
+            lo, hi = float(image.min()), float(image.max()) + 1e-6
+        # A 2D section's validation block is a wide strip: stack the two panels then.
+        wide = image.shape[1] > 2 * image.shape[0]
+        grid = ((2, 1) if wide else (1, 2)) if pair else (1, 1)
+        axs = list(np.atleast_1d(self.preview.axes(*grid)).flat)
+        panels = [(image, "prediction"), (ref, "HRES")] if pair else [(image, "prediction")]
+        for ax, (img, title) in zip(axs, panels):
+            ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.set_title(title, fontsize=8, color=FOREGROUND)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        self._draw(self.preview)
+        psnr_text = f", PSNR {psnr:.2f} dB" if psnr is not None else ""
+        self.preview_label.value = f"validation slice at iteration {iteration}{psnr_text}"
+
+    # ------------------------------------------------------------------ model files
+
+    def _model_changed(self, _ckpt=None) -> None:
+        self.model_label.value = self.session.describe_model()
+        has = self.session.model is not None
+        self.save_button.enabled = has
+        self.resume_check.enabled = has
+        if not has:
+            self.resume_check.value = False
+
+    def _resume_toggled(self, on: bool) -> None:
+        # Continuing needs the same architecture: pick it for the user.
+        model = self.session.model
+        if on and model is not None and model.architecture in self.model_combo.choices:
+            self.model_combo.value = model.architecture
+
+    def save_model(self, path) -> Path:
+        """Write the session model to ``path`` (replacing it: the file dialog asked already).
+
+        Raises
+        ------
+        InputError
+            If there is no model yet.
+        FileFormatError
+            If the file cannot be written.
+        """
+        from napari_resolve.models.checkpoint import save_checkpoint
+
+        ckpt = self.session.require_model()
+        return save_checkpoint(ckpt, Path(path), overwrite=True)
+
+    def load_model(self, path):
+        """Read a model file and make it the session model.
+
+        Returns
+        -------
+        Checkpoint
+
+        Raises
+        ------
+        FileFormatError
+            If the file is missing, damaged or not a napari-resolve model.
+        """
+        from napari_resolve.models.checkpoint import load_checkpoint
+
+        path = Path(path)
+        ckpt = load_checkpoint(path)
+        self.session.set_model(ckpt, f"loaded from {path.name}")
+        return ckpt
+
+    def _save_clicked(self, _value=None) -> None:
+        if self.session.model is None:
+            self._show_error("Save model: there is no model yet; train one or load a model file.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save model", "model.pt", "napari-resolve model (*.pt)")
+        if not path:
+            return
+        path = Path(path)
+        if not path.suffix and not path.with_suffix(".pt").exists():
+            path = path.with_suffix(".pt")
+        try:
+            written = self.save_model(path)
+        except ResolveError as exc:
+            self._show_error(f"Save model: {exc}")
+            return
+        self.controls.show_message(f"Model saved to {written}.")
+
+    def _load_clicked(self, _value=None) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load model", "", "napari-resolve model (*.pt);;All files (*)")
+        if not path:
+            return
+        try:
+            self.load_model(path)
+        except ResolveError as exc:
+            self._show_error(f"Load model: {exc}")
+            return
+        self.controls.show_message(f"Model loaded from {Path(path).name}.")
+
+    def _show_error(self, text: str) -> None:
+        from napari.utils.notifications import show_error
+
+        show_error(text)
+        self.controls.show_message(text)
+
+
+__all__ = ["ROI_LAYER", "TrainingWidget"]
