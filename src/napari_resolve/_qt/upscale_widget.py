@@ -1,0 +1,583 @@
+"""Preview and upscale: run the session's model on one tile, or on a whole region to a file.
+
+*Preview tile* upscales a small region around the viewer's current position (or
+the centre of a drawn rectangle) in memory and shows it as the layer
+"upscaled preview", exactly over the LRES at the HRES voxel size; repeated
+previews update that one layer and leave the viewer where it was.
+
+*Upscale region* runs a rectangle (or the whole LRES) and an LRES z range to an
+OME-TIFF or zarr file, tile by tile with progress and Stop, then opens the file
+lazily as the layer "upscaled: <file name>". The core writes under a temporary
+name and renames at the end, so a stopped or failed run leaves no file.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton, SpinBox
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from napari_resolve.errors import FileFormatError, InputError
+
+from ._forms import JobControls, format_um, heading, layer_combo, select_layer
+from ._layers import add_or_update, check_plain_geometry, layer_data, shape_box_um, spatial_ndim, world_to_index
+from ._session import session_for
+from ._workers import Job
+
+PREVIEW_NAME = "upscaled preview"
+RESULT_PREFIX = "upscaled: "
+OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr")
+
+
+def _size_text(nbytes: int) -> str:
+    """Bytes in GiB, or in MiB when that would read 0.00 GiB."""
+    gib = nbytes / 2**30
+    return f"{gib:.2f} GiB" if gib >= 0.01 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def _rate_text(voxels_per_s: float) -> str:
+    return f"{voxels_per_s / 1e6:.2f} M voxels/s" if voxels_per_s >= 1e5 else f"{voxels_per_s / 1e3:.1f} k voxels/s"
+
+
+class _Record:
+    """A progress record with an estimate of the time left (for the progress bar)."""
+
+    __slots__ = ("step", "total", "message", "remaining_s")
+
+    def __init__(self, step: int, total: int, message: str, remaining_s: float | None):
+        self.step, self.total, self.message, self.remaining_s = step, total, message, remaining_s
+
+
+def _with_time_left(gen):
+    """Yield ``gen``'s tile records with the time left; return its result.
+
+    Closing this generator (Stop) closes ``gen`` in the same (worker) thread, so
+    the core's clean-up of its temporary output runs before the job is "stopped".
+    """
+    t0 = time.perf_counter()
+    try:
+        while True:
+            try:
+                record = next(gen)
+            except StopIteration as done:
+                return done.value
+            step, total = int(record.step), int(record.total)
+            left = (time.perf_counter() - t0) / step * (total - step) if step > 0 else None
+            yield _Record(step, total, record.message, left)
+    finally:
+        gen.close()
+
+
+def _check_model_fits(ckpt, ndim: int, lres_voxel) -> None:
+    """Refuse a model that cannot run on this LRES, with the core's own message, before any thread starts."""
+    from napari_resolve.inference import _check_voxels
+
+    if len(ckpt.hres_voxel_um) != ndim:
+        raise InputError(
+            f"The model was trained on {len(ckpt.hres_voxel_um)}D data; this LRES is {ndim}D. "
+            f"Choose a {len(ckpt.hres_voxel_um)}D LRES, or train a model on {ndim}D data."
+        )
+    _check_voxels(ckpt, tuple(lres_voxel))  # VoxelSizeError: trained on another LRES voxel size
+
+
+def open_lazily(path: str | Path):
+    """Open an upscaled result without loading it: a zarr array (for .zarr and OME-TIFF alike).
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.zarr`` folder or a ``.tif``/``.tiff`` file written by the core.
+
+    Returns
+    -------
+    zarr.Array
+        Reads only the chunks (or TIFF strips) napari asks for.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".zarr":
+        from napari_resolve.io import read_volume
+
+        return read_volume(path).data  # io keeps zarr lazy
+    # napari_resolve.io loads TIFFs into memory; a zarr view of the TIFF reads strips on demand.
+    import tifffile
+    import zarr
+
+    try:
+        node = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
+    except Exception as exc:  # tifffile/zarr raise many types for a broken file
+        raise FileFormatError(f"{path.name} could not be opened ({exc}).") from exc
+    if not isinstance(node, zarr.Array):  # a pyramid: level 0 is the full resolution
+        node = node["0"]
+    return node
+
+
+class UpscaleWidget(QWidget):
+    """Preview one upscaled tile in place, or upscale a region to a file.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+        The viewer; its session's model (see ``_session.session_for``) is used.
+
+    Attributes
+    ----------
+    preview_job, upscale_job : Job
+        The running preview (in memory) and region upscale (to a file).
+    preview_controls, upscale_controls : JobControls
+        Their Run/Stop buttons, progress bars and status lines.
+    model_label : magicgui Label
+        The current model, updated when the session's model changes.
+    lres_combo, region_combo : ComboBox
+        The LRES image layer and an optional Shapes layer with a rectangle.
+    tile_size, tile_depth : SpinBox
+        Preview tile in HRES voxels (in-plane) and HRES slices (3D only).
+    z_first, z_last : SpinBox
+        LRES slices (inclusive) of the region to upscale (3D only).
+    region_label : magicgui Label
+        Size of the region in LRES voxels and of the output in HRES voxels and GiB.
+    output : FileEdit
+        The output file (.tif OME-TIFF or .zarr).
+    overwrite : CheckBox
+        Replace an existing output file.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.preview_job = Job("Preview")
+        self.upscale_job = Job("Upscale")
+        self._pending: dict = {}  # what the running upscale writes, for its finished handler
+        self._preview_style: dict = {}
+        self._watched_shapes = None
+
+        # --- model
+        self.model_label = Label(value="")
+        self.model_label.native.setWordWrap(True)
+        self.model_label.tooltip = "The model used for preview and upscaling: trained in the Training step or loaded"
+        self.load_button = PushButton(text="Load model…", tooltip="Load a model file (.pt) saved by napari-resolve")
+        self.load_button.changed.connect(self._load_clicked)
+
+        # --- input
+        self.lres_combo = layer_combo(
+            napari_viewer, napari.layers.Image, "LRES", tooltip="The low-resolution scan to upscale"
+        )
+        self.lres_voxel_label = Label(value="", label="LRES voxel")
+        self.lres_voxel_label.tooltip = "The LRES layer's scale (µm); the model must have been trained at this size"
+        self.region_combo = layer_combo(
+            napari_viewer,
+            napari.layers.Shapes,
+            "Region",
+            optional=True,
+            tooltip=(
+                "A Shapes layer with a rectangle (the selected or last one). (none): the preview is centred on the "
+                "viewer's current position and the upscale covers the whole LRES in-plane."
+            ),
+        )
+
+        # --- preview
+        self.tile_size = SpinBox(
+            value=128,
+            min=16,
+            max=1024,
+            step=16,
+            label="Tile (HRES px)",
+            tooltip="Preview tile size in y and x, in HRES voxels",
+        )
+        self.tile_depth = SpinBox(
+            value=16,
+            min=1,
+            max=256,
+            label="Depth (HRES sl.)",
+            tooltip="Preview tile depth in HRES slices, centred on the current z slice (3D only)",
+        )
+
+        # --- upscale region
+        self.z_first = SpinBox(
+            value=0, min=0, max=0, label="z from (LRES)", tooltip="First LRES slice of the region to upscale (3D only)"
+        )
+        self.z_last = SpinBox(
+            value=0,
+            min=0,
+            max=0,
+            label="z to (LRES)",
+            tooltip="Last LRES slice of the region to upscale, included (3D only)",
+        )
+        self.region_label = Label(value="")
+        self.region_label.native.setWordWrap(True)
+        self.region_label.tooltip = "Size of the region (LRES voxels) and of the upscaled output (HRES voxels, float32)"
+        self.output = FileEdit(
+            mode="w",
+            filter="*.tif *.tiff *.zarr",
+            label="Output",
+            tooltip="File to write: .tif (OME-TIFF) or .zarr; written under a temporary name, renamed when complete",
+        )
+        self.overwrite = CheckBox(
+            value=False,
+            text="overwrite an existing file",
+            tooltip="Without it, an existing output file is left untouched and nothing runs",
+        )
+
+        inputs = Container(widgets=[self.lres_combo, self.lres_voxel_label, self.region_combo])
+        preview_form = Container(widgets=[self.tile_size, self.tile_depth])
+        upscale_form = Container(widgets=[self.z_first, self.z_last, self.output])
+        self.preview_controls = JobControls(self.preview_job, "Preview tile", self._start_preview)
+        self.upscale_controls = JobControls(self.upscale_job, "Upscale region", self._start_upscale)
+        self.preview_controls.run_button.setToolTip("Upscale one tile at the current position and show it in place")
+        self.upscale_controls.run_button.setToolTip("Upscale the region to the output file, then open it")
+
+        layout = QVBoxLayout(self)
+        for part in (
+            # The word-wrapped labels sit in the outer layout: inside a Container their height is clipped.
+            heading("Model and input"),
+            self.model_label,
+            self.load_button,
+            inputs,
+            heading("Preview"),
+            preview_form,
+            self.preview_controls,
+            heading("Upscale region"),
+            upscale_form,
+            self.region_label,
+            self.overwrite,
+            self.upscale_controls,
+        ):
+            layout.addWidget(part if isinstance(part, QWidget) else part.native)
+        layout.addStretch(1)
+
+        self.session.model_changed.connect(self._model_changed)
+        self.lres_combo.changed.connect(self._lres_changed)
+        self.region_combo.changed.connect(self._region_changed)
+        self.z_first.changed.connect(self._update_region_label)
+        self.z_last.changed.connect(self._update_region_label)
+        self.preview_job.finished.connect(self._preview_finished)
+        self.upscale_job.finished.connect(self._upscale_finished)
+
+        select_layer(self.lres_combo, "LRES")
+        self._model_changed()
+        self._lres_changed()
+        self._region_changed()
+
+    # ------------------------------------------------------------------ model
+
+    def _model_changed(self, *_args) -> None:
+        try:
+            self.model_label.value = self.session.describe_model()
+        except RuntimeError:  # the Qt side of this widget is gone; the session outlives it
+            self.session.model_changed.disconnect(self._model_changed)
+            return
+        self._update_region_label()
+
+    def load_model(self, path: str | Path):
+        """Load a model file and make it the session's model.
+
+        Parameters
+        ----------
+        path : path-like
+            A ``.pt`` file written by napari-resolve.
+
+        Returns
+        -------
+        Checkpoint
+
+        Raises
+        ------
+        FileFormatError
+            If the file is missing or not a napari-resolve model.
+        """
+        from napari_resolve.models.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        self.session.set_model(ckpt, f"loaded from {Path(path).name}")
+        return ckpt
+
+    def _load_clicked(self, *_args) -> None:
+        from napari.utils.notifications import show_error
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(self, "Load a napari-resolve model", "", "Model (*.pt);;All files (*)")
+        if not path:
+            return
+        try:
+            self.load_model(path)
+        except Exception as exc:  # a bad file is a message, not a traceback
+            from ._workers import error_message
+
+            show_error(f"Load model: {error_message(exc)}")
+
+    # ------------------------------------------------------------------ inputs
+
+    def _lres(self):
+        """The LRES layer, its array (lazy if it is), voxel size and dimensionality, checked."""
+        layer = self.lres_combo.value
+        if layer is None:
+            raise InputError("Choose the LRES image layer to upscale (open one, or File ▸ Open Sample).")
+        ndim = spatial_ndim(layer)
+        check_plain_geometry(layer, "LRES")
+        return layer, layer_data(layer), tuple(float(s) for s in layer.scale), ndim
+
+    def _lres_changed(self, *_args) -> None:
+        layer = self.lres_combo.value
+        three_d = layer is not None and layer.ndim == 3
+        self.tile_depth.visible = three_d
+        self.z_first.visible = self.z_last.visible = three_d
+        if layer is not None:
+            if three_d:
+                depth = int(layer_data(layer).shape[0])
+                self.z_first.max = self.z_last.max = depth - 1
+                self.z_first.value, self.z_last.value = 0, depth - 1
+        self._update_region_label()
+
+    def _region_changed(self, *_args) -> None:
+        # Follow the rectangles of the chosen Shapes layer so the size shown stays right.
+        if self._watched_shapes is not None:
+            try:
+                self._watched_shapes.events.data.disconnect(self._update_region_label)
+            except (TypeError, ValueError, RuntimeError):
+                pass
+        self._watched_shapes = self.region_combo.value
+        if self._watched_shapes is not None:
+            self._watched_shapes.events.data.connect(self._update_region_label)
+        self._update_region_label()
+
+    def _centre_world(self, ndim: int) -> np.ndarray:
+        """Where the preview goes (um): the viewer position, in-plane replaced by the rectangle's centre."""
+        centre = np.asarray(self.viewer.dims.point, dtype=float)[-ndim:].copy()
+        shapes = self.region_combo.value
+        if shapes is not None:
+            lo, hi = shape_box_um(shapes)
+            centre[-2:] = (lo[-2:] + hi[-2:]) / 2
+        return centre
+
+    def preview_region(self) -> tuple[slice, ...]:
+        """LRES voxels (slices) covering the preview tile around the current position, clipped to the LRES.
+
+        Raises
+        ------
+        InputError
+            If there is no model or LRES, or the position lies outside the LRES.
+        """
+        ckpt = self.session.require_model()
+        layer, data, lv, ndim = self._lres()
+        _check_model_fits(ckpt, ndim, lv)
+        hv = tuple(ckpt.hres_voxel_um)
+        shape = tuple(int(n) for n in data.shape)
+        centre = world_to_index(layer, self._centre_world(ndim))
+        if np.any(centre < -0.5) or np.any(centre > np.asarray(shape) - 0.5):
+            raise InputError(
+                f"The preview position ({format_um(self._centre_world(ndim))} µm) is outside the LRES "
+                f"{layer.name!r}. Move the view (or the rectangle) onto the LRES."
+            )
+        sizes = ([self.tile_depth.value] if ndim == 3 else []) + [self.tile_size.value] * 2
+        roi = []
+        for c, size, h, lvox, n in zip(centre, sizes, hv, lv, shape):
+            # Enough LRES voxels to hold the tile's physical extent, centred on the position.
+            count = max(1, math.ceil(size * h / lvox - 1e-9))
+            start = math.floor(c - (count - 1) / 2 + 0.5)
+            roi.append(slice(max(start, 0), min(start + count, n)))
+        return tuple(roi)
+
+    def upscale_region(self) -> tuple[slice, ...]:
+        """LRES voxels (slices) to upscale: the rectangle's box (or all) in-plane, the z range in depth.
+
+        Raises
+        ------
+        InputError
+            If there is no LRES, the rectangle misses the LRES or the z range is empty.
+        """
+        layer, data, _lv, ndim = self._lres()
+        shape = tuple(int(n) for n in data.shape)
+        roi = [slice(0, n) for n in shape]
+        shapes = self.region_combo.value
+        if shapes is not None:
+            lo, hi = shape_box_um(shapes)
+            # Use the LRES voxels whose centres lie inside the rectangle.
+            lo_w, hi_w = np.zeros(ndim), np.zeros(ndim)
+            lo_w[-2:], hi_w[-2:] = lo[-2:], hi[-2:]
+            lo_i, hi_i = world_to_index(layer, lo_w)[-2:], world_to_index(layer, hi_w)[-2:]
+            for k, (a, b) in enumerate(zip(lo_i, hi_i)):
+                axis, n = ndim - 2 + k, shape[ndim - 2 + k]
+                start, stop = max(math.ceil(a - 1e-6), 0), min(math.floor(b + 1e-6) + 1, n)
+                if stop <= start:
+                    raise InputError(
+                        f"The rectangle in {shapes.name!r} does not cover any LRES voxel centre. "
+                        "Draw it over the LRES, at least one LRES voxel wide."
+                    )
+                roi[axis] = slice(start, stop)
+        if ndim == 3:
+            first, last = int(self.z_first.value), int(self.z_last.value)
+            if last < first or last >= shape[0]:
+                raise InputError(f"The z range {first}–{last} is empty or beyond the LRES (0–{shape[0] - 1}).")
+            roi[0] = slice(first, last + 1)
+        return tuple(roi)
+
+    def _update_region_label(self, *_args) -> None:
+        """Refresh the LRES voxel size and the region/output sizes (cheap: no data are read)."""
+        layer = self.lres_combo.value
+        try:
+            self.lres_voxel_label.value = "—" if layer is None else f"{format_um(layer.scale)} µm"
+            text = self._region_text()
+        except InputError as exc:
+            text = str(exc)
+        except RuntimeError:  # widget deleted while a layer event still arrives
+            return
+        self.region_label.value = text
+
+    def _region_text(self) -> str:
+        from napari_resolve.grid import upscale_grid
+
+        if self.lres_combo.value is None:
+            return "Choose an LRES layer."
+        _layer, _data, lv, ndim = self._lres()
+        roi = self.upscale_region()
+        sizes = [s.stop - s.start for s in roi]
+        text = f"Region: {' × '.join(map(str, sizes))} LRES voxels"
+        ckpt = self.session.model
+        if ckpt is None:
+            return text + " (load or train a model to see the output size)."
+        try:
+            _check_model_fits(ckpt, ndim, lv)
+        except InputError as exc:
+            return f"{text}.\n⚠ {exc}"
+        grid = upscale_grid(roi, lv, ckpt.hres_voxel_um, ckpt.phase_origin_um)
+        size = _size_text(int(np.prod(grid.shape)) * 4)
+        return f"{text} → output {' × '.join(map(str, grid.shape))} HRES voxels, {size}."
+
+    # ------------------------------------------------------------------ preview
+
+    def preview(self) -> bool:
+        """Upscale one tile at the current position (what "Preview tile" does); False if refused."""
+        return self.preview_controls.run()
+
+    def _start_preview(self) -> None:
+        from napari_resolve.inference import iter_predict
+
+        ckpt = self.session.require_model()
+        roi = self.preview_region()
+        layer, data, lv, _ndim = self._lres()
+        self._preview_style = self._style_of(layer)
+        self._preview_style["shift"] = tuple(float(t) for t in layer.translate)
+        # One tile in-plane (a multiple of any downsampling factor, larger than the region's output).
+        tile = tuple(
+            64 * math.ceil((s.stop - s.start) * v / h / 64 + 0.1) for s, v, h in zip(roi, lv, ckpt.hres_voxel_um)
+        )
+        tile = tile if len(tile) == 3 else (16, *tile)
+        self.preview_job.start(_with_time_left(iter_predict(ckpt, data, lv, roi=roi, tile=tile)))
+
+    @staticmethod
+    def _style_of(layer) -> dict:
+        return {"colormap": layer.colormap, "contrast_limits": tuple(layer.contrast_limits)}
+
+    def _keep_view(self):
+        """Remember the dims position and active layer; the returned function puts them back."""
+        point = tuple(self.viewer.dims.point)
+        active = self.viewer.layers.selection.active
+
+        def restore() -> None:
+            if len(self.viewer.dims.point) == len(point):
+                self.viewer.dims.point = point
+            if active is not None and active in self.viewer.layers:
+                self.viewer.layers.selection.active = active
+
+        return restore
+
+    def _shown_translate(self, grid_origin, shift) -> tuple[float, ...]:
+        # The core's origin is in the LRES frame (LRES voxel 0 at 0); follow the LRES layer if it was moved.
+        return tuple(o + s for o, s in zip(grid_origin, shift[-len(grid_origin) :]))
+
+    def _preview_finished(self, result) -> None:
+        if result is None:
+            return
+        style = dict(self._preview_style)
+        shift = style.pop("shift")
+        restore = self._keep_view()
+        add_or_update(
+            self.viewer,
+            PREVIEW_NAME,
+            result.data,
+            scale=result.grid.voxel_um,
+            translate=self._shown_translate(result.grid.origin_um, shift),
+            metadata={"grid": result.grid.to_dict()},
+            **style,
+        )
+        restore()
+        self.preview_controls.show_message(
+            f"Preview: {' × '.join(map(str, result.grid.shape))} HRES voxels in {result.seconds:.1f} s "
+            f"({result.tiles} tile{'s' if result.tiles != 1 else ''}, {result.device})."
+        )
+
+    # ------------------------------------------------------------------ upscale
+
+    def upscale(self, path: str | Path, overwrite: bool = False) -> bool:
+        """Upscale the region to ``path`` (what "Upscale region" does); False if refused."""
+        self.output.value = Path(path)
+        self.overwrite.value = bool(overwrite)
+        return self.upscale_controls.run()
+
+    def _output_path(self) -> Path:
+        value = self.output.value
+        if value is None or str(value) in ("", "."):
+            raise InputError("Choose an output file (.tif for OME-TIFF, or .zarr).")
+        path = Path(value).expanduser()
+        if path.suffix.lower() not in OUTPUT_SUFFIXES:
+            raise InputError(f"{path.name}: the output must end in .tif, .tiff (OME-TIFF) or .zarr.")
+        if not path.parent.is_dir():
+            raise InputError(f"The folder {path.parent} does not exist. Create it first, or choose another one.")
+        if path.exists() and not self.overwrite.value:
+            raise InputError(
+                f"{path.name} already exists and was left untouched. Choose another name, or tick 'overwrite'."
+            )
+        return path
+
+    def _start_upscale(self) -> None:
+        from napari_resolve.inference import iter_predict
+
+        ckpt = self.session.require_model()
+        layer, data, lv, ndim = self._lres()
+        _check_model_fits(ckpt, ndim, lv)
+        roi = self.upscale_region()
+        path = self._output_path()
+        self._update_region_label()
+        self._pending = {**self._style_of(layer), "shift": tuple(float(t) for t in layer.translate)}
+        gen = iter_predict(ckpt, data, lv, roi=roi, out_path=path, overwrite=bool(self.overwrite.value))
+        self.upscale_job.start(_with_time_left(gen))
+
+    def _upscale_finished(self, result) -> None:
+        if result is None:
+            return
+        from napari.utils.notifications import show_error
+
+        style = dict(self._pending)
+        shift = style.pop("shift")
+        grid, path = result.grid, Path(result.path)
+        voxels = int(np.prod(grid.shape))
+        summary = (
+            f"Wrote {path.name}: {' × '.join(map(str, grid.shape))} voxels ({_size_text(voxels * 4)}), "
+            f"{result.tiles} tiles in {result.seconds:.1f} s ({_rate_text(voxels / max(result.seconds, 1e-9))}, "
+            f"{result.device})."
+        )
+        try:
+            data = open_lazily(path)
+        except Exception as exc:  # the file is written; only showing it failed
+            from ._workers import error_message
+
+            show_error(f"Upscale: {error_message(exc)}")
+            self.upscale_controls.show_message(f"{summary} It could not be opened: {error_message(exc)}")
+            return
+        restore = self._keep_view()
+        add_or_update(
+            self.viewer,
+            RESULT_PREFIX + path.name,
+            data,
+            scale=grid.voxel_um,
+            translate=self._shown_translate(grid.origin_um, shift),
+            metadata={"grid": grid.to_dict(), "source": str(path)},
+            **style,
+        )
+        restore()
+        self.upscale_controls.show_message(summary)

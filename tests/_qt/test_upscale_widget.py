@@ -1,0 +1,283 @@
+"""The Preview and upscale widget: a preview tile in place, a region upscaled to a file and opened lazily."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_resolve._qt._session import session_for
+from napari_resolve._qt.upscale_widget import PREVIEW_NAME, UpscaleWidget
+from napari_resolve.inference import run_predict
+
+LRES_LO, LRES_HI = -1.5, 190.5  # world extent (um) of the 64^3 LRES at 3 um: voxel centres 0..189
+
+
+def _wait(qtbot, job, timeout=60_000):
+    qtbot.waitUntil(lambda: job.state != "running", timeout=timeout)
+
+
+def _phase_steps(layer, hres):
+    """Where the layer's voxel 0 lies on the registered HRES grid, in HRES voxels (integral if in phase)."""
+    return (np.asarray(layer.translate) - np.asarray(hres.translate)) / np.asarray(hres.scale)
+
+
+def _extent(layer):
+    scale, translate = np.asarray(layer.scale), np.asarray(layer.translate)
+    shape = np.asarray(layer.data.shape)
+    return translate - scale / 2, translate + (shape - 1) * scale + scale / 2
+
+
+def _rectangle(viewer, y0, x0, y1, x1, z=96.0):
+    """A rectangle drawn on slice ``z`` (world um), as napari's rectangle tool leaves it."""
+    corners = [[z, y0, x0], [z, y0, x1], [z, y1, x1], [z, y1, x0]]
+    return viewer.add_shapes([corners], shape_type="rectangle", name="region")
+
+
+@pytest.fixture(scope="module")
+def foam():
+    """The foam sample's layer data, made once (making it takes seconds)."""
+    from napari_resolve._sample_data import foam_phantom
+
+    return foam_phantom()
+
+
+@pytest.fixture
+def placed_viewer(make_napari_viewer, foam, small_model):
+    """What ``registered_viewer`` gives, quicker: the sample made once, and the HRES placed by the registration
+    the model was trained with (same pair, same deterministic registration) instead of registering again."""
+    from napari_resolve._qt._session import place_registered
+    from napari_resolve.registration import Registration
+
+    viewer = make_napari_viewer()
+    lres, hres = (getattr(viewer, f"add_{kind}")(np.copy(data), **kwargs) for data, kwargs, kind in foam)
+    place_registered(hres, Registration.from_dict(small_model.registration))
+    return viewer, lres, hres
+
+
+@pytest.fixture
+def widget(placed_viewer, small_model):
+    viewer, lres, hres = placed_viewer
+    session_for(viewer).set_model(small_model, "test")
+    return UpscaleWidget(viewer), viewer, lres, hres
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    return shown
+
+
+def test_preview_lies_exactly_over_the_lres_at_hres_voxel_size(widget, small_model, qtbot):
+    w, viewer, lres, hres = widget
+    assert w.lres_combo.value is lres and w.region_combo.value is None
+    assert "loaded" not in w.model_label.value and "unet25d" in w.model_label.value
+    viewer.dims.set_point(range(3), (96.0, 60.0, 120.0))
+    point = np.array(viewer.dims.point)
+
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    assert w.preview_job.state == "done"
+    layer = viewer.layers[PREVIEW_NAME]
+    np.testing.assert_allclose(layer.scale, small_model.hres_voxel_um)
+    steps = _phase_steps(layer, hres)
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-6)  # on the HRES grid, not half a voxel off
+    lo, hi = _extent(layer)
+    assert np.all(lo >= LRES_LO - 1e-6) and np.all(hi <= LRES_HI + 1e-6)
+    assert np.all(lo <= point) and np.all(point <= hi)  # around where the user looks
+    # about the asked tile: 128 HRES voxels in-plane, 16 HRES slices deep
+    assert 120 <= layer.data.shape[1] <= 136 and 120 <= layer.data.shape[2] <= 136
+    assert 14 <= layer.data.shape[0] <= 20
+    np.testing.assert_allclose(viewer.dims.point, point)  # the view did not jump
+    # the same values as the core on that region (a full-tile pass equals the tiled one)
+    direct = run_predict(small_model, np.asarray(lres.data), tuple(lres.scale), roi=w.preview_region(), device="cpu")
+    np.testing.assert_allclose(layer.translate, direct.grid.origin_um, atol=1e-9)
+    np.testing.assert_allclose(layer.data, direct.data, atol=1e-4)
+    assert layer.colormap.name == lres.colormap.name
+    np.testing.assert_allclose(layer.contrast_limits, lres.contrast_limits)
+    assert "HRES voxels" in w.preview_controls.status.text()
+
+
+def test_a_second_preview_updates_the_same_layer(widget, qtbot):
+    w, viewer, lres, hres = widget
+    w.tile_size.value, w.tile_depth.value = 64, 8  # quicker
+    viewer.dims.set_point(range(3), (96.0, 60.0, 60.0))
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    first = np.array(viewer.layers[PREVIEW_NAME].translate)
+    n_layers = len(viewer.layers)
+
+    # Now at a drawn rectangle's centre (the rectangle wins over the viewer's y, x).
+    shapes = _rectangle(viewer, 120.0, 110.0, 150.0, 160.0)
+    w.region_combo.value = shapes
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    assert w.preview_job.state == "done"
+    assert len(viewer.layers) == n_layers + 1  # only the shapes layer is new
+    assert sum(layer.name.startswith("upscaled preview") for layer in viewer.layers) == 1
+    layer = viewer.layers[PREVIEW_NAME]
+    assert not np.allclose(layer.translate, first)
+    lo, hi = _extent(layer)
+    centre = (lo + hi) / 2
+    np.testing.assert_allclose(centre[1:], (135.0, 135.0), atol=3.0)  # within one LRES voxel
+    steps = _phase_steps(layer, hres)
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-6)
+
+
+def test_preview_without_a_model_or_with_a_foreign_voxel_size_is_refused(placed_viewer, small_model, errors):
+    viewer, lres, _hres = placed_viewer
+    w = UpscaleWidget(viewer)
+    assert "No model" in w.model_label.value
+    assert not w.preview()
+    assert w.preview_job.state == "idle" and PREVIEW_NAME not in viewer.layers
+    assert errors and "no model" in errors[-1].lower()
+    assert "train one" in w.preview_controls.status.text()
+
+    # The model label follows the session.
+    session_for(viewer).set_model(small_model, "trained here")
+    assert "trained here" in w.model_label.value
+
+    # An LRES at 2 um: the model learned 3 um -> 1 um only; the core's message reaches the user.
+    other = viewer.add_image(np.asarray(lres.data), scale=(2.0, 2.0, 2.0), name="LRES other 2um")
+    w.lres_combo.value = other
+    assert "⚠" in w.region_label.value
+    assert not w.preview()
+    assert w.preview_job.state == "idle"
+    assert "trained on 3 x 3 x 3 um" in errors[-1] and "trained on 3" in w.preview_controls.status.text()
+
+
+def test_load_model_sets_the_session_model(widget, small_model, tmp_path):
+    from napari_resolve.errors import FileFormatError
+    from napari_resolve.models.checkpoint import save_checkpoint
+
+    w, viewer, _lres, _hres = widget
+    path = save_checkpoint(small_model, tmp_path / "model.pt")
+    ckpt = w.load_model(path)
+    assert session_for(viewer).model is ckpt and ckpt is not small_model
+    assert ckpt.hres_voxel_um == small_model.hres_voxel_um
+    assert "loaded from model.pt" in w.model_label.value
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(FileFormatError):
+        w.load_model(tmp_path / "junk.pt")
+    assert session_for(viewer).model is ckpt
+
+
+@pytest.mark.parametrize("name", ["out.zarr", "out.tif"])
+def test_upscale_region_writes_the_file_and_opens_it_lazily(widget, small_model, tmp_path, qtbot, name):
+    w, viewer, lres, hres = widget
+    shapes = _rectangle(viewer, 60.0, 90.0, 93.0, 126.0)  # LRES voxels 20..31 (y) and 30..42 (x)
+    w.region_combo.value = shapes
+    w.z_first.value, w.z_last.value = 30, 35
+    roi = w.upscale_region()
+    assert roi == (slice(30, 36), slice(20, 32), slice(30, 43))
+    assert "6 × 12 × 13 LRES voxels → output" in w.region_label.value and "MiB" in w.region_label.value
+
+    path = tmp_path / name
+    assert w.upscale(path)
+    _wait(qtbot, w.upscale_job)
+    assert w.upscale_job.state == "done"
+    assert path.exists() and sorted(p.name for p in tmp_path.iterdir()) == [name]
+    layer = viewer.layers[f"upscaled: {name}"]
+    assert not isinstance(layer.data, np.ndarray)  # opened lazily, not read into memory
+    direct = run_predict(small_model, np.asarray(lres.data), tuple(lres.scale), roi=roi, device="cpu")
+    assert layer.data.shape == direct.grid.shape
+    np.testing.assert_allclose(layer.scale, small_model.hres_voxel_um)
+    np.testing.assert_allclose(layer.translate, direct.grid.origin_um, atol=1e-9)
+    steps = _phase_steps(layer, hres)
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(layer.data[2]), direct.data[2], atol=1e-4)
+    status = w.upscale_controls.status.text()
+    assert "tiles" in status and "voxels/s" in status and name in status
+
+
+def test_an_existing_file_is_refused_without_overwrite(widget, tmp_path, qtbot, errors):
+    w, viewer, _lres, _hres = widget
+    w.region_combo.value = _rectangle(viewer, 60.0, 60.0, 80.0, 80.0)
+    w.z_first.value, w.z_last.value = 30, 32
+    path = tmp_path / "out.tif"
+    path.write_bytes(b"keep me")
+    assert not w.upscale(path)
+    assert w.upscale_job.state == "idle"
+    assert path.read_bytes() == b"keep me" and len(list(tmp_path.iterdir())) == 1
+    assert "already exists" in errors[-1] and "overwrite" in w.upscale_controls.status.text()
+
+    assert w.upscale(path, overwrite=True)
+    _wait(qtbot, w.upscale_job)
+    assert w.upscale_job.state == "done" and path.read_bytes() != b"keep me"
+    assert len(list(tmp_path.iterdir())) == 1
+
+
+def test_stop_during_an_upscale_leaves_no_file(widget, tmp_path, qtbot):
+    w, viewer, _lres, _hres = widget
+    assert w.region_combo.value is None and w.upscale_region() == (slice(0, 64),) * 3  # the whole LRES
+    records = []
+    w.upscale_job.progress.connect(records.append)
+    path = tmp_path / "whole.zarr"
+    assert w.upscale(path)
+    qtbot.waitUntil(lambda: len(records) >= 1, timeout=60_000)
+    assert records[0].total > 4
+    w.upscale_controls.stop()
+    _wait(qtbot, w.upscale_job)
+    assert w.upscale_job.state == "stopped"
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary twin
+    assert not any(layer.name.startswith("upscaled:") for layer in viewer.layers)
+
+
+def _untrained_2d(lres, hres):
+    """A 2D U-Net with its initial weights, for the section's voxel sizes and registration."""
+    from napari_resolve.models import build_model
+    from napari_resolve.models.checkpoint import Checkpoint
+    from napari_resolve.normalisation import Normalisation
+
+    net = build_model("unet25d", width=4)
+    return Checkpoint(
+        architecture="unet25d",
+        config=dict(net.config),
+        state_dict={k: v.detach().clone() for k, v in net.state_dict().items()},
+        norm_in=Normalisation(0.0, 1.0),
+        norm_out=Normalisation(0.0, 1.0),
+        lres_voxel_um=tuple(lres.scale),
+        hres_voxel_um=tuple(hres.scale),
+        registration={"offset_um": list(hres.translate)},
+    )
+
+
+def test_2d_preview_and_upscale(registered_section, small_model, tmp_path, qtbot, errors):
+    viewer, lres, hres = registered_section
+    w = UpscaleWidget(viewer)
+    assert not w.tile_depth.visible and not w.z_first.visible
+
+    session_for(viewer).set_model(small_model, "3D model")  # a 3D model cannot run on a 2D section
+    assert not w.preview()
+    assert "3D data; this LRES is 2D" in errors[-1]
+
+    session_for(viewer).set_model(_untrained_2d(lres, hres), "untrained")
+    w.tile_size.value = 64
+    viewer.dims.set_point(range(2), (300.0, 330.0))
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    assert w.preview_job.state == "done"
+    layer = viewer.layers[PREVIEW_NAME]
+    assert layer.ndim == 2
+    np.testing.assert_allclose(layer.scale, hres.scale)
+    steps = _phase_steps(layer, hres)
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-6)
+    lo, hi = _extent(layer)
+    assert np.all(lo <= (300.0, 330.0)) and np.all((300.0, 330.0) <= hi)
+    assert 60 <= layer.data.shape[0] <= 68 and 60 <= layer.data.shape[1] <= 68
+
+    w.region_combo.value = viewer.add_shapes([[[200, 200], [200, 260], [260, 260], [260, 200]]], shape_type="rectangle")
+    path = tmp_path / "section.tif"
+    assert w.upscale(path)
+    _wait(qtbot, w.upscale_job)
+    assert w.upscale_job.state == "done"
+    result = viewer.layers["upscaled: section.tif"]
+    assert result.ndim == 2 and not isinstance(result.data, np.ndarray)
+    np.testing.assert_allclose(result.scale, hres.scale)
+    steps = _phase_steps(result, hres)
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-6)
+    lo, hi = _extent(result)
+    # inside the extent of the LRES voxels whose centres the rectangle holds (50..65 at 4 um), up to the
+    # 5 % of an HRES voxel the output grid may stick out (napari_resolve.grid.TOLERANCE)
+    assert np.all(lo >= 198.0 - 0.05) and np.all(hi <= 262.0 + 0.05)
+    assert np.all(hi - lo >= 60.0)
