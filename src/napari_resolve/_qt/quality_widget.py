@@ -1,0 +1,835 @@
+"""Quality dock widget: where can an upscaled result be trusted?
+
+An upscaled LRES region is compared with the registered HRES on the voxels
+they share:
+
+- an **MS-SSIM map** (and optionally an SSIM map) on the HRES grid of the
+  overlap, added as a layer over the HRES whose colormap lights up only where
+  the score is low, so suspected hallucinations stand out on the image;
+- **scalar metrics** (PSNR, SSIM, MS-SSIM, MSE) of the result and of the
+  classical baselines (cubic interpolation and Richardson-Lucy deconvolution of
+  the LRES, :mod:`napari_resolve.baselines`) on exactly the same grid;
+- the **lowest-scoring regions**: the MS-SSIM map cut into blocks, the ten with
+  the lowest mean listed; selecting one moves the viewer there.
+
+Geometry: the result lies on its own grid (its layer's scale and translate, um)
+and the HRES on its registered grid. Everything is measured on the HRES voxels
+inside the result's extent. When the result has the HRES voxel size and its
+voxel centres fall on HRES voxel centres (an upscaled region is in phase with
+the training grid), both are cropped exactly; otherwise the result is resampled
+(cubic) onto the HRES voxels, and the status line says so.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import napari
+import numpy as np
+from magicgui.widgets import CheckBox, Container, Label, SpinBox
+from napari.layers import Image
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_resolve.errors import InputError
+from napari_resolve.progress import Progress
+
+from ._forms import JobControls, heading, layer_combo, select_layer
+from ._layers import (
+    _find_produced,
+    add_or_update,
+    check_plain_geometry,
+    is_produced,
+    layer_data,
+    origin_um,
+    spatial_ndim,
+    voxel_um,
+)
+from ._session import registration_of, require_registration
+from ._workers import Job
+
+#: Fewest overlap voxels per axis: SSIM's window needs 11 (quality.RADIUS), and
+#: fewer than 16 leaves too few voxels for a block list or a second MS-SSIM scale.
+MIN_OVERLAP = 16
+
+#: Share of a voxel by which two grids may be out of phase and still be cropped
+#: exactly (as napari_resolve.grid.TOLERANCE).
+PHASE_TOLERANCE = 0.05
+
+#: How many lowest-scoring regions are listed.
+N_REGIONS = 10
+
+#: Names of the rows of the metrics table (keys of ``QualityWidget.metrics``).
+UPSCALED, CUBIC, RL = "upscaled", "cubic", "Richardson-Lucy"
+
+#: Metric keys and the column titles they are shown under.
+#: MSE is measured too (``metrics``) but shown only in the row tooltips: a fourth
+#: column does not fit a 400 px dock, and PSNR carries the same information.
+COLUMNS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
+_HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ms_ssim": True, "mse": False}
+
+
+def low_score_colormap() -> napari.utils.Colormap:
+    """Red where the score is lowest, through orange and yellow, transparent at the top.
+
+    Over an image only the regions with a low score light up; a perfect score
+    leaves the image underneath untouched.
+    """
+    return napari.utils.Colormap(
+        colors=[
+            [1.0, 0.0, 0.0, 1.0],
+            [1.0, 0.5, 0.0, 0.9],
+            [1.0, 1.0, 0.0, 0.6],
+            [1.0, 1.0, 0.0, 0.0],
+            [1.0, 1.0, 0.0, 0.0],
+        ],
+        # With the MS-SSIM map's contrast limits (0.5, 1): red at 0.5 and below,
+        # orange at 0.68, yellow at 0.83, nothing from about 0.93 up (good agreement).
+        controls=[0.0, 0.35, 0.65, 0.85, 1.0],
+        name="low score (napari-resolve)",
+    )
+
+
+# ------------------------------------------------------------------ geometry
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """The HRES voxels shared by a result and the HRES, and how the result reaches them.
+
+    Attributes
+    ----------
+    hres_box : tuple of slice
+        The overlap in HRES voxel indices.
+    origin_um : tuple of float
+        World position (um) of the overlap's first HRES voxel: the ``translate`` of
+        the map layers.
+    voxel_um : tuple of float
+        The HRES voxel size (um): the ``scale`` of the map layers.
+    result_box : tuple of slice or None
+        The same voxels in the result, when the grids are in phase and can be
+        cropped exactly; None when the result must be resampled.
+    """
+
+    hres_box: tuple[slice, ...]
+    origin_um: tuple[float, ...]
+    voxel_um: tuple[float, ...]
+    result_box: tuple[slice, ...] | None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(s.stop - s.start for s in self.hres_box)
+
+    @property
+    def in_phase(self) -> bool:
+        return self.result_box is not None
+
+
+def plan_overlap(
+    result_shape,
+    result_voxel_um,
+    result_origin_um,
+    hres_shape,
+    hres_voxel_um,
+    hres_origin_um,
+    *,
+    min_size: int = MIN_OVERLAP,
+) -> Overlap:
+    """Find the HRES voxels inside the result's extent (voxel centres, world um).
+
+    Parameters
+    ----------
+    result_shape, hres_shape : sequence of int
+    result_voxel_um, hres_voxel_um : sequence of float
+        Voxel sizes (layer ``scale``), um.
+    result_origin_um, hres_origin_um : sequence of float
+        Positions of voxel 0 (layer ``translate``), um.
+    min_size : int
+        Fewest overlap voxels per axis.
+
+    Returns
+    -------
+    Overlap
+
+    Raises
+    ------
+    InputError
+        If the overlap is empty or thinner than ``min_size`` voxels on an axis.
+    """
+    rs, hs = np.asarray(result_shape, int), np.asarray(hres_shape, int)
+    rv, hv = np.asarray(result_voxel_um, float), np.asarray(hres_voxel_um, float)
+    ro, ho = np.asarray(result_origin_um, float), np.asarray(hres_origin_um, float)
+    # The result's voxel-centre extent, in continuous HRES indices: HRES voxels
+    # inside it are measured (interpolated, never extrapolated, when resampled).
+    lo = (ro - ho) / hv
+    hi = (ro + (rs - 1) * rv - ho) / hv
+    first = np.maximum(np.ceil(lo - PHASE_TOLERANCE), 0).astype(int)
+    last = np.minimum(np.floor(hi + PHASE_TOLERANCE), hs - 1).astype(int)
+    count = last - first + 1
+    if np.any(count < min_size):
+        sizes = " x ".join(str(max(int(c), 0)) for c in count)
+        what = "does not overlap the HRES" if np.any(count < 1) else f"overlaps the HRES on only {sizes} voxels"
+        raise InputError(
+            f"The result {what}; at least {min_size} HRES voxels per axis are needed to measure its quality. "
+            "Upscale a region that overlaps the registered HRES (the HRES outline inside the LRES)."
+        )
+    box = tuple(slice(int(a), int(a + c)) for a, c in zip(first, count))
+    origin = tuple(float(v) for v in ho + first * hv)
+    result_box = None
+    if np.allclose(rv, hv, rtol=1e-6, atol=0):
+        start = (ho + first * hv - ro) / rv  # result index of the first overlap voxel
+        if np.all(np.abs(start - np.round(start)) <= PHASE_TOLERANCE):
+            r0 = np.round(start).astype(int)
+            result_box = tuple(slice(int(a), int(a + c)) for a, c in zip(r0, count))
+    return Overlap(box, origin, tuple(float(v) for v in hv), result_box)
+
+
+# ------------------------------------------------------------------ the job
+
+
+@dataclass
+class QualityResult:
+    """What :func:`iter_quality` returns.
+
+    Attributes
+    ----------
+    ms_ssim_map, ssim_map : ndarray or None
+        float32 maps on the overlap's HRES grid (``overlap.shape``).
+    metrics : dict
+        ``{"upscaled" | "cubic" | "Richardson-Lucy": {"psnr", "ssim", "ms_ssim", "mse"}}``.
+    regions : list of dict
+        The lowest-scoring blocks, lowest first: ``rank`` (from 1), ``centre_um``
+        (world), ``score`` (mean MS-SSIM), ``box`` (overlap voxel slices) and
+        ``size_um``.
+    overlap : Overlap
+    scales : int
+        MS-SSIM scales used (5 need more than 160 voxels per axis).
+    data_range : float
+        Grey-value range of the HRES overlap, used by every metric.
+    psf_sigma_um : float or None
+        The PSF width Richardson-Lucy used (fitted against the HRES).
+    notes : list of str
+        Things the user should know (resampling, fewer scales, PSF fit warnings).
+    """
+
+    ms_ssim_map: np.ndarray
+    ssim_map: np.ndarray | None
+    metrics: dict
+    regions: list
+    overlap: Overlap
+    scales: int
+    data_range: float
+    psf_sigma_um: float | None = None
+    notes: list = field(default_factory=list)
+
+
+def ms_ssim_scales(shape) -> int:
+    """MS-SSIM scales that fit ``shape`` (as :mod:`napari_resolve.quality` chooses them)."""
+    from napari_resolve.quality import MS_SSIM_WEIGHTS, RADIUS
+
+    side = min(shape)
+    return max([n for n in range(1, len(MS_SSIM_WEIGHTS) + 1) if side > 2 * RADIUS * 2 ** (n - 1)] or [1])
+
+
+def block_size(shape) -> int:
+    """Edge of the blocks the map is ranked in: 16 voxels (32 pixels in 2D), less for small overlaps."""
+    size = 16 if len(shape) == 3 else 32
+    while size > 4 and min(shape) < 4 * size:
+        size //= 2
+    return size
+
+
+def lowest_regions(score_map: np.ndarray, origin_um, voxel_um, n: int = N_REGIONS) -> list[dict]:
+    """The ``n`` blocks of ``score_map`` with the lowest mean, lowest first.
+
+    The map is cut into about :func:`block_size` voxels per axis (equal blocks
+    that cover it all). Centres are world positions (um) of the blocks' centres.
+    """
+    size = block_size(score_map.shape)
+    edges = [np.linspace(0, s, max(1, round(s / size)) + 1).astype(int) for s in score_map.shape]
+    sums = score_map.astype(np.float64)
+    for axis, e in enumerate(edges):
+        sums = np.add.reduceat(sums, e[:-1], axis=axis)
+    counts = np.ones(sums.shape)
+    for axis, e in enumerate(edges):
+        shape = [1] * sums.ndim
+        shape[axis] = len(e) - 1
+        counts = counts * np.diff(e).reshape(shape)
+    means = sums / counts
+    order = np.argsort(means, axis=None, kind="stable")[:n]
+    regions = []
+    for rank, flat in enumerate(order, start=1):
+        idx = np.unravel_index(flat, means.shape)
+        box = tuple(slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, idx))
+        centre = tuple(float(o + (s.start + s.stop - 1) / 2 * v) for o, s, v in zip(origin_um, box, voxel_um))
+        regions.append(
+            {
+                "rank": rank,
+                "centre_um": centre,
+                "score": float(means[idx]),
+                "box": box,
+                "size_um": tuple(float((s.stop - s.start) * v) for s, v in zip(box, voxel_um)),
+            }
+        )
+    return regions
+
+
+def _forward(gen, offset: int, total: int):
+    """Yield ``gen``'s records as steps of a longer job; return its value."""
+    while True:
+        try:
+            record = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield Progress(offset + int(record.step), total, record.message)
+
+
+def _metrics(pred: np.ndarray, ref: np.ndarray, data_range: float, scales: int) -> dict:
+    from napari_resolve import quality
+
+    err = quality.mse(pred, ref)
+    return {
+        "psnr": math.inf if err == 0 else 10.0 * math.log10(data_range**2 / err),
+        "ssim": quality.ssim(pred, ref, data_range),
+        "ms_ssim": quality.ms_ssim(pred, ref, data_range, scales=scales),
+        "mse": err,
+    }
+
+
+def _result_on_overlap(result, result_voxel, result_origin, overlap: Overlap) -> np.ndarray:
+    """The result's values at the overlap's HRES voxels (cropped, or resampled)."""
+    from napari_resolve.resample import resample_to_grid
+
+    if overlap.in_phase:
+        return np.array(result[overlap.result_box], dtype=np.float32)
+    rv, ro = np.asarray(result_voxel, float), np.asarray(result_origin, float)
+    lo = np.asarray(overlap.origin_um)
+    hi = lo + (np.asarray(overlap.shape) - 1) * np.asarray(overlap.voxel_um)
+    # Read only the result voxels the cubic spline needs (a few voxels of halo).
+    halo = 4
+    start = np.maximum(np.floor((lo - ro) / rv).astype(int) - halo, 0)
+    stop = np.minimum(np.ceil((hi - ro) / rv).astype(int) + halo + 1, np.asarray(result.shape))
+    block = np.asarray(result[tuple(slice(int(a), int(b)) for a, b in zip(start, stop))], dtype=np.float32)
+    return resample_to_grid(
+        block,
+        tuple(rv),
+        overlap.shape,
+        overlap.voxel_um,
+        overlap.origin_um,
+        origin_um=tuple(ro + start * rv),
+        order=3,
+        name="upscaled result",
+    )
+
+
+def iter_quality(
+    result,
+    result_voxel_um,
+    result_origin_um,
+    hres,
+    overlap: Overlap,
+    *,
+    lres=None,
+    lres_voxel_um=None,
+    lres_origin_um=None,
+    with_ssim_map: bool = True,
+    rl_iterations: int | None = None,
+) -> Generator[Progress, None, QualityResult]:
+    """Measure an upscaled result against the HRES on their overlap; yields progress.
+
+    Parameters
+    ----------
+    result : array-like
+        The upscaled result (2D or 3D), on the grid ``result_voxel_um`` /
+        ``result_origin_um`` (um, world).
+    hres : array-like
+        The registered HRES; ``overlap`` (from :func:`plan_overlap`) says which
+        of its voxels are measured.
+    lres : array-like, optional
+        The LRES, for the baselines; without it only the result is measured.
+    lres_voxel_um, lres_origin_um : sequence of float
+        The LRES layer's scale and translate (um).
+    with_ssim_map : bool
+        Also compute the (single-scale) SSIM map.
+    rl_iterations : int, optional
+        Richardson-Lucy iterations (default :data:`napari_resolve.baselines.DEFAULT_ITERATIONS`).
+
+    Returns
+    -------
+    QualityResult
+    """
+    from napari_resolve import baselines, quality
+    from napari_resolve.grid import Grid
+
+    iterations = baselines.DEFAULT_ITERATIONS if rl_iterations is None else int(rl_iterations)
+    with_baselines = lres is not None
+    total = 3 + int(with_ssim_map) + (4 + iterations if with_baselines else 0)
+    step = 0
+    notes = []
+    shape_text = " x ".join(map(str, overlap.shape))
+    if overlap.in_phase:
+        yield Progress(step, total, f"Cropping the {shape_text} overlap")
+    else:
+        notes.append("the result is not on the HRES grid, so it was resampled (cubic) onto it")
+        yield Progress(step, total, f"Resampling the result onto the {shape_text} HRES voxels it overlaps")
+    pred = _result_on_overlap(result, result_voxel_um, result_origin_um, overlap)
+    ref = np.array(hres[overlap.hres_box], dtype=np.float32)
+    if not np.all(np.isfinite(pred)):
+        raise InputError("The result has NaN or infinite values where it overlaps the HRES; upscale it again.")
+    if not np.all(np.isfinite(ref)):
+        raise InputError("The HRES has NaN or infinite values in the overlap; clean it up (e.g. fill the gaps) first.")
+    data_range = float(ref.max() - ref.min())
+    if not data_range > 0:
+        raise InputError("The HRES is constant over the overlap, so there is nothing to compare; check the layers.")
+    scales = ms_ssim_scales(overlap.shape)
+    if scales < 5:
+        notes.append(f"MS-SSIM used {scales} of 5 scales (5 need an overlap over 160 voxels a side)")
+
+    step += 1
+    yield Progress(step, total, f"MS-SSIM map ({scales} scales)")
+    ms_map = quality.ms_ssim_map(pred, ref, data_range, scales=scales)
+    ssim_map = None
+    if with_ssim_map:
+        step += 1
+        yield Progress(step, total, "SSIM map")
+        ssim_map = quality.ssim_map(pred, ref, data_range)
+    step += 1
+    yield Progress(step, total, "Metrics of the upscaled result")
+    metrics = {UPSCALED: _metrics(pred, ref, data_range, scales)}
+    del pred
+
+    psf_sigma = None
+    if with_baselines:
+        lres_origin = np.zeros(len(overlap.shape)) if lres_origin_um is None else np.asarray(lres_origin_um, float)
+        # The baselines' grid is the overlap's HRES grid in the LRES frame (LRES voxel 0 at the origin).
+        grid = Grid(
+            overlap.shape, overlap.voxel_um, tuple(float(v) for v in np.asarray(overlap.origin_um) - lres_origin)
+        )
+        cubic = yield from _forward(baselines.iter_baseline(lres, lres_voxel_um, grid, "cubic"), step, total)
+        step += 1
+        yield Progress(step, total, "Metrics of cubic interpolation")
+        metrics[CUBIC] = _metrics(cubic.data, ref, data_range, scales)
+        step += 1
+        yield Progress(step, total, "Fitting the PSF of the LRES against the HRES (Richardson-Lucy)")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            psf = baselines.estimate_psf_sigma(cubic.data, ref, overlap.voxel_um)
+        notes.extend(str(w.message) for w in caught)
+        psf_sigma = psf.sigma_um
+        sigma_vox = tuple(psf_sigma / v for v in overlap.voxel_um)
+        rl = yield from _forward(baselines.iter_richardson_lucy(cubic.data, sigma_vox, iterations), step, total)
+        del cubic
+        step += iterations + 1
+        yield Progress(step, total, "Metrics of Richardson-Lucy")
+        metrics[RL] = _metrics(rl, ref, data_range, scales)
+        del rl
+
+    regions = lowest_regions(ms_map, overlap.origin_um, overlap.voxel_um)
+    yield Progress(total, total, "Done")
+    return QualityResult(ms_map, ssim_map, metrics, regions, overlap, scales, data_range, psf_sigma, notes)
+
+
+# ------------------------------------------------------------------ the widget
+
+
+def _fmt(key: str, value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if key == "psnr":
+        return f"{value:.2f}"
+    if key == "mse":
+        return f"{value:.2e}"
+    return f"{value:.4f}"
+
+
+def _um_text(values) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
+def _table(columns: list[str]) -> QTableWidget:
+    """A read-only table whose rows are selected whole."""
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.setSizeAdjustPolicy(QAbstractItemView.SizeAdjustPolicy.AdjustIgnored)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    table.horizontalHeader().setMinimumSectionSize(40)
+    table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    # Long layer names in row headers are elided (the full name is in the tooltip).
+    table.verticalHeader().setMaximumWidth(140)
+    table.verticalHeader().setTextElideMode(Qt.TextElideMode.ElideMiddle)
+    table.setWordWrap(False)
+    return table
+
+
+def _fill(table: QTableWidget, rows: list[str], cells: list[list[str]], bold=None, tips=None) -> None:
+    """Replace the table's rows (row headers ``rows``; text right-aligned, some of it bold)."""
+    table.setRowCount(len(rows))
+    for i, name in enumerate(rows):
+        header = QTableWidgetItem(name)
+        header.setToolTip(name if tips is None else tips[i])
+        table.setVerticalHeaderItem(i, header)
+        for j, text in enumerate(cells[i]):
+            item = QTableWidgetItem(text)
+            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if bold is not None and bold[i][j]:
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            table.setItem(i, j, item)
+
+
+class QualityWidget(QWidget):
+    """Check an upscaled layer against the registered HRES: maps, metrics, worst regions.
+
+    Parameters
+    ----------
+    napari_viewer : napari.viewer.Viewer
+
+    Attributes
+    ----------
+    job : Job
+        The quality job ("Quality check"); ``job.result`` is a :class:`QualityResult`.
+    metrics : dict
+        ``{"upscaled" | "cubic" | "Richardson-Lucy": {"psnr", "ssim", "ms_ssim", "mse"}}``
+        of the last finished check (empty before).
+    regions : list of dict
+        The lowest-scoring regions of the last check, lowest first (see
+        :func:`lowest_regions`); :meth:`jump_to` moves the viewer to one.
+    table : QTableWidget
+        The metrics table (rows "upscaled (<name>)", "cubic", "Richardson-Lucy").
+    regions_table : QTableWidget
+        The lowest regions (rank, centre, mean MS-SSIM); selecting a row jumps there.
+    map_layer, ssim_layer : napari.layers.Image or None
+        The map layers of the last check ("MS-SSIM map: <result>", "SSIM map: <result>").
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.job = Job("Quality check")
+        self.metrics: dict = {}
+        self.regions: list[dict] = []
+        self.map_layer = None
+        self.ssim_layer = None
+        self._pending: dict | None = None
+        self._filling = False
+
+        viewer = napari_viewer
+        self.result_combo = layer_combo(
+            viewer,
+            Image,
+            "Result",
+            tooltip="The upscaled image layer to check (its scale and translate place it, um)",
+        )
+        self.hres_combo = layer_combo(
+            viewer, Image, "HRES", tooltip="The registered high-resolution scan the result is compared with"
+        )
+        self.lres_combo = layer_combo(
+            viewer,
+            Image,
+            "LRES",
+            optional=True,
+            tooltip="The low-resolution scan, for the cubic and Richardson-Lucy baselines; (none) skips them",
+        )
+        self.ssim_check = CheckBox(
+            text="SSIM map too",
+            value=True,
+            tooltip="Also add the single-scale SSIM map (hidden at first; finer, noisier than MS-SSIM)",
+        )
+        self.baselines_check = CheckBox(
+            text="Baselines (cubic, Richardson-Lucy)",
+            value=True,
+            tooltip="Measure cubic interpolation and Richardson-Lucy deconvolution of the LRES on the same voxels",
+        )
+        from napari_resolve.baselines import DEFAULT_ITERATIONS
+
+        self.rl_iterations = SpinBox(
+            label="RL iterations",
+            value=DEFAULT_ITERATIONS,
+            min=1,
+            max=200,
+            tooltip="Richardson-Lucy iterations (more sharpen more, and amplify noise)",
+        )
+        form = Container(
+            widgets=[
+                self.result_combo,
+                self.hres_combo,
+                self.lres_combo,
+                self.ssim_check,
+                self.baselines_check,
+                self.rl_iterations,
+            ],
+            labels=True,
+        )
+        form.native.layout().setContentsMargins(0, 0, 0, 0)
+        self.controls = JobControls(self.job, "Check quality", self._start)
+
+        self.table = _table(list(COLUMNS.values()))
+        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + 4)
+        self.table.setToolTip(
+            "All against the HRES on the overlap; best of each column in bold; MSE in the row tooltips"
+        )
+        self.regions_table = _table(["centre z, y, x (µm)", "MS-SSIM"])
+        self.regions_table.setToolTip("The blocks with the lowest mean MS-SSIM; select one to go there")
+        self.regions_table.setMinimumHeight(150)
+        self.regions_table.itemSelectionChanged.connect(self._selection_changed)
+
+        self.summary = Label(value="")
+        self.summary.native.setWordWrap(True)
+        # magicgui labels are fixed-width: a long wrapped summary would widen the whole dock.
+        self.summary.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(heading("Compare an upscaled result with the HRES").native)
+        layout.addWidget(form.native)
+        layout.addWidget(self.controls)
+        layout.addWidget(self.summary.native)
+        layout.addWidget(heading("Metrics on the overlap").native)
+        layout.addWidget(self.table)
+        layout.addWidget(heading("Lowest MS-SSIM regions").native)
+        layout.addWidget(self.regions_table, 1)  # the list takes the dock's spare height
+
+        self.job.finished.connect(self._finished)
+        self.baselines_check.changed.connect(self._baselines_toggled)
+        viewer.layers.events.inserted.connect(self._layer_inserted)
+        self._preselect()
+
+    # -------------------------------------------------------------- form
+
+    def _preselect(self) -> None:
+        """Pick an upscaled result, a registered HRES and the LRES when the names say so."""
+        upscaled = [la for la in self.result_combo.choices if la.name.lower().startswith("upscaled")]
+        if upscaled:
+            self.result_combo.value = upscaled[-1]  # the newest
+        registered = [la for la in self.hres_combo.choices if registration_of(la) is not None]
+        if registered:
+            self.hres_combo.value = registered[0]
+        else:
+            select_layer(self.hres_combo, "HRES")
+        if self.lres_combo.value is None:
+            select_layer(self.lres_combo, "LRES")
+
+    def _layer_inserted(self, event) -> None:
+        # A new upscaled result (from the upscaling step) is what a user wants to check next.
+        layer = event.value
+        if isinstance(layer, Image) and layer.name.lower().startswith("upscaled"):
+            self.result_combo.reset_choices()
+            if layer in self.result_combo.choices:
+                self.result_combo.value = layer
+
+    def _baselines_toggled(self, on: bool) -> None:
+        self.lres_combo.enabled = on
+        self.rl_iterations.enabled = on
+
+    # -------------------------------------------------------------- running
+
+    def run(self) -> bool:
+        """Validate the form and start the check (what the button does); False if refused."""
+        return self.controls.run()
+
+    def _start(self) -> None:
+        result, hres = self.result_combo.value, self.hres_combo.value
+        if result is None:
+            raise InputError("Choose the upscaled result layer to check.")
+        if hres is None:
+            raise InputError("Choose the registered HRES layer to compare with (add and register it first).")
+        if result is hres:
+            raise InputError("The result and the HRES are the same layer; choose the upscaled layer as the result.")
+        if is_produced(result) and result.metadata.get("napari_resolve", {}).get("kind") in ("ms_ssim_map", "ssim_map"):
+            raise InputError(f"{result.name!r} is a quality map; choose the upscaled result layer instead.")
+        require_registration(hres)
+        for layer, what in ((result, "result"), (hres, "HRES")):
+            check_plain_geometry(layer, what)
+        ndim = spatial_ndim(hres)
+        if spatial_ndim(result) != ndim:
+            raise InputError(
+                f"The result {result.name!r} is {result.ndim}D but the HRES {hres.name!r} is {ndim}D; "
+                "compare layers of the same dimensionality."
+            )
+        lres = self.lres_combo.value if self.baselines_check.value else None
+        if lres is not None:
+            if lres is hres or lres is result:
+                raise InputError("Choose the LRES scan for the baselines (not the result or the HRES), or (none).")
+            check_plain_geometry(lres, "LRES")
+            if spatial_ndim(lres) != ndim:
+                raise InputError(f"The LRES {lres.name!r} is {lres.ndim}D but the HRES is {ndim}D.")
+        result_data, hres_data = layer_data(result), layer_data(hres)
+        overlap = plan_overlap(
+            result_data.shape, voxel_um(result), origin_um(result), hres_data.shape, voxel_um(hres), origin_um(hres)
+        )
+        gen = iter_quality(
+            result_data,
+            voxel_um(result),
+            origin_um(result),
+            hres_data,
+            overlap,
+            lres=None if lres is None else layer_data(lres),
+            lres_voxel_um=None if lres is None else voxel_um(lres),
+            lres_origin_um=None if lres is None else origin_um(lres),
+            with_ssim_map=bool(self.ssim_check.value),
+            rl_iterations=int(self.rl_iterations.value),
+        )
+        self._pending = {"result": result.name, "hres": hres.name, "lres": None if lres is None else lres.name}
+        self.job.start(gen)
+
+    # -------------------------------------------------------------- results
+
+    def _finished(self, res: QualityResult | None) -> None:
+        if res is None or self._pending is None:
+            return
+        names, self._pending = self._pending, None
+        self._show_maps(res, names)
+        self.metrics = res.metrics
+        self.regions = res.regions
+        self._fill_metrics(res, names["result"])
+        self._fill_regions(res)
+        self._write_summary(res)
+
+    def _show_maps(self, res: QualityResult, names: dict) -> None:
+        ov = res.overlap
+        meta = {"result": names["result"], "hres": names["hres"], "scales": res.scales}
+        nd = len(ov.shape)
+        for kind, data, title, limits, visible in (
+            ("ms_ssim_map", res.ms_ssim_map, "MS-SSIM map", (0.5, 1.0), True),
+            ("ssim_map", res.ssim_map, "SSIM map", (0.0, 1.0), False),
+        ):
+            if data is None:
+                continue
+            name = f"{title}: {names['result']}"
+            existing, _ = _find_produced(self.viewer, name, "image")
+            style = {}
+            if existing is None or existing.ndim != nd:
+                # Only a new layer gets the style; a user's later changes (opacity, visibility) are kept.
+                style = {
+                    "colormap": low_score_colormap(),
+                    "blending": "translucent",
+                    "opacity": 0.7,
+                    "visible": visible,
+                    "interpolation2d": "nearest",
+                }
+                if nd == 3:
+                    style["rendering"] = "minip"  # in 3D show the lowest score along each ray
+            layer = add_or_update(
+                self.viewer,
+                name,
+                data,
+                scale=ov.voxel_um,
+                translate=ov.origin_um,
+                metadata={**meta, "kind": kind},
+                contrast_limits=limits,
+                **style,
+            )
+            if kind == "ms_ssim_map":
+                self.map_layer = layer
+            else:
+                self.ssim_layer = layer
+
+    def _fill_metrics(self, res: QualityResult, result_name: str) -> None:
+        labels = {UPSCALED: f"upscaled ({result_name})", CUBIC: CUBIC, RL: RL}
+        rows = [name for name in (UPSCALED, CUBIC, RL) if name in res.metrics]
+        best = {}
+        if len(rows) > 1:
+            for key in COLUMNS:
+                values = [res.metrics[r][key] for r in rows]
+                best[key] = max(values) if _HIGHER_IS_BETTER[key] else min(values)
+        cells = [[_fmt(key, res.metrics[r][key]) for key in COLUMNS] for r in rows]
+        bold = [[key in best and res.metrics[r][key] == best[key] for key in COLUMNS] for r in rows]
+        tips = [f"{labels[r]}: MSE {res.metrics[r]['mse']:.3g} (grey values²)" for r in rows]
+        _fill(self.table, [labels[r] for r in rows], cells, bold, tips)
+        # As tall as its rows: the metrics table never scrolls and leaves no empty band.
+        q = self.table
+        q.setFixedHeight(q.horizontalHeader().height() + q.verticalHeader().length() + 2 * q.frameWidth() + 2)
+
+    def _fill_regions(self, res: QualityResult) -> None:
+        self._filling = True
+        try:
+            axes = "z, y, x" if len(res.overlap.shape) == 3 else "y, x"
+            self.regions_table.setHorizontalHeaderLabels([f"centre {axes} (µm)", "MS-SSIM"])
+            cells = [[_um_text(r["centre_um"]), f"{r['score']:.3f}"] for r in res.regions]
+            _fill(self.regions_table, [str(r["rank"]) for r in res.regions], cells)
+            self.regions_table.clearSelection()
+        finally:
+            self._filling = False
+
+    def _write_summary(self, res: QualityResult) -> None:
+        ov = res.overlap
+        how = "cropped exactly (result on the HRES grid)" if ov.in_phase else "the result resampled onto the HRES grid"
+        text = (
+            f"Overlap {' × '.join(map(str, ov.shape))} HRES voxels, {how}. "
+            f"Mean of the MS-SSIM map {float(np.mean(res.ms_ssim_map)):.3f}; "
+            f"data range {res.data_range:.3g} (HRES)."
+        )
+        if res.psf_sigma_um is not None:
+            text += f" Richardson-Lucy PSF σ {res.psf_sigma_um:.2f} µm."
+        elif self.baselines_check.value:
+            text += " Baselines skipped: no LRES layer chosen."
+        if res.notes:
+            text += " Note: " + "; ".join(res.notes) + "."
+        self.summary.value = text
+        self.controls.show_message("Done: select a region below to inspect it; red on the map marks low scores.")
+
+    # -------------------------------------------------------------- navigation
+
+    def _selection_changed(self) -> None:
+        if self._filling:
+            return
+        rows = self.regions_table.selectionModel().selectedRows()
+        if rows:
+            self.jump_to(rows[0].row())
+
+    def jump_to(self, row: int) -> dict:
+        """Move the viewer to the ``row``-th lowest region (0 = lowest); returns that region.
+
+        The slider of every non-displayed layer axis goes to the region's centre,
+        the camera is centred on it and, in 2D view, zoomed so that the block
+        fills about a third of the canvas. Layers are not changed.
+        """
+        if not self.regions:
+            raise InputError("There are no regions yet: run the quality check first.")
+        if not 0 <= row < len(self.regions):
+            raise InputError(f"Region {row + 1} does not exist; there are {len(self.regions)}.")
+        region = self.regions[row]
+        centre = np.asarray(region["centre_um"], float)
+        dims = self.viewer.dims
+        nd = len(centre)
+        axes = list(range(dims.ndim - nd, dims.ndim))  # the layer's axes are the last world axes
+        point = np.asarray(dims.point, float)
+        point[axes] = centre
+        dims.set_point(axes, tuple(centre))
+        displayed = list(dims.displayed)
+        camera = self._camera()
+        cam_centre = tuple(float(point[d]) for d in displayed)
+        if len(cam_centre) == 2:
+            cam_centre = (float(camera.center[0]), *cam_centre)
+        camera.center = cam_centre
+        if dims.ndisplay == 2:
+            try:
+                canvas = min(self.viewer.canvas.size)
+            except Exception:  # no canvas (headless model): keep the zoom
+                canvas = 0
+            extent = max(region["size_um"][d - (dims.ndim - nd)] for d in displayed if d >= dims.ndim - nd)
+            if canvas > 0 and extent > 0:
+                camera.zoom = canvas / (3.0 * extent)
+        return region
+
+    def _camera(self):
+        # napari 0.9 moved the camera to viewer.scene (viewer.camera is deprecated there).
+        scene = getattr(self.viewer, "scene", None)
+        return scene.camera if scene is not None else self.viewer.camera

@@ -1,0 +1,209 @@
+"""Quality widget: MS-SSIM/SSIM maps over the HRES, metrics with baselines, lowest regions to jump to."""
+
+import math
+
+import numpy as np
+import pytest
+
+from napari_resolve._qt._layers import is_produced
+from napari_resolve._qt.quality_widget import CUBIC, RL, UPSCALED, QualityWidget, plan_overlap
+from napari_resolve.errors import InputError
+
+
+def _wait(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: widget.job.state != "running", timeout=timeout)
+    assert widget.job.state == "done", widget.job.error
+
+
+def _upscaled_like(viewer, hres, data, name="upscaled test", translate=None):
+    """An 'upscaled' layer on the HRES grid (or shifted by ``translate``)."""
+    return viewer.add_image(
+        data,
+        name=name,
+        scale=tuple(hres.scale),
+        translate=tuple(hres.translate) if translate is None else translate,
+    )
+
+
+def _corrupted(hres, box, seed=0):
+    data = np.array(hres.data, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    data[box] += rng.normal(0.0, 0.5, data[box].shape).astype(np.float32)
+    return data
+
+
+def _world_extent(layer):
+    lo = np.asarray(layer.translate, float)
+    return lo, lo + (np.asarray(layer.data.shape) - 1) * np.asarray(layer.scale)
+
+
+def test_identical_result_gives_a_perfect_map_over_the_hres(registered_viewer, qtbot):
+    viewer, lres, hres = registered_viewer
+    up = _upscaled_like(viewer, hres, np.array(hres.data))
+    w = QualityWidget(viewer)
+    assert w.result_combo.value.name == "upscaled test"  # pre-selected by name
+    assert w.hres_combo.value is hres and w.lres_combo.value is lres
+    w.baselines_check.value = False
+    assert w.run()
+    _wait(qtbot, w)
+
+    layer = viewer.layers["MS-SSIM map: upscaled test"]
+    assert is_produced(layer)
+    np.testing.assert_allclose(layer.scale, hres.scale)
+    # On the HRES grid: same phase, inside the HRES, covering all of it (the overlap here).
+    lo, hi = _world_extent(layer)
+    hlo, hhi = _world_extent(hres)
+    assert np.all(lo >= hlo - 1e-6) and np.all(hi <= hhi + 1e-6)
+    np.testing.assert_allclose(lo, hlo, atol=1e-6)
+    np.testing.assert_allclose(hi, hhi, atol=1e-6)
+    assert float(np.mean(layer.data)) > 0.999
+    assert layer.contrast_limits[1] == pytest.approx(1.0)
+    assert layer.colormap.map(np.array([1.0]))[0, 3] == pytest.approx(0.0)  # a perfect score is transparent
+    assert layer.colormap.map(np.array([0.0]))[0, 3] > 0.9  # a low one is opaque
+
+    ssim_layer = viewer.layers["SSIM map: upscaled test"]
+    assert not ssim_layer.visible
+    assert float(np.mean(ssim_layer.data)) > 0.999
+    assert set(w.metrics) == {UPSCALED}
+    assert w.metrics[UPSCALED]["psnr"] == math.inf or w.metrics[UPSCALED]["psnr"] > 60
+    assert w.metrics[UPSCALED]["ms_ssim"] > 0.999
+    assert "cropped exactly" in w.summary.value
+
+    # Again, after the result changed: the same layers are updated, none added.
+    names = [la.name for la in viewer.layers]
+    ssim_layer.visible = True  # a user's choice survives the update
+    up.data = _corrupted(hres, (slice(30, 45),) * 3)
+    w.baselines_check.value = True
+    w.lres_combo.value = None  # "(none)": no baselines
+    assert w.run()
+    _wait(qtbot, w)
+    assert [la.name for la in viewer.layers] == names
+    assert viewer.layers["MS-SSIM map: upscaled test"] is layer
+    assert float(layer.data.min()) < 0.9  # the new map replaced the old one
+    assert ssim_layer.visible
+    assert set(w.metrics) == {UPSCALED} and "Baselines skipped" in w.summary.value
+
+
+def test_corrupted_block_is_ranked_lowest_and_jump_goes_there(registered_viewer, qtbot):
+    viewer, lres, hres = registered_viewer
+    box = (slice(32, 44), slice(14, 26), slice(50, 62))
+    _upscaled_like(viewer, hres, _corrupted(hres, box))
+    w = QualityWidget(viewer)
+    assert w.run()
+    _wait(qtbot, w)
+
+    # Metrics: three rows, all finite, in the table too.
+    assert set(w.metrics) == {UPSCALED, CUBIC, RL}
+    for row in w.metrics.values():
+        assert all(math.isfinite(v) for v in row.values())
+    table = w.table
+    assert table.rowCount() == 3 and table.columnCount() == 3
+    assert table.verticalHeaderItem(0).text() == "upscaled (upscaled test)"
+    cells = [table.item(i, j).text() for i in range(3) for j in range(table.columnCount())]
+    assert all(math.isfinite(float(c)) for c in cells)
+    # The noisy copy of the HRES is much closer to it than any baseline.
+    assert w.metrics[UPSCALED]["psnr"] > w.metrics[CUBIC]["psnr"] + 5
+    assert table.item(0, 0).font().bold() and not table.item(1, 0).font().bold()
+
+    # The corrupted block comes first, within one block (15 voxels here) of its centre.
+    assert len(w.regions) == 10 and w.regions_table.rowCount() == 10
+    scores = [r["score"] for r in w.regions]
+    assert scores == sorted(scores)
+    spot = np.asarray(hres.translate) + np.array([(s.start + s.stop - 1) / 2 for s in box]) * np.asarray(hres.scale)
+    first = np.asarray(w.regions[0]["centre_um"])
+    assert np.all(np.abs(first - spot) <= 15.0), (first, spot)
+    assert w.regions[0]["score"] < w.regions[-1]["score"] - 0.02
+
+    # Jump: slider on z, camera on (y, x), within half a voxel.
+    before = {la.name: (tuple(la.translate), tuple(la.scale), la.visible) for la in viewer.layers}
+    region = w.jump_to(0)
+    assert abs(viewer.dims.point[0] - region["centre_um"][0]) <= 0.5 * hres.scale[0]
+    np.testing.assert_allclose(viewer.scene.camera.center[1:], region["centre_um"][1:], atol=0.5)
+    # A region picked in the list goes there too; layers are untouched.
+    w.regions_table.selectRow(3)
+    assert abs(viewer.dims.point[0] - w.regions[3]["centre_um"][0]) <= 0.5 * hres.scale[0]
+    np.testing.assert_allclose(viewer.scene.camera.center[1:], w.regions[3]["centre_um"][1:], atol=0.5)
+    assert {la.name: (tuple(la.translate), tuple(la.scale), la.visible) for la in viewer.layers} == before
+
+
+def test_thin_overlap_and_unregistered_hres_are_refused(phantom_viewer):
+    viewer, lres, hres = phantom_viewer
+    with pytest.raises(InputError, match="only 76 x 76 x 8 voxels"):
+        plan_overlap((76, 76, 76), (1, 1, 1), (0, 0, 68), (76, 76, 76), (1, 1, 1), (0, 0, 0))
+    _upscaled_like(viewer, hres, np.array(hres.data))
+    w = QualityWidget(viewer)
+    assert not w.run()
+    assert "not registered" in w.controls.status.text()
+
+
+def test_result_away_from_the_hres_is_refused_and_off_phase_is_resampled(registered_viewer, qtbot):
+    viewer, lres, hres = registered_viewer
+    far = tuple(np.asarray(hres.translate) + np.array([0.0, 200.0, 0.0]))
+    up = _upscaled_like(viewer, hres, np.array(hres.data), translate=far)
+    w = QualityWidget(viewer)
+    w.baselines_check.value = False
+    assert not w.run()
+    assert w.job.state == "idle"
+    assert "does not overlap" in w.controls.status.text() and "Upscale a region" in w.controls.status.text()
+    assert not any(la.name.startswith("MS-SSIM map") for la in viewer.layers)
+
+    # Half a voxel out of phase and only partly over the HRES.
+    up.translate = tuple(np.asarray(hres.translate) + np.array([20.5, 0.5, -10.5]))
+    assert w.run()
+    _wait(qtbot, w)
+    layer = viewer.layers["MS-SSIM map: upscaled test"]
+    assert "resampled" in w.summary.value
+    np.testing.assert_allclose(layer.scale, hres.scale)
+    index = (np.asarray(layer.translate) - np.asarray(hres.translate)) / np.asarray(hres.scale)
+    np.testing.assert_allclose(index, np.round(index), atol=1e-6)  # on the HRES voxel centres
+    lo, hi = _world_extent(layer)
+    hlo, hhi = _world_extent(hres)
+    assert np.all(lo >= hlo - 1e-6) and np.all(hi <= hhi + 1e-6)
+    # HRES voxels inside the result's voxel-centre extent: 21..75, 1..75, 0..64.
+    assert layer.data.shape == (55, 75, 65)
+    np.testing.assert_allclose(index, (21, 1, 0), atol=1e-6)
+
+
+def test_small_model_result_on_the_hres_phase(registered_viewer, small_model, qtbot):
+    from napari_resolve.inference import run_predict
+
+    viewer, lres, hres = registered_viewer
+    lo = np.floor(np.asarray(hres.translate) / np.asarray(lres.scale)).astype(int) - 1
+    hi = np.ceil(_world_extent(hres)[1] / np.asarray(lres.scale)).astype(int) + 2
+    roi = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    out = run_predict(small_model, np.asarray(lres.data), tuple(lres.scale), roi=roi, device="cpu")
+    w = QualityWidget(viewer)  # open before the result exists: a new upscaled layer is picked up
+    viewer.add_image(out.data, name="upscaled model", scale=out.grid.voxel_um, translate=out.grid.origin_um)
+    assert w.result_combo.value.name == "upscaled model"
+    assert w.run()
+    _wait(qtbot, w)
+    assert "cropped exactly" in w.summary.value  # the model's grid is in phase with the HRES
+    layer = viewer.layers["MS-SSIM map: upscaled model"]
+    np.testing.assert_allclose(layer.translate, hres.translate, atol=1e-6)
+    assert layer.data.shape == hres.data.shape  # the result covers the whole HRES
+    assert set(w.metrics) == {UPSCALED, CUBIC, RL}
+    for row in w.metrics.values():
+        assert all(math.isfinite(v) for v in row.values())
+    assert 0.2 < w.metrics[UPSCALED]["ms_ssim"] < 1.0
+
+
+def test_2d_section(registered_section, qtbot):
+    viewer, lres, hres = registered_section
+    rng = np.random.default_rng(1)
+    data = np.array(hres.data) + rng.normal(0, 0.05, hres.data.shape).astype(np.float32)
+    box = (slice(96, 128), slice(160, 192))
+    data[box] = rng.normal(0.5, 0.3, (32, 32)).astype(np.float32)
+    _upscaled_like(viewer, hres, data, name="upscaled section")
+    w = QualityWidget(viewer)
+    assert w.run()
+    _wait(qtbot, w)
+    layer = viewer.layers["MS-SSIM map: upscaled section"]
+    assert layer.ndim == 2 and layer.data.shape == hres.data.shape
+    np.testing.assert_allclose(layer.translate, hres.translate, atol=1e-6)
+    assert set(w.metrics) == {UPSCALED, CUBIC, RL}
+    for row in w.metrics.values():
+        assert all(math.isfinite(v) for v in row.values())
+    spot = np.asarray(hres.translate) + np.array([111.5, 175.5]) * np.asarray(hres.scale)
+    assert np.all(np.abs(np.asarray(w.regions[0]["centre_um"]) - spot) <= 32.0)
+    region = w.jump_to(0)
+    np.testing.assert_allclose(viewer.scene.camera.center[1:], region["centre_um"], atol=0.5)
