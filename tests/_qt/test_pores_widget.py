@@ -1,0 +1,274 @@
+"""The Pores widget: several inputs measured side by side, labels layers, table, plot, CSV."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from napari_resolve._qt._layers import is_produced
+from napari_resolve._qt.pores_widget import PoresWidget, min_volume_voxels, sanitise
+from napari_resolve.errors import InputError
+
+
+def _wait(qtbot, job, timeout=30_000):
+    qtbot.waitUntil(lambda: job.state != "running", timeout=timeout)
+
+
+def _measure(qtbot, widget, layers):
+    widget.inputs.value = list(layers)
+    assert widget.run()
+    _wait(qtbot, widget.job)
+    assert widget.job.state == "done", widget.job.error
+
+
+def _headers(widget):
+    return [h.replace("\n", " ") for h in widget.table.value["columns"]]
+
+
+def _column(widget, header, convert=float):
+    """{input name: value} of the column whose header (lines joined by a space) is ``header``."""
+    value = widget.table.value
+    j = _headers(widget).index(header)
+    return {name: convert(row[j]) for name, row in zip(value["index"], value["data"])}
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture
+def measured(phantom_viewer, qtbot):
+    """The 3D sample with LRES and HRES measured: (widget, viewer, lres, hres).
+
+    Registration does not matter to what these tests check, and takes seconds.
+    """
+    viewer, lres, hres = phantom_viewer
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    _measure(qtbot, widget, [lres, hres])
+    return widget, viewer, lres, hres
+
+
+def test_lres_and_hres_measured_side_by_side(registered_viewer, qtbot):
+    viewer, lres, hres = registered_viewer
+    before = {layer.name: (np.array(layer.data), tuple(layer.scale), tuple(layer.translate)) for layer in (lres, hres)}
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    # The sample's LRES and HRES are picked by default.
+    assert {layer.name for layer in widget.inputs.value} == {lres.name, hres.name}
+    records = []
+    widget.job.progress.connect(records.append)
+    _measure(qtbot, widget, [lres, hres])
+
+    # One labels layer per input, lying over it.
+    for layer in (lres, hres):
+        labels = viewer.layers[f"pores: {layer.name}"]
+        assert labels._type_string == "labels" and is_produced(labels)
+        assert labels.data.shape == layer.data.shape
+        np.testing.assert_allclose(labels.scale, layer.scale)
+        np.testing.assert_allclose(labels.translate, layer.translate)
+        assert labels.data.max() == widget.results[layer.name].count
+    assert np.any(np.asarray(hres.translate) != 0)  # registered: a real translate was carried over
+
+    # Progress counts over both inputs and names them.
+    totals = {r.total for r in records}
+    assert totals == {200}
+    assert [r.step for r in records] == sorted(r.step for r in records)
+    assert any(lres.name in r.message for r in records) and any(hres.name in r.message for r in records)
+
+    # The table: one row per input.
+    assert list(widget.table.value["index"]) == [lres.name, hres.name]
+    porosity = _column(widget, "Porosity (%)")
+    count = _column(widget, "Pores")
+    density = _column(widget, "Pores /mm³")
+    assert all(0 < p < 100 for p in porosity.values())
+    assert all(n > 0 for n in count.values())
+    assert all(0 < s <= 1 for s in _column(widget, "Mean sphericity").values())
+    assert _column(widget, "Voxel (µm)", str) == {lres.name: "3, 3, 3", hres.name: "1, 1, 1"}
+    # The LRES misses the small pores: the HRES finds many more per volume, and smaller ones.
+    assert density[hres.name] > 1.3 * density[lres.name]
+    d_lres = widget.results[lres.name].table["diameter_um"]
+    d_hres = widget.results[hres.name].table["diameter_um"]
+    assert np.mean(d_hres < 7) > 0.25 and np.mean(d_lres < 7) < 0.05
+
+    # The HRES porosity matches the phantom's truth on the HRES sub-volume.
+    from napari_resolve.phantom import make_phantom
+
+    meta = hres.metadata["phantom"]
+    ph = make_phantom(64, 3, seed=0)
+    np.testing.assert_array_equal(ph.hres, hres.data)  # the same phantom as the sample
+    start = meta["hres_start_fine_voxels"]
+    truth = ph.labels[tuple(slice(k, k + n) for k, n in zip(start, meta["hres_shape"]))] > 0
+    assert abs(porosity[hres.name] - 100 * truth.mean()) < 3
+    assert abs(porosity[hres.name] - 100 * meta["params"]["porosity_target"]) < 5
+
+    # The plot: one curve per input, labelled with units.
+    ax = widget.plot.figure.axes[0]
+    assert len(ax.patches) == 2  # ax.stairs draws one StepPatch per input
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(lres.name in t for t in legend) and any(hres.name in t for t in legend)
+    assert "µm" in ax.get_xlabel() and "%" in ax.get_ylabel()
+    for patch in ax.patches:  # percentages of each input's own pores
+        assert patch.get_data().values.sum() == pytest.approx(100)
+    # Weighted by volume, each distribution moves to larger pores.
+    widget.weighting.value = "% of pore volume"
+    ax = widget.plot.figure.axes[0]
+    assert len(ax.patches) == 2 and "volume" in ax.get_ylabel()
+    for patch, result in zip(ax.patches, widget.results.values()):
+        values, edges = patch.get_data().values, patch.get_data().edges
+        assert values.sum() == pytest.approx(100)
+        centres = (edges[:-1] + edges[1:]) / 2
+        assert (values * centres).sum() / 100 > np.mean(result.table["diameter_um"])
+
+    # The user's layers are untouched.
+    for layer in (lres, hres):
+        data, scale, translate = before[layer.name]
+        np.testing.assert_array_equal(layer.data, data)
+        assert tuple(layer.scale) == scale and tuple(layer.translate) == translate
+
+
+def test_csv_export(measured, tmp_path):
+    widget, viewer, lres, hres = measured
+    path = tmp_path / "foam.csv"
+    written = widget.export_csv(path)
+    rows = _read_csv(path)
+    assert [r["layer"] for r in rows] == [lres.name, hres.name]
+    for row, result in zip(rows, widget.results.values()):
+        assert float(row["porosity_percent"]) == pytest.approx(100 * result.porosity)
+        assert int(row["pore_count"]) == result.count
+        assert float(row["mean_diameter_um"]) == pytest.approx(np.mean(result.table["diameter_um"]))
+        assert float(row["voxel_x_um"]) == result.voxel_um[-1]
+        per_pore = tmp_path / row["per_pore_file"]
+        assert per_pore.name == f"foam_{sanitise(row['layer'])}.csv"
+        pores = _read_csv(per_pore)
+        assert len(pores) == result.count and "diameter_um" in pores[0]
+    assert written == [path, tmp_path / f"foam_{sanitise(lres.name)}.csv", tmp_path / f"foam_{sanitise(hres.name)}.csv"]
+    assert "foam.csv" in widget.controls.status.text()
+
+    # Again without overwrite: refused, files unchanged; with it: rewritten.
+    content = path.read_bytes()
+    with pytest.raises(InputError, match="already exist"):
+        widget.export_csv(path)
+    assert path.read_bytes() == content
+    path.write_text("old")
+    widget.export_csv(path, overwrite=True)
+    assert len(_read_csv(path)) == 2
+
+    # A clash with one per-input file alone refuses the whole export.
+    clash = tmp_path / f"other_{sanitise(lres.name)}.csv"
+    clash.write_text("keep me")
+    with pytest.raises(InputError, match="already exist"):
+        widget.export_csv(tmp_path / "other")  # ".csv" is added
+    assert clash.read_text() == "keep me" and not (tmp_path / "other.csv").exists()
+
+
+def test_rerun_updates_layers_and_rows(measured, qtbot):
+    widget, viewer, lres, hres = measured
+    n_layers = len(viewer.layers)
+    first = viewer.layers[f"pores: {hres.name}"]
+    widget.min_diameter.value = 8.0  # fewer, larger pores
+    count_before = widget.results[hres.name].count
+    _measure(qtbot, widget, [lres, hres])
+    assert len(viewer.layers) == n_layers
+    assert viewer.layers[f"pores: {hres.name}"] is first
+    assert list(widget.table.value["index"]) == [lres.name, hres.name]
+    assert widget.results[hres.name].count < count_before
+    assert first.data.max() == widget.results[hres.name].count
+    # A run with one input shows only it.
+    _measure(qtbot, widget, [hres])
+    assert list(widget.table.value["index"]) == [hres.name]
+    assert len(widget.plot.figure.axes[0].patches) == 1
+
+
+def test_no_selection_is_refused(section_viewer, qtbot, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    viewer, *_ = section_viewer
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    n_layers = len(viewer.layers)
+    widget.inputs.value = []
+    assert not widget.run()
+    assert widget.job.state == "idle" and len(viewer.layers) == n_layers
+    assert shown and "Select at least one image layer" in shown[0]
+    assert "Select at least one" in widget.controls.status.text()
+    with pytest.raises(InputError, match="measure pores first"):
+        widget.export_csv("unused.csv")
+
+
+def test_fixed_threshold_outside_range_is_refused(section_viewer, qtbot, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    viewer, lres, _hres = section_viewer
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.inputs.value = [lres]
+    widget.method.value = "Fixed grey value"
+    widget.grey.value = 50.0
+    assert not widget.run()
+    assert lres.name in shown[0] and "range" in shown[0]
+    widget.grey.value = 0.55  # near Otsu's value on this sample
+    assert widget.run()
+    _wait(qtbot, widget.job)
+    assert widget.job.state == "done" and widget.results[lres.name].threshold == pytest.approx(0.55)
+
+
+def test_selection_follows_the_layer_list(section_viewer, qtbot):
+    viewer, lres, hres = section_viewer
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.inputs.value = [hres]
+    hres.name = "HRES renamed"
+    assert [layer.name for layer in widget.inputs.value] == ["HRES renamed"]
+    extra = viewer.add_image(np.zeros((8, 8), np.float32), name="MS-SSIM map: test")
+    assert extra in widget.inputs.choices and extra not in widget.inputs.value
+    viewer.layers.remove(hres)
+    assert widget.inputs.value == [] and hres not in widget.inputs.choices
+    # Maps are listed but never picked by default, even in a fresh widget.
+    fresh = PoresWidget(viewer)
+    qtbot.addWidget(fresh)
+    assert extra in fresh.inputs.choices and [layer.name for layer in fresh.inputs.value] == [lres.name]
+
+
+def test_section_2d(section_viewer, qtbot, tmp_path):
+    viewer, lres, hres = section_viewer
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    _measure(qtbot, widget, [lres, hres])
+    for layer in (lres, hres):
+        labels = viewer.layers[f"pores: {layer.name}"]
+        assert labels.ndim == 2 and labels.data.shape == layer.data.shape
+        np.testing.assert_allclose(labels.scale, layer.scale)
+    assert "Mean circularity" in _headers(widget) and "Pores /mm²" in _headers(widget)
+    density = _column(widget, "Pores /mm²")
+    assert density[hres.name] > 2 * density[lres.name]
+    assert all(0 < p < 100 for p in _column(widget, "Porosity (%)").values())
+    assert len(widget.plot.figure.axes[0].patches) == 2
+    widget.weighting.value = "% of pore volume"  # areas in 2D
+    assert widget.plot.figure.axes[0].get_ylabel() == "% of pore area"
+    rows = _read_csv(widget.export_csv(tmp_path / "section.csv")[0])
+    assert len(rows) == 2 and "mean_circularity" in rows[0] and rows[0]["voxel_z_um"] == ""
+
+
+def test_min_volume_voxels():
+    assert min_volume_voxels(0, (1, 1, 1)) is None
+    assert min_volume_voxels(1, (3, 3, 3)) == 8  # never below the core's noise removal
+    assert min_volume_voxels(10, (1, 1, 1)) == int(np.ceil(np.pi / 6 * 1000))
+    assert min_volume_voxels(10, (1, 1)) == int(np.ceil(np.pi / 4 * 100))
+
+
+def test_stop_keeps_the_widget_usable(section_viewer, qtbot):
+    viewer, lres, hres = section_viewer
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.inputs.value = [lres, hres]
+    assert widget.run()
+    widget.controls.stop()  # stops at the first record, before any input is finished
+    _wait(qtbot, widget.job)
+    assert widget.job.state == "stopped"
+    assert "stopped" in widget.controls.status.text()
+    assert not any(layer.name.startswith("pores:") for layer in viewer.layers)
+    assert not widget.export_button.enabled
+    _measure(qtbot, widget, [hres])
+    assert list(widget.results) == [hres.name] and widget.export_button.enabled
