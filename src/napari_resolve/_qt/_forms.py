@@ -22,7 +22,8 @@ def layer_combo(viewer, layer_type, label: str, *, optional: bool = False, toolt
         items = [(layer.name, layer) for layer in viewer.layers if isinstance(layer, layer_type)]
         return [("(none)", None), *items] if optional else items
 
-    combo = ComboBox(label=label, choices=choices, nullable=optional, tooltip=tooltip)
+    # Not nullable: magicgui would add its own empty entry beside "(none)".
+    combo = ComboBox(label=label, choices=choices, nullable=False, tooltip=tooltip)
 
     def refresh(event=None):
         combo.reset_choices()

@@ -23,6 +23,24 @@ class PlotCanvas(FigureCanvasQTAgg):
         super().__init__(self.figure)
         self.setParent(parent)
         self.setMinimumHeight(int(height * 70))
+        self._stale = False
+
+    def draw_idle(self) -> None:
+        """Redraw soon if shown; otherwise when next shown.
+
+        A redraw queued for a hidden canvas can fire after Qt has deleted the
+        widget (a closed dock, a collapsed section): matplotlib then raises.
+        """
+        if self.isVisible():
+            super().draw_idle()
+        else:
+            self._stale = True
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            super().draw_idle()
 
     @staticmethod
     def style(ax) -> None:
