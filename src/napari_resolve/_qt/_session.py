@@ -103,7 +103,8 @@ def place_registered(layer, reg) -> None:
     the geometry before the first registration is kept for :func:`reset_registration`.
     """
     meta = dict(layer.metadata.get(KEY, {}))
-    meta.setdefault("original", {"translate": [float(t) for t in layer.translate], "scale": [float(s) for s in layer.scale]})
+    original = {"translate": [float(t) for t in layer.translate], "scale": [float(s) for s in layer.scale]}
+    meta.setdefault("original", original)
     meta["registration"] = reg.to_dict()
     layer.metadata = {**layer.metadata, KEY: meta}
     layer.scale = tuple(reg.scale)

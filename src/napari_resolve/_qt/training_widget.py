@@ -19,7 +19,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton, SpinBox
-from qtpy.QtCore import QSize, Qt
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from napari_resolve.errors import InputError, ResolveError
@@ -78,22 +78,6 @@ def _round_index(value: float) -> int:
     back (napari keeps shape vertices in float32).
     """
     return int(math.floor(value + 0.5 + 1e-3))
-
-
-class _FittingScrollArea(QScrollArea):
-    """A scroll area that asks for its content's full height.
-
-    A plain QScrollArea asks for little, so inside another scroll area (the
-    workflow dock) it would be squeezed into a small scrolling window; this one
-    gets its full height there, and still scrolls in a dock shorter than that.
-    """
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
-        inner = self.widget()
-        if inner is None:
-            return super().sizeHint()
-        hint = inner.sizeHint()
-        return QSize(hint.width() + self.verticalScrollBar().sizeHint().width(), hint.height())
 
 
 class TrainingWidget(QWidget):
@@ -275,9 +259,9 @@ class TrainingWidget(QWidget):
         layout.addStretch(1)
         for box in (data_box, roi_box, settings_box, files_box):
             box.native.layout().setContentsMargins(0, 0, 0, 0)
-        # The form is taller than most screens: scroll inside a dock of its own,
-        # but show it whole inside the (already scrolling) workflow dock.
-        scroll = _FittingScrollArea()
+        # The form is taller than most screens: scroll inside a dock of its own
+        # (the workflow dock takes the scroll area out; it scrolls as a whole).
+        scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)

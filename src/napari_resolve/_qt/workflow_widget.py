@@ -33,6 +33,19 @@ INTRO = (
 )
 
 
+def _unscroll(step: QWidget) -> None:
+    """Take a step's own scroll area out: inside the workflow dock, the dock scrolls.
+
+    A step taller than a screen scrolls in a dock of its own; nested in the
+    workflow's scroll area it would be squeezed into a small scrolling window.
+    """
+    for area in step.findChildren(QScrollArea):
+        if area.parentWidget() is step and step.layout() is not None:
+            inner = area.takeWidget()
+            step.layout().replaceWidget(area, inner)
+            area.deleteLater()
+
+
 class WorkflowWidget(QWidget):
     """All steps of napari-resolve in one scrollable dock, one collapsible section per step.
 
@@ -62,6 +75,7 @@ class WorkflowWidget(QWidget):
         column.addWidget(intro)
         for title, cls in STEPS:
             step = cls(napari_viewer)
+            _unscroll(step)
             section = QCollapsible(title)
             section.addWidget(step)
             column.addWidget(section)
@@ -70,13 +84,13 @@ class WorkflowWidget(QWidget):
         column.addStretch(1)
 
         # The steps together are taller than a screen: scroll rather than squeeze.
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(body)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll.setWidget(body)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(scroll)
+        layout.addWidget(self.scroll)
 
         self.open_step(0)
         # Once the HRES is in place, the next thing to do is train.
@@ -86,8 +100,12 @@ class WorkflowWidget(QWidget):
         """The step widget at ``index`` (0 = registration ... 4 = pores)."""
         return self.steps[STEPS[index][0]]
 
-    def open_step(self, index: int) -> None:
-        """Expand the section of step ``index``, leaving the others as they are."""
-        section = self.sections[STEPS[index][0]]
-        if not section.isExpanded():
-            section.expand(animate=False)
+    def open_step(self, index: int, *, only: bool = False) -> None:
+        """Expand the section of step ``index`` (with ``only``, collapse the others) and scroll to it."""
+        for i, (title, _) in enumerate(STEPS):
+            section = self.sections[title]
+            if i == index and not section.isExpanded():
+                section.expand(animate=False)
+            elif only and i != index and section.isExpanded():
+                section.collapse(animate=False)
+        self.scroll.ensureWidgetVisible(self.sections[STEPS[index][0]], 0, 0)
