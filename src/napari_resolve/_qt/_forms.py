@@ -68,18 +68,30 @@ class VoxelSizeEdit(LineEdit):
 
     def values(self, ndim: int, what: str) -> tuple[float, ...]:
         """The voxel size as ``ndim`` floats, or :class:`InputError` saying what is wrong."""
-        text = self.value.replace(";", ",").replace("um", "").replace("µm", "").strip()
-        try:
-            numbers = [float(t) for t in text.replace(",", " ").split()]
-        except ValueError:
-            raise InputError(f"The {what} voxel size {self.value!r} is not a number list; write e.g. '3' or '3, 1, 1'.")
-        if len(numbers) == 1:
-            numbers *= ndim
-        if len(numbers) != ndim:
-            raise InputError(f"The {what} voxel size needs 1 or {ndim} numbers (um), got {len(numbers)}.")
-        if not all(math.isfinite(v) and v > 0 for v in numbers):
-            raise InputError(f"The {what} voxel size must be positive (um), got {self.value!r}.")
-        return tuple(numbers)
+        return parse_per_axis(self.value, ndim, f"{what} voxel size", example="'3' or '3, 1, 1'")
+
+
+def parse_per_axis(text: str, ndim: int, what: str, example: str = "'3'") -> tuple[float, ...]:
+    """One positive number (all axes) or one per axis, in um -> ``ndim`` floats.
+
+    Raises
+    ------
+    InputError
+        Naming ``what`` and saying what to write instead.
+    """
+    raw = text
+    text = text.replace(";", ",").replace("µm", "").replace("um", "").strip()
+    try:
+        numbers = [float(t) for t in text.replace(",", " ").split()]
+    except ValueError:
+        raise InputError(f"The {what} {raw!r} is not a number list; write e.g. {example}.")
+    if len(numbers) == 1:
+        numbers *= ndim
+    if len(numbers) != ndim:
+        raise InputError(f"The {what} needs 1 or {ndim} numbers (um), got {len(numbers)}.")
+    if not all(math.isfinite(v) and v > 0 for v in numbers):
+        raise InputError(f"The {what} must be positive (um), got {raw!r}.")
+    return tuple(numbers)
 
 
 def parse_point(text: str, ndim: int, what: str) -> tuple[float, ...] | None:

@@ -34,6 +34,27 @@ class Session:
         self.model_source = source
         self.model_changed.emit(checkpoint)
 
+    def load_model(self, path):
+        """Read a model file and make it the current model.
+
+        Returns
+        -------
+        Checkpoint
+
+        Raises
+        ------
+        FileFormatError
+            If the file is missing, damaged or not a napari-resolve model (the
+            current model is kept).
+        """
+        from pathlib import Path
+
+        from napari_resolve.models.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        self.set_model(ckpt, f"loaded from {Path(path).name}")
+        return ckpt
+
     def require_model(self):
         if self.model is None:
             raise InputError("There is no model yet: train one in the Training step, or load a model file.")

@@ -14,7 +14,6 @@ exchange the registration as JSON with the command line
 from __future__ import annotations
 
 import html
-import math
 
 import napari
 import numpy as np
@@ -27,7 +26,7 @@ from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxL
 from napari_resolve.errors import InputError, ResolveError
 from napari_resolve.registration import Registration, register
 
-from ._forms import JobControls, VoxelSizeEdit, format_um, layer_combo, parse_point
+from ._forms import JobControls, VoxelSizeEdit, format_um, layer_combo, parse_per_axis, parse_point
 from ._layers import check_plain_geometry, is_produced, layer_data, spatial_ndim, voxel_um
 from ._session import place_registered, registration_of, reset_registration
 from ._workers import Job, callback_generator
@@ -59,18 +58,9 @@ def _nominal_hres_voxel(layer) -> tuple[float, ...]:
 
 def parse_radius(text: str, ndim: int) -> tuple[float, ...] | None:
     """Search radius in um: empty -> None, one number (all axes) or one per axis."""
-    text = text.replace(";", ",").replace("um", "").replace("µm", "").strip()
-    if not text:
+    if not text.strip():
         return None
-    try:
-        numbers = [float(t) for t in text.replace(",", " ").split()]
-    except ValueError:
-        raise InputError(f"The search radius {text!r} is not a number; write e.g. '30' (um) or leave it empty.")
-    if len(numbers) == 1:
-        numbers *= ndim
-    if len(numbers) != ndim or not all(math.isfinite(v) and v > 0 for v in numbers):
-        raise InputError(f"The search radius needs 1 or {ndim} positive numbers (um), got {text!r}.")
-    return tuple(numbers)
+    return parse_per_axis(text, ndim, "search radius", example="'30' (um) or leave it empty")
 
 
 class RegistrationWidget(QWidget):

@@ -791,12 +791,7 @@ class TrainingWidget(QWidget):
         FileFormatError
             If the file is missing, damaged or not a napari-resolve model.
         """
-        from napari_resolve.models.checkpoint import load_checkpoint
-
-        path = Path(path)
-        ckpt = load_checkpoint(path)
-        self.session.set_model(ckpt, f"loaded from {path.name}")
-        return ckpt
+        return self.session.load_model(path)
 
     def _save_clicked(self, _value=None) -> None:
         if self.session.model is None:

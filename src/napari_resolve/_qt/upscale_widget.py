@@ -290,11 +290,7 @@ class UpscaleWidget(QWidget):
         FileFormatError
             If the file is missing or not a napari-resolve model.
         """
-        from napari_resolve.models.checkpoint import load_checkpoint
-
-        ckpt = load_checkpoint(path)
-        self.session.set_model(ckpt, f"loaded from {Path(path).name}")
-        return ckpt
+        return self.session.load_model(path)
 
     def _load_clicked(self, *_args) -> None:
         from napari.utils.notifications import show_error
