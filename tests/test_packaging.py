@@ -13,6 +13,12 @@ EXPECTED = {
     "napari-resolve.write_image",
     "napari-resolve.foam_phantom",
     "napari-resolve.sem_section",
+    "napari-resolve.workflow_widget",
+    "napari-resolve.registration_widget",
+    "napari-resolve.training_widget",
+    "napari-resolve.upscale_widget",
+    "napari-resolve.quality_widget",
+    "napari-resolve.pores_widget",
 }
 
 
