@@ -1,4 +1,4 @@
-"""The Pores widget: several inputs measured side by side, labels layers, table, plot, CSV."""
+"""The Pores widget: several inputs measured side by side on their common region, labels layers, table, plot, CSV."""
 
 import csv
 
@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from napari_resolve._qt._layers import is_produced
-from napari_resolve._qt.pores_widget import PoresWidget, min_volume_voxels, sanitise
+from napari_resolve._qt.pores_widget import (
+    OVERLAP,
+    WHOLE,
+    PoresWidget,
+    crop_slices,
+    min_volume_voxels,
+    overlap_region,
+    sanitise,
+)
 from napari_resolve.errors import InputError
 
 
@@ -14,8 +22,10 @@ def _wait(qtbot, job, timeout=30_000):
     qtbot.waitUntil(lambda: job.state != "running", timeout=timeout)
 
 
-def _measure(qtbot, widget, layers):
+def _measure(qtbot, widget, layers, region=None):
     widget.inputs.value = list(layers)
+    if region is not None:
+        widget.region.value = region
     assert widget.run()
     _wait(qtbot, widget.job)
     assert widget.job.state == "done", widget.job.error
@@ -32,6 +42,12 @@ def _column(widget, header, convert=float):
     return {name: convert(row[j]) for name, row in zip(value["index"], value["data"])}
 
 
+def _box(layer):
+    """The world box (lo, hi) in um of a layer's voxel edges."""
+    t, s, n = (np.asarray(v, float) for v in (layer.translate, layer.scale, layer.data.shape))
+    return t - s / 2, t + (n - 0.5) * s
+
+
 def _read_csv(path):
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
@@ -39,37 +55,54 @@ def _read_csv(path):
 
 @pytest.fixture
 def measured(phantom_viewer, qtbot):
-    """The 3D sample with LRES and HRES measured: (widget, viewer, lres, hres).
+    """The 3D sample with LRES and HRES measured as whole layers: (widget, viewer, lres, hres).
 
     Registration does not matter to what these tests check, and takes seconds.
     """
     viewer, lres, hres = phantom_viewer
     widget = PoresWidget(viewer)
     qtbot.addWidget(widget)
-    _measure(qtbot, widget, [lres, hres])
+    _measure(qtbot, widget, [lres, hres], WHOLE)
     return widget, viewer, lres, hres
 
 
-def test_lres_and_hres_measured_side_by_side(registered_viewer, qtbot):
+def test_lres_and_hres_measured_side_by_side(registered_viewer, qtbot, tmp_path):
     viewer, lres, hres = registered_viewer
     before = {layer.name: (np.array(layer.data), tuple(layer.scale), tuple(layer.translate)) for layer in (lres, hres)}
     widget = PoresWidget(viewer)
     qtbot.addWidget(widget)
-    # The sample's LRES and HRES are picked by default.
+    # The sample's LRES and HRES are picked by default, and measured where both overlap.
     assert {layer.name for layer in widget.inputs.value} == {lres.name, hres.name}
+    assert widget.region.value == OVERLAP
     records = []
     widget.job.progress.connect(records.append)
     _measure(qtbot, widget, [lres, hres])
 
-    # One labels layer per input, lying over it.
+    # Both are measured on the HRES box (the HRES lies inside the LRES).
+    lo, hi = _box(hres)
+    assert np.any(np.asarray(hres.translate) != 0)  # registered: a real translate was carried over
+    for name in (lres.name, hres.name):
+        np.testing.assert_allclose(widget.regions[name], (lo, hi))
+    # The HRES whole, lying over itself.
+    labels = viewer.layers[f"pores: {hres.name}"]
+    assert labels.data.shape == hres.data.shape
+    np.testing.assert_allclose(labels.translate, hres.translate)
+    # The LRES cropped to the voxels whose centres lie in the HRES box: 76 um / 3 um -> 25 a side.
+    labels = viewer.layers[f"pores: {lres.name}"]
+    assert labels.data.shape == (25, 25, 25)
+    first = np.asarray(labels.translate)
+    last = first + 3 * (np.asarray(labels.data.shape) - 1)
+    assert np.all(first >= lo) and np.all(first < lo + 3)
+    assert np.all(last <= hi) and np.all(last > hi - 3)
+    # ... still on the LRES grid, so the labels lie exactly over the LRES voxels they came from.
+    start = first / 3
+    np.testing.assert_allclose(start, np.round(start), atol=1e-9)
     for layer in (lres, hres):
         labels = viewer.layers[f"pores: {layer.name}"]
         assert labels._type_string == "labels" and is_produced(labels)
-        assert labels.data.shape == layer.data.shape
         np.testing.assert_allclose(labels.scale, layer.scale)
-        np.testing.assert_allclose(labels.translate, layer.translate)
         assert labels.data.max() == widget.results[layer.name].count
-    assert np.any(np.asarray(hres.translate) != 0)  # registered: a real translate was carried over
+        assert labels.metadata["napari_resolve"]["region_um"] == widget.regions[layer.name]
 
     # Progress counts over both inputs and names them.
     totals = {r.total for r in records}
@@ -83,11 +116,13 @@ def test_lres_and_hres_measured_side_by_side(registered_viewer, qtbot):
     count = _column(widget, "Pores")
     density = _column(widget, "Pores /mm³")
     assert all(0 < p < 100 for p in porosity.values())
+    # On the same piece of sample the porosities agree (whole layers: 22 % vs 32 %).
+    assert abs(porosity[lres.name] - porosity[hres.name]) < 4
     assert all(n > 0 for n in count.values())
     assert all(0 < s <= 1 for s in _column(widget, "Mean sphericity").values())
     assert _column(widget, "Voxel (µm)", str) == {lres.name: "3, 3, 3", hres.name: "1, 1, 1"}
     # The LRES misses the small pores: the HRES finds many more per volume, and smaller ones.
-    assert density[hres.name] > 1.3 * density[lres.name]
+    assert density[hres.name] > 2 * density[lres.name]
     d_lres = widget.results[lres.name].table["diameter_um"]
     d_hres = widget.results[hres.name].table["diameter_um"]
     assert np.mean(d_hres < 7) > 0.25 and np.mean(d_lres < 7) < 0.05
@@ -102,6 +137,16 @@ def test_lres_and_hres_measured_side_by_side(registered_viewer, qtbot):
     truth = ph.labels[tuple(slice(k, k + n) for k, n in zip(start, meta["hres_shape"]))] > 0
     assert abs(porosity[hres.name] - 100 * truth.mean()) < 3
     assert abs(porosity[hres.name] - 100 * meta["params"]["porosity_target"]) < 5
+
+    # The table says where it measured; so does the status.
+    text = widget.region_label.value
+    assert text.startswith("Measured on region z ") and "µm" in text
+    assert f"z {lo[0]:.4g}–{hi[0]:.4g}" in text and f"x {lo[2]:.4g}–{hi[2]:.4g}" in text
+    assert widget.controls.status.text().startswith("Done on the common region.")
+    rows = _read_csv(widget.export_csv(tmp_path / "foam.csv")[0])
+    for row in rows:
+        np.testing.assert_allclose([float(v) for v in row["region_lo_um"].split()], lo, atol=1e-4)
+        np.testing.assert_allclose([float(v) for v in row["region_hi_um"].split()], hi, atol=1e-4)
 
     # The plot: one curve per input, labelled with units.
     ax = widget.plot.figure.axes[0]
@@ -139,6 +184,7 @@ def test_csv_export(measured, tmp_path):
         assert int(row["pore_count"]) == result.count
         assert float(row["mean_diameter_um"]) == pytest.approx(np.mean(result.table["diameter_um"]))
         assert float(row["voxel_x_um"]) == result.voxel_um[-1]
+        assert row["region_lo_um"] == row["region_hi_um"] == ""  # whole layers
         per_pore = tmp_path / row["per_pore_file"]
         assert per_pore.name == f"foam_{sanitise(row['layer'])}.csv"
         pores = _read_csv(per_pore)
@@ -231,15 +277,24 @@ def test_selection_follows_the_layer_list(section_viewer, qtbot):
     assert extra in fresh.inputs.choices and [layer.name for layer in fresh.inputs.value] == [lres.name]
 
 
-def test_section_2d(section_viewer, qtbot, tmp_path):
-    viewer, lres, hres = section_viewer
+def test_section_2d(registered_section, qtbot, tmp_path):
+    viewer, lres, hres = registered_section
     widget = PoresWidget(viewer)
     qtbot.addWidget(widget)
     _measure(qtbot, widget, [lres, hres])
+    lo, hi = _box(hres)
     for layer in (lres, hres):
         labels = viewer.layers[f"pores: {layer.name}"]
-        assert labels.ndim == 2 and labels.data.shape == layer.data.shape
+        assert labels.ndim == 2
         np.testing.assert_allclose(labels.scale, layer.scale)
+        # Cropped to the HRES field: voxel centres inside it, within one voxel of its edges.
+        first = np.asarray(labels.translate)
+        last = first + np.asarray(labels.scale) * (np.asarray(labels.data.shape) - 1)
+        assert np.all(first >= lo) and np.all(first < lo + labels.scale)
+        assert np.all(last <= hi) and np.all(last > hi - labels.scale)
+    assert viewer.layers[f"pores: {hres.name}"].data.shape == hres.data.shape
+    assert viewer.layers[f"pores: {lres.name}"].data.shape == (64, 64)  # 256 um at 4 um
+    assert "region y " in widget.region_label.value and "z " not in widget.region_label.value
     assert "Mean circularity" in _headers(widget) and "Pores /mm²" in _headers(widget)
     density = _column(widget, "Pores /mm²")
     assert density[hres.name] > 2 * density[lres.name]
@@ -249,6 +304,7 @@ def test_section_2d(section_viewer, qtbot, tmp_path):
     assert widget.plot.figure.axes[0].get_ylabel() == "% of pore area"
     rows = _read_csv(widget.export_csv(tmp_path / "section.csv")[0])
     assert len(rows) == 2 and "mean_circularity" in rows[0] and rows[0]["voxel_z_um"] == ""
+    assert len(rows[0]["region_lo_um"].split()) == 2
 
 
 def test_min_volume_voxels():
@@ -272,3 +328,110 @@ def test_stop_keeps_the_widget_usable(section_viewer, qtbot):
     assert not widget.export_button.enabled
     _measure(qtbot, widget, [hres])
     assert list(widget.results) == [hres.name] and widget.export_button.enabled
+
+
+def test_whole_layers_measures_each_full_extent(registered_viewer, qtbot):
+    viewer, lres, hres = registered_viewer
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    _measure(qtbot, widget, [lres, hres], WHOLE)
+    for layer in (lres, hres):
+        labels = viewer.layers[f"pores: {layer.name}"]
+        assert labels.data.shape == layer.data.shape
+        np.testing.assert_allclose(labels.translate, layer.translate)
+        assert widget.regions[layer.name] is None
+    # The whole 192 um LRES field is less porous than the 76 um the HRES sees: not comparable.
+    porosity = _column(widget, "Porosity (%)")
+    assert porosity[hres.name] - porosity[lres.name] > 6
+    assert widget.region_label.value == "Measured on whole layers."
+    assert widget.controls.status.text().startswith("Done on whole layers.")
+    # Back to the overlap: the same labels layers are updated, now cropped.
+    n_layers = len(viewer.layers)
+    _measure(qtbot, widget, [lres, hres], OVERLAP)
+    assert len(viewer.layers) == n_layers
+    assert viewer.layers[f"pores: {lres.name}"].data.shape == (25, 25, 25)
+
+
+def test_inputs_that_do_not_overlap_are_refused(registered_viewer, qtbot, monkeypatch):
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    viewer, lres, hres = registered_viewer
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.inputs.value = [lres, hres]
+    n_layers = len(viewer.layers)
+
+    hres.translate = (1000.0, 1000.0, 1000.0)  # far outside the LRES field
+    assert not widget.run()
+    assert widget.job.state == "idle" and len(viewer.layers) == n_layers
+    message = shown[-1]
+    assert lres.name in message and hres.name in message
+    assert "do not overlap" in message and "Pick layers that overlap" in message and "'whole layers'" in message
+
+    # Overlapping by 5 um along x: less than 4 LRES voxels (12 um).
+    hres.translate = (30.0, 60.0, 186.0)  # x edges 185.5.. against the LRES's ..190.5
+    assert not widget.run()
+    assert "only 5 µm along x" in shown[-1] and "whole layers" in shown[-1]
+
+    # A 2D image and a 3D volume have no common region.
+    flat = viewer.add_image(np.random.default_rng(0).random((32, 32), dtype=np.float32), name="flat")
+    hres.translate = (30.0, 60.0, 20.0)
+    widget.inputs.value = [lres, flat]
+    assert not widget.run()
+    assert "mix 2D images and 3D volumes" in shown[-1]
+
+    # Alone, or as whole layers, the far HRES is measured.
+    widget.inputs.value = [hres]
+    hres.translate = (1000.0, 1000.0, 1000.0)
+    assert widget.run()
+    _wait(qtbot, widget.job)
+    assert widget.job.state == "done" and widget.regions == {hres.name: None}
+    assert viewer.layers[f"pores: {hres.name}"].data.shape == hres.data.shape
+
+
+def test_overlap_geometry():
+    # Anisotropic voxels; a fine layer inside a coarse one, off the coarse grid.
+    coarse = ((10, 20, 20), (4.0, 2.0, 2.0), (0.0, 0.0, 0.0))  # edges: z -2..38, y and x -1..39
+    fine = ((40, 30, 30), (0.5, 0.5, 0.5), (4.25, 10.25, 20.25))  # edges: z 4..24, y 10..25, x 20..35
+    lo, hi = overlap_region({"coarse": coarse, "fine": fine})
+    np.testing.assert_allclose(lo, (4, 10, 20))
+    np.testing.assert_allclose(hi, (24, 25, 35))
+    # Coarse centres in the box: z 4..24 (both on the edges, kept), y 10..24, x 20..34.
+    assert crop_slices(*coarse, lo, hi) == (slice(1, 7), slice(5, 13), slice(10, 18))
+    assert crop_slices(*fine, lo, hi) == (slice(0, 40), slice(0, 30), slice(0, 30))
+    # A box that misses a layer gives empty slices, never negative ones.
+    assert crop_slices(*coarse, (100, 0, 0), (120, 10, 10))[0] == slice(10, 10)
+    # Overlapping by 7 um along x, less than 4 coarse voxels (8 um): refused.
+    with pytest.raises(InputError, match=r"only 7 µm along x \(at least 8 µm needed: 4 voxels"):
+        overlap_region({"coarse": coarse, "fine": ((40, 30, 30), (0.5, 0.5, 0.5), (4.25, 10.25, 32.25))})
+    with pytest.raises(InputError, match="do not overlap"):
+        overlap_region({"coarse": coarse, "fine": ((40, 30, 30), (0.5, 0.5, 0.5), (4.25, 10.25, 60.0))})
+    # A slab of 2 slices (8 um) is thinner than 4 coarse voxels along z (16 um): it needs only to lie inside.
+    slab = ((2, 30, 30), (4.0, 2.0, 2.0), (10.0, 0.0, 0.0))  # z edges 8..16
+    lo, hi = overlap_region({"coarse": coarse, "slab": slab})
+    assert hi[0] - lo[0] == pytest.approx(8)
+    assert crop_slices(*coarse, lo, hi)[0] == slice(2, 5)  # z centres 8, 12 and 16 (8, 16 on the edges)
+    half = ((2, 30, 30), (4.0, 2.0, 2.0), (34.0, 0.0, 0.0))  # z edges 32..40: half of it outside
+    with pytest.raises(InputError, match="only 6 µm along z"):
+        overlap_region({"coarse": coarse, "slab": half})
+
+
+def test_a_lazy_layer_is_cropped_before_it_is_read(registered_viewer, qtbot, monkeypatch):
+    import napari_resolve._qt.pores_widget as module
+
+    da = pytest.importorskip("dask.array")
+    viewer, lres, hres = registered_viewer
+    lazy = viewer.add_image(da.from_array(lres.data, chunks=16), name="LRES lazy", scale=lres.scale)
+    started = []
+    real = module.measure_inputs
+    monkeypatch.setattr(module, "measure_inputs", lambda inputs: started.append(inputs) or real(inputs))
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    _measure(qtbot, widget, [lres, lazy, hres])
+    # The job got the crop still as a dask array: only it is read, in the worker.
+    (image,) = [item.image for item in started[0] if item.name == lazy.name]
+    assert isinstance(image, da.Array) and image.shape == (25, 25, 25)
+    # ... and measures exactly what the same data in memory gives.
+    np.testing.assert_array_equal(widget.results[lazy.name].labels, widget.results[lres.name].labels)
+    translates = [viewer.layers[f"pores: {layer.name}"].translate for layer in (lazy, lres)]
+    np.testing.assert_allclose(*translates)

@@ -7,6 +7,11 @@ table (porosity, count, diameters, sphericity) and a curve in a pore size
 distribution plot, so that what the LRES misses and what an upscaled volume
 recovers can be read at a glance. The table and the per-pore tables export
 to CSV.
+
+Inputs cover different fields (the LRES the whole sample, the HRES and an
+upscaled region sub-volumes of it), so by default every input is cropped to
+the box where all of them overlap: the figures then describe the same piece of
+sample. "whole layers" measures each input over its own extent.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from napari_resolve.pores import iter_analyse_pores
 from napari_resolve.progress import Progress
 
 from ._forms import JobControls, format_um, heading
-from ._layers import add_or_update, check_plain_geometry, is_produced, layer_data, spatial_ndim
+from ._layers import add_or_update, check_plain_geometry, is_produced, layer_data, origin_um, spatial_ndim, voxel_um
 from ._plots import PlotCanvas
 from ._workers import Job, error_message
 
@@ -41,6 +46,15 @@ OTSU = "Otsu (automatic)"
 FIXED = "Fixed grey value"
 BY_NUMBER = "% of pores"
 BY_VOLUME = "% of pore volume"
+
+OVERLAP = "where all inputs overlap"
+WHOLE = "whole layers"
+
+#: The common region must span at least this many voxels of the coarsest input along every axis: fewer
+#: can hold no pore that the coarse input resolves, and Otsu's threshold needs more than a few voxels.
+MIN_OVERLAP_VOXELS = 4
+
+_AXES = {2: "yx", 3: "zyx"}
 
 # A colour cycle that reads well on the dark canvas and does not start with the
 # blue napari uses for selection.
@@ -118,6 +132,91 @@ def layer_select(viewer, layer_type, label: str, *, tooltip: str = "", default=N
     return select
 
 
+def extent_um(shape, scale, translate) -> tuple[np.ndarray, np.ndarray]:
+    """The world box (lo, hi) in um covered by a layer's voxels, from edge to edge.
+
+    napari places voxel centres at ``translate + index * scale``; each voxel
+    covers half a voxel either side of its centre.
+    """
+    shape, scale, translate = (np.asarray(v, dtype=float) for v in (shape, scale, translate))
+    return translate - scale / 2, translate + (shape - 0.5) * scale
+
+
+def crop_slices(shape, scale, translate, lo, hi) -> tuple[slice, ...]:
+    """The voxels of a layer whose centres lie inside the world box ``[lo, hi]`` (um), as slices.
+
+    A centre on the box boundary counts as inside (within a millionth of a
+    voxel, so rounding in the translates does not drop a slice). The slices
+    may be empty if the box misses the layer.
+    """
+    shape = np.asarray(shape, dtype=int)
+    scale, translate = np.asarray(scale, dtype=float), np.asarray(translate, dtype=float)
+    first = np.ceil((np.asarray(lo, dtype=float) - translate) / scale - 1e-6).astype(int)
+    last = np.floor((np.asarray(hi, dtype=float) - translate) / scale + 1e-6).astype(int)
+    start = np.clip(first, 0, shape)
+    stop = np.clip(last + 1, start, shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
+
+
+def overlap_region(geometries: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The world box (lo, hi) in um where all layers overlap, or :class:`InputError`.
+
+    Parameters
+    ----------
+    geometries : dict of str to (shape, scale, translate)
+        Each input layer's data shape, voxel size (um) and translate (um), by
+        layer name. All must have the same dimensionality.
+
+    Returns
+    -------
+    lo, hi : tuple of float
+        The intersection of the layers' extents (voxel edges).
+
+    Raises
+    ------
+    InputError
+        If the layers differ in dimensionality, or the intersection is empty or
+        thinner along some axis than :data:`MIN_OVERLAP_VOXELS` voxels of the
+        coarsest input (or than the thinnest input, where that is thinner).
+    """
+    names = list(geometries)
+    listed = ", ".join(repr(n) for n in names)
+    ndims = {len(shape) for shape, _, _ in geometries.values()}
+    if len(ndims) > 1:
+        raise InputError(
+            f"The layers {listed} mix 2D images and 3D volumes, so they have no common region. Pick layers of "
+            f"one kind, or choose '{WHOLE}' under Region."
+        )
+    boxes = [extent_um(*g) for g in geometries.values()]
+    lo = np.max([b[0] for b in boxes], axis=0)
+    hi = np.min([b[1] for b in boxes], axis=0)
+    axes = _AXES[len(lo)]
+    for a, axis in enumerate(axes):
+        # A few voxels of the coarsest input along this axis; where an input is thinner than that (a slab
+        # of a few slices), the region can be no thicker than it, and must then hold it whole.
+        coarsest = max(MIN_OVERLAP_VOXELS * scale[a] for _, scale, _ in geometries.values())
+        need = min(coarsest, min(shape[a] * scale[a] for shape, scale, _ in geometries.values()))
+        if hi[a] - lo[a] < need * (1 - 1e-6):
+            if hi[a] <= lo[a]:
+                what = f"do not overlap (along {axis})"
+            else:
+                what = f"overlap by only {hi[a] - lo[a]:.3g} µm along {axis} (at least {need:.3g} µm needed"
+                what += f": {MIN_OVERLAP_VOXELS} voxels of the coarsest input)" if need == coarsest else ")"
+            raise InputError(
+                f"The layers {listed} {what}, so there is no common region to measure. Pick layers that overlap "
+                f"(e.g. the HRES after registration and the LRES), or choose '{WHOLE}' under Region."
+            )
+    return tuple(float(v) for v in lo), tuple(float(v) for v in hi)
+
+
+def region_text(region) -> str:
+    """``((0, 10, 20), (5, 30, 40))`` -> ``"z 0–5, y 10–30, x 20–40 µm"``; "whole layers" for None."""
+    if region is None:
+        return WHOLE
+    lo, hi = region
+    return ", ".join(f"{axis} {a:.4g}–{b:.4g}" for axis, a, b in zip(_AXES[len(lo)], lo, hi)) + " µm"
+
+
 @dataclass(frozen=True)
 class InputMeasured(Progress):
     """The record yielded when one input is measured; it carries the result.
@@ -128,22 +227,28 @@ class InputMeasured(Progress):
         The input layer's name when the job started.
     result : napari_resolve.pores.PoreResult
     scale, translate : tuple of float
-        The input layer's voxel size and origin (um), for its labels layer.
+        Voxel size and origin (um) of the measured array (the input layer's,
+        moved to the first voxel of the crop), for its labels layer.
+    region : tuple or None
+        The world box (lo, hi) in um the input was cropped to; None for the
+        whole layer.
     """
 
     name: str = ""
     result: object = None
     scale: tuple = ()
     translate: tuple = ()
+    region: tuple | None = None
 
 
 @dataclass(frozen=True)
 class _Input:
     name: str
-    image: object
+    image: object  # the (cropped) layer data; a lazy array is read in the worker
     scale: tuple
     translate: tuple
     options: dict
+    region: tuple | None = None
 
 
 def _renumbered(gen, name: str, index: int, count: int):
@@ -192,6 +297,7 @@ def measure_inputs(inputs):
             result=result,
             scale=item.scale,
             translate=item.translate,
+            region=item.region,
         )
     return results
 
@@ -218,8 +324,12 @@ def _density(result) -> float:
     return per_um * (1e9 if result.ndim == 3 else 1e6)
 
 
-def summary_row(result) -> dict:
-    """One input's figures for the table and the CSV, with units in the keys."""
+def summary_row(result, region=None) -> dict:
+    """One input's figures for the table and the CSV, with units in the keys.
+
+    ``region`` is the world box (lo, hi) in um the input was cropped to; the
+    CSV gives each corner as "z y x" (blank for a whole layer).
+    """
     s = result.summary()
     three = result.ndim == 3
     voxel = [float(v) for v in result.voxel_um]
@@ -235,6 +345,8 @@ def summary_row(result) -> dict:
         "voxel_y_um": voxel[-2],
         "voxel_x_um": voxel[-1],
         "threshold": s["threshold"],
+        "region_lo_um": None if region is None else " ".join(f"{v:.12g}" for v in region[0]),
+        "region_hi_um": None if region is None else " ".join(f"{v:.12g}" for v in region[1]),
     }
     for key in ("pore_volume_um3", "sample_volume_um3", "pore_area_um2", "sample_area_um2"):
         if key in s:
@@ -273,6 +385,11 @@ class PoresWidget(QWidget):
         The measuring job ("Pore analysis").
     results : dict of str to PoreResult
         The last run's results, by input layer name, in the order measured.
+    regions : dict of str to tuple or None
+        The world box (lo, hi) in um each input was cropped to (None: the whole
+        layer), by input layer name.
+    region : magicgui.widgets.ComboBox
+        What to measure: ``OVERLAP`` (default) or ``WHOLE``.
     table : magicgui.widgets.Table
         One row per input (layer names as row headers).
     plot : PlotCanvas
@@ -283,7 +400,8 @@ class PoresWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.results: dict = {}
-        self._geometry: dict[str, tuple] = {}  # name -> (scale, translate) at run time
+        self.regions: dict = {}
+        self._geometry: dict[str, tuple] = {}  # name -> (scale, translate) of the measured array
         self._planned: list[str] = []
 
         self.inputs = layer_select(
@@ -295,6 +413,15 @@ class PoresWidget(QWidget):
             default=default_selected,
         )
         self.inputs.native.setMaximumHeight(110)
+        self.region = ComboBox(
+            label="Region",
+            choices=[OVERLAP, WHOLE],
+            value=OVERLAP,
+            tooltip="Where all inputs overlap: every input is cropped to the box (µm) common to all of them, so "
+            "the figures describe the same piece of sample (e.g. the LRES on the HRES field). Whole layers: "
+            "each input over its own extent, which differs between a full LRES and an HRES sub-volume. "
+            "With one input, both are the same.",
+        )
         self.method = ComboBox(
             label="Threshold",
             choices=[OTSU, FIXED],
@@ -335,7 +462,8 @@ class PoresWidget(QWidget):
             "shapes (they still count towards porosity).",
         )
         self.method.changed.connect(lambda v: setattr(self.grey, "enabled", v == FIXED))
-        form = Container(widgets=[self.inputs, self.method, self.grey, self.pores_are, self.min_diameter, self.edge])
+        fields = [self.inputs, self.region, self.method, self.grey, self.pores_are, self.min_diameter, self.edge]
+        form = Container(widgets=fields)
         form.margins = (0, 0, 0, 0)
 
         self.job = Job("Pore analysis")
@@ -344,11 +472,14 @@ class PoresWidget(QWidget):
         self.job.finished.connect(self._finished)
         self.job.state_changed.connect(self._state)
 
+        self.region_label = Label(value="")
+        self.region_label.native.setWordWrap(True)
+        self.region_label.tooltip = "The region the table and the plot describe"
         self.table = Table(value={"data": [], "index": [], "columns": self._headers({3})})
         self.table.native.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         # magicgui's delegate re-formats every number-like cell with 4 decimals ("1.504e+05"); show our text.
         self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))
-        self.table.native.setMinimumHeight(90)
+        self.table.native.setMinimumHeight(120)  # two-line headers and two rows
         self.table.native.setMaximumHeight(150)
         self.table.native.setToolTip("One row per input; hover a column header for its meaning.")
 
@@ -377,6 +508,7 @@ class PoresWidget(QWidget):
         layout.addWidget(form.native)
         layout.addWidget(self.controls)
         layout.addWidget(heading("Results").native)
+        layout.addWidget(self.region_label.native)
         layout.addWidget(self.table.native)
         layout.addWidget(self.plot)
         layout.addWidget(bottom.native)
@@ -396,7 +528,8 @@ class PoresWidget(QWidget):
         options = {"pores_are": self.pores_are.value, "edge_kill": bool(self.edge.value)}
         if self.method.value == FIXED:
             value = float(self.grey.value)
-            lo, hi = float(np.nanmin(image)), float(np.nanmax(image))
+            data = np.asarray(image)  # the grey range needs the data (a lazy crop is read here)
+            lo, hi = float(np.nanmin(data)), float(np.nanmax(data))
             if not lo <= value <= hi:
                 raise InputError(
                     f"The grey value {value:g} lies outside the range of an input ({lo:.4g} to {hi:.4g}); "
@@ -412,20 +545,37 @@ class PoresWidget(QWidget):
         layers = [layer for layer in self.inputs.value if layer in self.viewer.layers]
         if not layers:
             raise InputError("Select at least one image layer under 'Images' (Ctrl-click to pick several).")
-        inputs = []
+        geometries = {}
         for layer in layers:
             spatial_ndim(layer)
             check_plain_geometry(layer, "input")
-            image = np.asarray(layer_data(layer))
-            scale = tuple(float(s) for s in layer.scale)
-            translate = tuple(float(t) for t in layer.translate)
+            data = layer_data(layer)
+            geometries[layer.name] = (tuple(data.shape), voxel_um(layer), origin_um(layer))
+        # With one input its overlap is itself: measure it whole.
+        region = overlap_region(geometries) if self.region.value == OVERLAP and len(layers) > 1 else None
+        inputs = []
+        for layer in layers:
+            shape, scale, translate = geometries[layer.name]
+            image = layer_data(layer)
+            if region is not None:
+                box = crop_slices(shape, scale, translate, *region)
+                if any(s.stop - s.start < 1 for s in box):  # overlap_region's size check makes this rare
+                    raise InputError(
+                        f"{layer.name!r} has no voxel centre inside the common region {region_text(region)}. "
+                        f"Pick layers that overlap more, or choose '{WHOLE}' under Region."
+                    )
+                # Slicing keeps a dask or zarr array lazy: only the crop is read, in the worker.
+                image = image[box]
+                # The crop's voxel 0 sits at the first kept voxel, so its labels lie exactly over the input.
+                translate = tuple(t + s.start * v for t, s, v in zip(translate, box, scale))
             try:
                 options = self._options(scale, image)
             except InputError as exc:
                 raise InputError(f"{layer.name}: {exc}") from exc
-            inputs.append(_Input(layer.name, image, scale, translate, options))
+            inputs.append(_Input(layer.name, image, scale, translate, options, region))
         # A new run defines the table: its rows and curves come from this run only.
         self.results = {}
+        self.regions = {}
         self._geometry = {}
         self._planned = [item.name for item in inputs]
         self._refresh()
@@ -436,6 +586,7 @@ class PoresWidget(QWidget):
             return
         name, result = record.name, record.result
         self.results[name] = result
+        self.regions[name] = record.region
         self._geometry[name] = (record.scale, record.translate)
         add_or_update(
             self.viewer,
@@ -444,7 +595,7 @@ class PoresWidget(QWidget):
             kind="labels",
             scale=record.scale,
             translate=record.translate,
-            metadata={"pores_of": name, "summary": result.summary()},
+            metadata={"pores_of": name, "region_um": record.region, "summary": result.summary()},
         )
         self._refresh()
 
@@ -457,7 +608,19 @@ class PoresWidget(QWidget):
                 )
             return
         parts = [f"{name}: {100 * r.porosity:.1f} %, {r.count} pores" for name, r in results.items()]
-        self.controls.show_message("Done. " + "; ".join(parts) + ".")
+        where = "whole layers" if set(self.regions.values()) == {None} else "the common region"
+        self.controls.show_message(f"Done on {where}. " + "; ".join(parts) + ".")
+
+    def _region_line(self) -> str:
+        """What the results cover, for the line above the table."""
+        regions = set(self.regions.values())
+        if not self.results:
+            return ""
+        if regions == {None}:
+            return "whole layers" if len(self.results) > 1 else "the whole layer"
+        if len(regions) == 1:
+            return f"region {region_text(next(iter(regions)))}"
+        return "regions differ between inputs"
 
     def _state(self, state: str) -> None:
         self.export_button.enabled = state != "running" and bool(self.results)
@@ -505,6 +668,14 @@ class PoresWidget(QWidget):
             index.append(name)
         ndims = {r.ndim for r in self.results.values()} or {3}
         self.table.value = {"data": rows, "index": index, "columns": self._headers(ndims)}
+        line = self._region_line()
+        self.region_label.value = f"Measured on {line}." if line else ""
+        self.region_label.visible = bool(line)
+        for i, name in enumerate(index):
+            item = self.table.native.verticalHeaderItem(i)
+            if item is not None:
+                shape = "×".join(str(n) for n in self.results[name].labels.shape)
+                item.setToolTip(f"{name}: {shape} voxels measured, {region_text(self.regions.get(name))}")
         for i, tip in enumerate(self._HEADER_TIPS):
             item = self.table.native.horizontalHeaderItem(i)
             if item is not None:
@@ -604,7 +775,8 @@ class PoresWidget(QWidget):
 
         rows = []
         for name, result in self.results.items():
-            rows.append({"layer": name, **summary_row(result), "per_pore_file": per_input[name].name})
+            row = summary_row(result, self.regions.get(name))
+            rows.append({"layer": name, **row, "per_pore_file": per_input[name].name})
         columns: list[str] = []
         for row in rows:
             columns += [k for k in row if k not in columns]
