@@ -22,10 +22,17 @@ def _finish(qtbot, job, timeout=60_000):
 
 @pytest.mark.parametrize("name", MENU)
 def test_every_step_is_in_the_plugins_menu(make_napari_viewer, name):
+    from napari_resolve._qt.docks import ScrollingDock
+
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget("napari-resolve", name)
-    assert widget.__class__.__module__.startswith("napari_resolve._qt.")
     assert not dock.isHidden()
+    if name.startswith("Resolution"):
+        assert isinstance(widget, WorkflowWidget)
+    else:
+        # A single step scrolls in its own dock; it is the workflow's step of that number.
+        assert isinstance(widget, ScrollingDock)
+        assert isinstance(widget.step, STEPS[int(name[0]) - 1][1])
 
 
 def test_the_whole_workflow_in_one_dock(phantom_viewer, qtbot, tmp_path):

@@ -19,8 +19,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton, SpinBox
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QFileDialog, QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from napari_resolve.errors import InputError, ResolveError
 
@@ -259,16 +258,10 @@ class TrainingWidget(QWidget):
         layout.addStretch(1)
         for box in (data_box, roi_box, settings_box, files_box):
             box.native.layout().setContentsMargins(0, 0, 0, 0)
-        # The form is taller than most screens: scroll inside a dock of its own
-        # (the workflow dock takes the scroll area out; it scrolls as a whole).
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(inner)
+        # Taller than most screens: its dock scrolls (see docks.py and the workflow widget).
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(scroll)
+        outer.addWidget(inner)
         self.setMinimumWidth(330)
 
         self._reset_plot()

@@ -33,19 +33,6 @@ INTRO = (
 )
 
 
-def _unscroll(step: QWidget) -> None:
-    """Take a step's own scroll area out: inside the workflow dock, the dock scrolls.
-
-    A step taller than a screen scrolls in a dock of its own; nested in the
-    workflow's scroll area it would be squeezed into a small scrolling window.
-    """
-    for area in step.findChildren(QScrollArea):
-        if area.parentWidget() is step and step.layout() is not None:
-            inner = area.takeWidget()
-            step.layout().replaceWidget(area, inner)
-            area.deleteLater()
-
-
 class WorkflowWidget(QWidget):
     """All steps of napari-resolve in one scrollable dock, one collapsible section per step.
 
@@ -75,7 +62,6 @@ class WorkflowWidget(QWidget):
         column.addWidget(intro)
         for title, cls in STEPS:
             step = cls(napari_viewer)
-            _unscroll(step)
             section = QCollapsible(title)
             section.addWidget(step)
             column.addWidget(section)
