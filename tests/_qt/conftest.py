@@ -8,7 +8,6 @@ import copy
 import functools
 import os
 
-import numpy as np
 import pytest
 
 # Two torch jobs on two cores slow each other down many times; tests stay single-threaded.
