@@ -172,3 +172,24 @@ def test_voxel_and_point_fields_explain_bad_input():
     assert parse_point("1, 2, 3", 3, "offset") == (1.0, 2.0, 3.0)
     with pytest.raises(InputError, match="offset"):
         parse_point("1, 2", 3, "offset")
+
+
+def test_closing_the_controls_stops_their_job(qtbot):
+    from qtpy.QtWidgets import QApplication
+
+    job = Job("Long")
+    steps = []
+
+    def gen():
+        for i in range(100_000):
+            time.sleep(0.002)
+            steps.append(i)
+            yield Progress(i, 100_000, "")
+
+    controls = JobControls(job, "Go", lambda: job.start(gen()))
+    assert controls.run()
+    qtbot.waitUntil(lambda: len(steps) > 3, timeout=5000)
+    controls.deleteLater()
+    QApplication.processEvents()  # delivers the deferred delete
+    qtbot.waitUntil(lambda: job.state != "running", timeout=5000)
+    assert job.state == "stopped" and len(steps) < 100_000

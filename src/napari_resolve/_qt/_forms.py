@@ -158,6 +158,8 @@ class JobControls(QWidget):
         self.stop_button.clicked.connect(self.stop)
         job.state_changed.connect(self._state)
         job.progress.connect(self._progress)
+        # Closing the dock (or the viewer) stops the job and cuts it loose.
+        self.destroyed.connect(job.abandon)
 
     def run(self) -> bool:
         """Validate and start (what the run button does); False if refused."""

@@ -170,6 +170,17 @@ class Job:
         if self.running:
             self._stop.set()
 
+    def abandon(self) -> None:
+        """Stop, and stop telling anyone: the widget that showed this job is gone.
+
+        Called when the job's controls are destroyed (dock closed, viewer
+        closed). Without it a training would run on unseen for minutes, keep
+        Python from exiting, and its handlers would touch deleted widgets.
+        """
+        self.stop()
+        for signal in (self.state_changed, self.progress, self.finished):
+            signal.disconnect()
+
     @property
     def stopping(self) -> bool:
         return self.running and self._stop.is_set()
