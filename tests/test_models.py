@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from functools import cache
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from napari_resolve.errors import FileFormatError, InputError
@@ -21,7 +23,16 @@ from napari_resolve.models import (
 from napari_resolve.models.checkpoint import FORMAT, Checkpoint, load_checkpoint, save_checkpoint
 from napari_resolve.normalisation import Normalisation
 
-SMALL = {"unet25d": {"width": 4}, "srcnn": {"n1": 8, "n2": 4}, "srcnn3d": {"n1": 4, "n2": 4, "f1": 5, "f3": 3}}
+SMALL = {
+    "unet25d": {"width": 4},
+    "srcnn": {"n1": 8, "n2": 4},
+    "srcnn3d": {"n1": 4, "n2": 4, "f1": 5, "f3": 3},
+    "edsr": {"blocks": 2, "features": 4},
+    "wdsr": {"blocks": 2, "features": 4, "expansion": 2},
+    "dfcan": {"groups": 1, "blocks": 2, "features": 4, "reduction": 2},
+}
+#: Slice-wise residual networks whose untrained output is the input.
+RESIDUAL = ("edsr", "wdsr", "dfcan")
 
 
 def randomise(model: nn.Module, seed: int = 0, std: float = 0.2) -> nn.Module:
@@ -41,10 +52,21 @@ def linearise(model: nn.Module) -> nn.Module:
     """
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if isinstance(child, (nn.LeakyReLU, nn.ReLU)):
+            if isinstance(child, (nn.LeakyReLU, nn.ReLU, nn.GELU)):
                 setattr(module, name, nn.Identity())
             elif isinstance(child, nn.MaxPool2d):
                 setattr(module, name, nn.AvgPool2d(2))
+    return model
+
+
+def without_attention(model: nn.Module) -> nn.Module:
+    """DFCAN with its Fourier channel attention removed: the convolutions alone."""
+    from napari_resolve.models.dfcan import FourierChannelAttention
+
+    for module in list(model.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, FourierChannelAttention):
+                setattr(module, name, nn.Identity())
     return model
 
 
@@ -53,7 +75,7 @@ def linearise(model: nn.Module) -> nn.Module:
 
 def test_every_registered_model_builds_and_describes_itself():
     assert DEFAULT_MODEL in model_names()
-    assert set(model_names()) >= {"unet25d", "srcnn", "srcnn3d"}
+    assert set(model_names()) >= {"unet25d", "srcnn", "srcnn3d", "edsr", "wdsr", "dfcan"}
     for name in model_names():
         model = build_model(name)
         assert isinstance(model, ResolutionModel) and isinstance(model, MODELS[name])
@@ -92,6 +114,12 @@ def test_unknown_setting_lists_the_settings():
         ("unet25d", {"out": "all"}),
         ("srcnn", {"f1": 8}),
         ("srcnn3d", {"n1": 0}),
+        ("edsr", {"blocks": 0}),
+        ("edsr", {"res_scale": 0}),
+        ("wdsr", {"expansion": 0}),
+        ("wdsr", {"features": 0}),
+        ("dfcan", {"reduction": 0}),
+        ("dfcan", {"groups": 0}),
     ],
 )
 def test_invalid_settings_raise_input_error(name, cfg):
@@ -111,6 +139,9 @@ def test_invalid_settings_raise_input_error(name, cfg):
         ("unet25d", {"width": 4, "slices": 7, "depth": 3}),
         ("srcnn", SMALL["srcnn"]),
         ("srcnn3d", SMALL["srcnn3d"]),
+        ("edsr", SMALL["edsr"]),
+        ("wdsr", SMALL["wdsr"]),
+        ("dfcan", SMALL["dfcan"]),
     ],
 )
 def test_output_shape_is_input_less_trim_z(name, cfg):
@@ -203,6 +234,158 @@ def test_srcnn_receptive_radius_defaults():
     assert build_model("srcnn", f1=5, f2=3, f3=3).receptive_radius == (0, 4, 4)
 
 
+# ----------------------------------------------------------------------------- EDSR, WDSR, DFCAN
+
+
+@pytest.mark.parametrize(
+    "name, cfg",
+    [
+        ("edsr", {}),
+        ("edsr", SMALL["edsr"]),
+        ("wdsr", {}),
+        ("wdsr", {**SMALL["wdsr"], "weight_norm": False}),
+        ("dfcan", {}),
+        ("dfcan", SMALL["dfcan"]),
+    ],
+)
+def test_untrained_residual_networks_are_exactly_the_identity(name, cfg):
+    torch.manual_seed(0)
+    model = build_model(name, **cfg).eval()
+    assert not model.volumetric and model.trim_z == 0
+    x = torch.randn(2, 3, 24, 20)
+    with torch.no_grad():
+        assert torch.equal(model(x), x)
+        # Not a degenerate network: with non-zero output layers it is no longer the identity.
+        randomise(model)
+        assert (model(x) - x).abs().max() > 1e-2
+
+
+def test_new_architectures_receptive_radius_defaults():
+    assert build_model("edsr").receptive_radius == (0, 19, 19)  # 3x3 convs: head, 2 x 8 blocks, trunk end, tail
+    assert build_model("edsr", blocks=4).receptive_radius == (0, 11, 11)
+    assert build_model("wdsr").receptive_radius == (0, 18, 18)  # head, 2 x 8 blocks, tail
+    assert build_model("wdsr", blocks=1).receptive_radius == (0, 4, 4)
+    assert build_model("dfcan").receptive_radius == (0, 21, 21)  # head, 2 x 3 x 3 blocks, tail, output
+    # Same budget: WDSR's 16 x 4 wide blocks cost what EDSR's 32 channels cost.
+    e, w = build_model("edsr").parameter_count(), build_model("wdsr").parameter_count()
+    assert abs(e - w) / e < 0.1
+    assert build_model("dfcan").parameter_count() < e / 2
+
+
+def test_wdsr_weight_norm_goes_through_a_model_file(tmp_path):
+    ckpt = make_checkpoint("wdsr")
+    assert any(k.endswith("parametrizations.weight.original0") for k in ckpt.state_dict)  # g
+    assert any(k.endswith("parametrizations.weight.original1") for k in ckpt.state_dict)  # v
+    loaded = load_checkpoint(save_checkpoint(ckpt, tmp_path / "wdsr.pt"), architecture="wdsr")
+    x = torch.randn(1, 2, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(loaded.build()(x), ckpt.build()(x))
+    plain = build_model("wdsr", **{**SMALL["wdsr"], "weight_norm": False})
+    assert not any("parametrizations" in k for k in plain.state_dict())
+    # Weights of one kind do not load into the other: a clear error, not a silent mix.
+    other = Checkpoint(**{**vars(ckpt), "config": dict(plain.config)})
+    with pytest.raises(FileFormatError, match="do not fit a wdsr network"):
+        other.build()
+
+
+def sensitive_dfcan(seed: int = 3, **cfg) -> nn.Module:
+    """A random DFCAN whose channel attention responds to its input.
+
+    With random weights the attention's squeeze layer is often dead (all its
+    ReLU inputs negative), which makes the attention a constant; a positive
+    bias keeps it alive.
+    """
+    from napari_resolve.models.dfcan import FourierChannelAttention
+
+    model = randomise(build_model("dfcan", **(cfg or SMALL["dfcan"])), seed=seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, FourierChannelAttention):
+                module.down.bias.fill_(1.0)
+    return model.eval()
+
+
+def test_dfcan_convolutions_alone_respect_the_receptive_radius():
+    # Without the attention DFCAN is a stack of convolutions: the radius is exact...
+    check_nothing_beyond_the_radius(without_attention(sensitive_dfcan()))
+    check_radius_is_reached(linearise(without_attention(build_model("dfcan", **SMALL["dfcan"]))), exact=True)
+    check_radius_is_reached(linearise(without_attention(build_model("dfcan", groups=2, blocks=1))), exact=True)
+
+
+def test_dfcan_attention_is_global_and_declared_so():
+    # ...with it, a voxel far beyond the radius still changes the output a little.
+    model = sensitive_dfcan()
+    assert model.global_context is True
+    for name in ("unet25d", "srcnn", "srcnn3d", "edsr", "wdsr"):
+        assert not getattr(build_model(name), "global_context", False)
+    r = model.receptive_radius[1]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 1, 8 * r, 8 * r, generator=g)
+    far = _changes(model, x, 0, 6 * r, 6 * r, [(0, -5 * r, -5 * r)])
+    assert 1e-7 < float(far[0]) < 1e-2
+    near = _changes(model, x, 0, 6 * r, 6 * r, [(0, 1, 1)])
+    assert float(near[0]) > 100 * float(far[0])  # a small, global effect next to the local one
+
+
+def test_fourier_attention_statistics_hardly_depend_on_the_image_size():
+    """The orthonormal FFT and log amplitude make the attention a property of the
+    texture, not of the tile size: crops of a stationary field get (nearly) the
+    same channel weights, while other contrast or texture changes them."""
+    from napari_resolve.models.dfcan import FourierChannelAttention
+
+    g = torch.Generator().manual_seed(0)
+    fca = FourierChannelAttention(4, 2)
+    with torch.no_grad():
+        for p in fca.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        fca.down.bias.fill_(1.0)
+    field = F.avg_pool2d(torch.randn(1, 4, 260, 260, generator=g), 5, 1)  # smooth, stationary
+    with torch.no_grad():
+        w = {s: fca.weights(field[..., :s, :s]).flatten() for s in (32, 64, 128, 256)}
+        contrast = fca.weights(3 * field[..., :64, :64]).flatten()
+        noise = fca.weights(torch.randn(1, 4, 64, 64, generator=g)).flatten()
+    spread = max(float((w[s] - w[256]).abs().max()) for s in w)
+    assert spread < 3e-3
+    assert float((contrast - w[64]).abs().max()) > 10 * spread
+    assert float((noise - w[64]).abs().max()) > 10 * spread
+    assert torch.all((w[64] > 0) & (w[64] < 1))
+
+
+@cache
+def _phantom_pair():
+    from napari_resolve.phantom import make_phantom
+    from napari_resolve.registration import register
+
+    ph = make_phantom(48, 3, seed=0)
+    return ph, register(ph.lres, ph.hres, ph.lres_voxel_um, ph.hres_voxel_um)
+
+
+@pytest.mark.parametrize(
+    "name, cfg, loss, gain_db",
+    [
+        # Measured gains over the identity (cubic) after 60 iterations: 0.92, 2.55 and 1.30 dB.
+        ("edsr", {"blocks": 4, "features": 16}, "l1", 0.5),
+        ("wdsr", {"blocks": 4, "features": 8}, "l1", 1.5),
+        ("dfcan", {"groups": 2, "blocks": 2, "features": 8, "reduction": 2}, "mse+ssim", 0.7),
+    ],
+)
+def test_new_architectures_learn_in_the_training_loop(name, cfg, loss, gain_db):
+    from napari_resolve.pairs import make_pair
+    from napari_resolve.quality import psnr
+    from napari_resolve.training import TrainConfig, run_train
+
+    ph, reg = _phantom_pair()
+    tc = TrainConfig(model=name, model_config=cfg, loss=loss, iterations=60, val_every=20, batch_size=4,
+                     patch_size=32, learning_rate=3e-3, device="cpu", seed=0)
+    result = run_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, tc)
+    vi, vt = make_pair(ph.lres, ph.hres, ph.lres_voxel_um, reg.offset_um, reg.scale).validation()
+    identity = psnr(vi, vt, data_range=1.0)  # the untrained network's score
+    losses = [h["loss"] for h in result.history]
+    assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:10])
+    assert result.checkpoint.val_psnr > identity + gain_db, (result.checkpoint.val_psnr, identity)
+    assert result.checkpoint.architecture == name and result.checkpoint.train_config["loss"] == loss
+
+
 # ----------------------------------------------------------------------------- receptive radius
 
 
@@ -224,12 +407,21 @@ RADIUS_CASES = [
     ("srcnn", SMALL["srcnn"]),
     ("srcnn", {"n1": 4, "n2": 4}),
     ("srcnn3d", SMALL["srcnn3d"]),
+    ("edsr", SMALL["edsr"]),
+    ("edsr", {"blocks": 1, "features": 3, "res_scale": 1.0}),
+    ("wdsr", SMALL["wdsr"]),
+    ("wdsr", {"blocks": 1, "features": 4, "weight_norm": False}),
 ]
+#: Plain stacks of convolutions: the radius is reached exactly.
+EXACT_RADIUS = ("srcnn", "srcnn3d", "edsr", "wdsr", "dfcan")
 
 
 @pytest.mark.parametrize("name, cfg", RADIUS_CASES)
 def test_nothing_beyond_the_receptive_radius_reaches_an_output_voxel(name, cfg):
-    model = randomise(build_model(name, **cfg), seed=3).eval()
+    check_nothing_beyond_the_radius(randomise(build_model(name, **cfg), seed=3).eval())
+
+
+def check_nothing_beyond_the_radius(model):
     rz, ry, rx = model.receptive_radius
     m = max(model.size_multiple)
     size = (2 * ry + 2 * m + 8) // m * m
@@ -256,7 +448,10 @@ def test_nothing_beyond_the_receptive_radius_reaches_an_output_voxel(name, cfg):
 def test_receptive_radius_is_reached_by_the_network_geometry(name, cfg):
     """Just inside the declared radius an input voxel still matters: the radius is
     not a gross overestimate (which would make tiled inference needlessly slow)."""
-    model = linearise(build_model(name, **cfg))
+    check_radius_is_reached(linearise(build_model(name, **cfg)), exact=name in EXACT_RADIUS)
+
+
+def check_radius_is_reached(model, exact: bool):
     with torch.no_grad():
         for p in model.parameters():  # positive weights: no cancellations
             p.uniform_(0.05, 0.2)
@@ -275,7 +470,7 @@ def test_receptive_radius_is_reached_by_the_network_geometry(name, cfg):
         assert int(support.abs().max()) <= max(ry, rx)
         reach = max(reach, int(support.abs().max()))
     assert reach >= 0.75 * ry, (reach, ry)
-    if name.startswith("srcnn"):
+    if exact:
         assert reach == ry  # exact for plain convolutions
 
 

@@ -54,10 +54,12 @@ class TrainConfig:
         Adam's initial learning rate.
     schedule : {"cosine", "constant"}
         Learning-rate schedule (cosine decays to 1 % over the iterations).
-    loss : {"l1", "mse", "l1+msssim"}
-        Training loss.
+    loss : {"l1", "mse", "l1+msssim", "mse+ssim"}
+        Training loss (see :func:`napari_resolve.losses.make_loss`).
     msssim_weight : float
         MS-SSIM share of the ``l1+msssim`` loss.
+    ssim_weight : float
+        Weight of ``1 - SSIM`` added to the MSE in the ``mse+ssim`` loss (DFCAN's 0.1).
     val_fraction : float
         Share of the ROI (first axis) held out for validation.
     val_every : int
@@ -82,6 +84,7 @@ class TrainConfig:
     schedule: str = "cosine"
     loss: str = "l1"
     msssim_weight: float = 0.84
+    ssim_weight: float = 0.1
     val_fraction: float = 0.2
     val_every: int = 0
     seed: int = 0
@@ -301,7 +304,7 @@ def iter_train(
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda _: 1.0)
     # float16 needs loss scaling against underflow; bfloat16 does not.
     scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
-    loss_fn = make_loss(cfg.loss, cfg.msssim_weight)
+    loss_fn = make_loss(cfg.loss, cfg.msssim_weight, cfg.ssim_weight)
     val_every = cfg.val_every or max(1, math.ceil(total / 20))
     val_in, val_target = pair.validation()
     it0 = start_ckpt.iteration if start_ckpt is not None else 0
