@@ -297,61 +297,25 @@ def estimate_psf_sigma(upsampled, reference, voxel_um, *, max_sigma_um=None) -> 
     ref = as_image(reference, "the reference (registered HRES)")
     same_shape(up, ref, ("the upsampled LRES", "the reference (registered HRES)"))
     voxel = np.array(voxel_tuple(voxel_um, up.ndim, "voxel size"))
-    extent = [n * v for n, v in zip(up.shape, voxel) if n > 1] or [float(voxel.max())]
     if max_sigma_um is None:
-        max_sigma = min(8.0 * float(voxel.max()), 0.25 * min(extent))
+        max_sigma = _default_max_sigma(up.shape, voxel)
     else:
         max_sigma = _number(max_sigma_um, "max_sigma_um")
         if max_sigma <= 0:
             raise InputError(f"max_sigma_um must be a positive length in um, got {max_sigma_um!r}.")
 
-    blur_box, inner = _fit_boxes(up.shape, voxel, max_sigma)
-    ref_crop = ref[blur_box]
-    target = up[blur_box][inner].astype(np.float64)
-    up_mean = float(target.mean())
-    target -= up_mean  # centred once: each fit then only centres the blurred reference
-    t_var = float(np.mean(target**2))
-    if t_var <= 0:
-        raise InputError(
-            "The upsampled LRES is constant over the fitted region: there is no structure "
-            "to estimate a PSF from. Check that the right region was chosen."
-        )
-    blurred = np.empty_like(ref_crop)
-
-    def fit(sigma_um: float) -> tuple[float, float, float]:
-        """(mse, gain, offset) of the best contrast map at ``sigma_um``."""
-        ndimage.gaussian_filter(ref_crop, sigma_um / voxel, mode="nearest", output=blurred)
-        b = blurred[inner].astype(np.float64)
-        b_mean = float(b.mean())
-        b -= b_mean
-        b_var = float(np.mean(b**2))
-        if b_var <= 0:
-            raise InputError(
-                "The reference (registered HRES) is constant over the fitted region: "
-                "there is no structure to estimate a PSF from. Check the registration."
-            )
-        cov = float(np.mean(b * target))
-        gain = cov / b_var
-        # Residual variance of the least-squares line target ~ gain * b + offset.
-        mse = max(t_var - cov * gain, 0.0)
-        offset = float(up_mean) - gain * b_mean
-        return mse, gain, offset
-
-    sigmas = list(np.linspace(0.0, max_sigma, _COARSE_POINTS))
-    errors = [fit(s)[0] for s in sigmas]
-    best = int(np.argmin(errors))
-    lo = sigmas[max(best - 1, 0)]
-    hi = sigmas[min(best + 1, len(sigmas) - 1)]
-    res = optimize.minimize_scalar(
-        lambda s: fit(float(s))[0],
-        bounds=(lo, hi),
-        method="bounded",
-        options={"xatol": 1e-3 * float(voxel.min())},
+    fitter = _BlurFit(
+        up,
+        ref,
+        voxel,
+        max_sigma,
+        test_constant="The upsampled LRES is constant over the fitted region: there is no structure "
+        "to estimate a PSF from. Check that the right region was chosen.",
+        ref_constant="The reference (registered HRES) is constant over the fitted region: "
+        "there is no structure to estimate a PSF from. Check the registration.",
     )
-    # The bounded search never evaluates its bounds: keep a grid point that is better.
-    sigma = float(res.x) if float(res.fun) <= errors[best] else float(sigmas[best])
-    mse, gain, offset = fit(sigma)
-    if best == len(sigmas) - 1 and sigma >= max_sigma * (1 - 1e-3):
+    scan = fitter.scan(np.linspace(0.0, max_sigma, _COARSE_POINTS))
+    if scan.at_limit:
         warnings.warn(
             f"The best PSF sigma is the largest searched ({max_sigma:.3g} um): the LRES is "
             "blurrier than that, or it does not show the same structures as the reference. "
@@ -359,15 +323,143 @@ def estimate_psf_sigma(upsampled, reference, voxel_um, *, max_sigma_um=None) -> 
             ResolveWarning,
             stacklevel=2,
         )
-    curve = sorted({**{float(s): e for s, e in zip(sigmas, errors)}, sigma: mse}.items())
     return PsfFit(
-        sigma_um=sigma,
-        fwhm_um=FWHM_PER_SIGMA * sigma,
-        curve_sigma_um=tuple(s for s, _ in curve),
-        curve_mse=tuple(e for _, e in curve),
-        gain=float(gain),
-        offset=float(offset),
+        sigma_um=scan.sigma_um,
+        fwhm_um=FWHM_PER_SIGMA * scan.sigma_um,
+        curve_sigma_um=scan.curve_sigma_um,
+        curve_mse=scan.curve_mse,
+        gain=scan.gain,
+        offset=scan.offset,
     )
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """The outcome of :meth:`_BlurFit.scan` (see there)."""
+
+    sigma_um: float
+    mse: float
+    gain: float
+    offset: float
+    curve_sigma_um: tuple[float, ...]
+    curve_mse: tuple[float, ...]
+    at_limit: bool
+
+
+class _BlurFit:
+    """Mean squared difference between a test image and the Gaussian-blurred reference.
+
+    Shared by :func:`estimate_psf_sigma` and
+    :func:`napari_resolve.quality.gaussian_resolution` (the paper's Gaussian-fit
+    effective resolution), which ask the same question: which Gaussian, applied to
+    ``reference``, best reproduces ``test``?
+
+    Parameters
+    ----------
+    test, reference : ndarray of float32
+        Validated arrays of the same shape.
+    voxel : ndarray of float
+        Voxel size per axis (um).
+    max_sigma_um : float
+        The widest sigma that will be asked for; sets the margin blurred around
+        the compared block (:func:`_fit_boxes`).
+    fit_contrast : bool
+        Fit ``gain`` and ``offset`` by least squares at every sigma (two scans
+        differ in contrast); otherwise compare the grey values as they are.
+    blur : callable, optional
+        ``blur(src, sigma_vox, output)``; default scipy's sampled Gaussian with
+        ``mode="nearest"``.
+    test_constant, ref_constant : str
+        The InputError messages for a constant test image / blurred reference.
+    """
+
+    def __init__(
+        self,
+        test: np.ndarray,
+        reference: np.ndarray,
+        voxel: np.ndarray,
+        max_sigma_um: float,
+        *,
+        fit_contrast: bool = True,
+        blur=None,
+        test_constant: str,
+        ref_constant: str,
+    ):
+        self.voxel = np.asarray(voxel, dtype=float)
+        self.fit_contrast = fit_contrast
+        self.blur = blur or (lambda src, s, out: ndimage.gaussian_filter(src, s, mode="nearest", output=out))
+        self.ref_constant = ref_constant
+        blur_box, self.inner = _fit_boxes(test.shape, self.voxel, max_sigma_um)
+        self.ref_crop = reference[blur_box]
+        target = test[blur_box][self.inner].astype(np.float64)
+        self.t_mean = float(target.mean())
+        target -= self.t_mean  # centred once: each fit then only centres the blurred reference
+        self.target = target
+        self.t_var = float(np.mean(target**2))
+        if self.t_var <= 0:
+            raise InputError(test_constant)
+        self.blurred = np.empty_like(self.ref_crop)
+        self.max_sigma_um = float(max_sigma_um)
+
+    def __call__(self, sigma_um) -> tuple[float, float, float]:
+        """(mse, gain, offset) at ``sigma_um`` (one number, or one per axis)."""
+        self.blur(self.ref_crop, np.asarray(sigma_um, dtype=float) / self.voxel, self.blurred)
+        b = self.blurred[self.inner].astype(np.float64)
+        b_mean = float(b.mean())
+        b -= b_mean
+        b_var = float(np.mean(b**2))
+        if b_var <= 0:
+            raise InputError(self.ref_constant)
+        cov = float(np.mean(b * self.target))
+        if not self.fit_contrast:
+            # Plain MSE, split into its centred part and the difference of the means.
+            mse = max(self.t_var - 2.0 * cov + b_var, 0.0) + (self.t_mean - b_mean) ** 2
+            return mse, 1.0, 0.0
+        gain = cov / b_var
+        # Residual variance of the least-squares line target ~ gain * b + offset.
+        mse = max(self.t_var - cov * gain, 0.0)
+        offset = float(self.t_mean) - gain * b_mean
+        return mse, gain, offset
+
+    def scan(self, sigmas) -> _Scan:
+        """Evaluate a grid of isotropic sigmas (um, ascending), then refine its best point.
+
+        A bounded scalar minimisation searches between the grid's neighbours of
+        the best point; a grid point that is better is kept. ``at_limit`` says
+        the optimum is the last grid point (the blur may be wider than searched).
+        """
+        sigmas = [float(s) for s in sigmas]
+        errors = [self(s)[0] for s in sigmas]
+        best = int(np.argmin(errors))
+        lo = sigmas[max(best - 1, 0)]
+        hi = sigmas[min(best + 1, len(sigmas) - 1)]
+        res = optimize.minimize_scalar(
+            lambda s: self(float(s))[0],
+            bounds=(lo, hi),
+            method="bounded",
+            options={"xatol": 1e-3 * float(self.voxel.min())},
+        )
+        # The bounded search never evaluates its bounds: keep a grid point that is better.
+        sigma = float(res.x) if float(res.fun) <= errors[best] else float(sigmas[best])
+        mse, gain, offset = self(sigma)
+        at_limit = best == len(sigmas) - 1 and sigma >= sigmas[-1] * (1 - 1e-3)
+        curve = sorted({**{float(s): e for s, e in zip(sigmas, errors)}, sigma: mse}.items())
+        return _Scan(
+            sigma_um=sigma,
+            mse=float(mse),
+            gain=float(gain),
+            offset=float(offset),
+            curve_sigma_um=tuple(s for s, _ in curve),
+            curve_mse=tuple(e for _, e in curve),
+            at_limit=at_limit,
+        )
+
+
+def _default_max_sigma(shape, voxel: np.ndarray) -> float:
+    """Widest sigma searched by default (um): 8 voxels of the largest voxel size, at most a
+    quarter of the smallest extent of the volume (axes of one voxel do not count)."""
+    extent = [n * v for n, v in zip(shape, voxel) if n > 1] or [float(voxel.max())]
+    return min(8.0 * float(voxel.max()), 0.25 * min(extent))
 
 
 def _fit_boxes(shape, voxel: np.ndarray, max_sigma_um: float) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
