@@ -68,6 +68,10 @@ def test_identical_result_gives_a_perfect_map_over_the_hres(registered_viewer, q
     assert w.metrics[UPSCALED]["psnr"] == math.inf or w.metrics[UPSCALED]["psnr"] > 60
     assert w.metrics[UPSCALED]["ms_ssim"] > 0.999
     assert "cropped exactly" in w.summary.value
+    # Effective resolution of a copy of the HRES: no blur, and the FSC never drops.
+    assert set(w.resolution) == {UPSCALED} and w.resolution[UPSCALED]["fwhm_um"] < 0.05
+    assert w.resolution[UPSCALED]["frc_1/7_um"] is None and not w.resolution_table.isHidden()
+    assert w.resolution_table.item(0, 1).text() == "< 2.00"  # 1 um voxels: periods down to 2 um measured
 
     # Again, after the result changed: the same layers are updated, none added.
     names = [la.name for la in viewer.layers]
@@ -75,8 +79,10 @@ def test_identical_result_gives_a_perfect_map_over_the_hres(registered_viewer, q
     up.data = _corrupted(hres, (slice(30, 45),) * 3)
     w.baselines_check.value = True
     w.lres_combo.value = None  # "(none)": no baselines
+    w.resolution_check.value = False
     assert w.run()
     _wait(qtbot, w)
+    assert w.resolution == {} and w.resolution_table.isHidden() and w.resolution_plot.isHidden()
     assert [la.name for la in viewer.layers] == names
     assert viewer.layers["MS-SSIM map: upscaled test"] is layer
     assert float(layer.data.min()) < 0.9  # the new map replaced the old one
@@ -124,6 +130,42 @@ def test_corrupted_block_is_ranked_lowest_and_jump_goes_there(registered_viewer,
     assert abs(viewer.dims.point[0] - w.regions[3]["centre_um"][0]) <= 0.5 * hres.scale[0]
     np.testing.assert_allclose(viewer.scene.camera.center[1:], w.regions[3]["centre_um"][1:], atol=0.5)
     assert {la.name: (tuple(la.translate), tuple(la.scale), la.visible) for la in viewer.layers} == before
+
+
+def test_effective_resolution_table_and_plots(registered_viewer, qtbot):
+    from scipy import ndimage
+
+    viewer, lres, hres = registered_viewer
+    # A result 1.5 um blurrier than the HRES (1 um voxels): the Gaussian fit must say so.
+    _upscaled_like(viewer, hres, ndimage.gaussian_filter(np.asarray(hres.data, np.float32), 1.5, mode="nearest"))
+    w = QualityWidget(viewer)
+    assert w.resolution_check.value  # on by default
+    assert w.run()
+    _wait(qtbot, w)
+    assert set(w.resolution) == {UPSCALED, CUBIC, RL}
+    up, cubic, rl = (w.resolution[k] for k in (UPSCALED, CUBIC, RL))
+    assert up["sigma_um"] == pytest.approx(1.5, rel=0.1)
+    assert up["fwhm_um"] == pytest.approx(2.3548 * up["sigma_um"], rel=1e-4)
+    # The cubic LRES (3 um voxels, 1.5 um PSF) is blurrier still; Richardson-Lucy sharpens it.
+    assert cubic["fwhm_um"] > 3.5 and rl["fwhm_um"] < cubic["fwhm_um"] - 0.5
+    # A noiseless blur of the HRES still agrees with it far beyond the cubic LRES (FRC measures
+    # agreement; it drops only where the blur has left almost no power), and RL lies between.
+    assert 3.0 < cubic["frc_1/7_um"] < 12.0 and cubic["frc_half_bit_um"] >= cubic["frc_1/7_um"]
+    assert up["frc_1/7_um"] is None or up["frc_1/7_um"] < cubic["frc_1/7_um"] - 1.0
+    assert rl["frc_1/7_um"] < cubic["frc_1/7_um"]
+
+    table = w.resolution_table
+    assert not table.isHidden() and table.rowCount() == 3 and table.columnCount() == 3
+    assert table.horizontalHeaderItem(0).text() == "FWHM"
+    assert float(table.item(1, 0).text()) == pytest.approx(cubic["fwhm_um"], abs=0.006)
+    # The smallest FWHM in bold (here RL, sharper than a 1.5 um blur), the others not.
+    sharpest = int(np.argmin([w.resolution[k]["fwhm_um"] for k in (UPSCALED, CUBIC, RL)]))
+    assert [table.item(i, 0).font().bold() for i in range(3)] == [i == sharpest for i in range(3)]
+
+    ax_fit, ax_frc = w.resolution_plot.figure.axes
+    assert len(ax_fit.lines) == 6 and len(ax_frc.lines) == 5  # 3 curves + 3 optima; 3 curves + 2 thresholds
+    np.testing.assert_allclose(ax_frc.lines[-2].get_ydata(), 1 / 7)
+    assert ax_frc.get_ylabel() == "FSC" and "σ" in ax_fit.get_xlabel()
 
 
 def test_thin_overlap_and_unregistered_hres_are_refused(phantom_viewer):
@@ -203,6 +245,9 @@ def test_2d_section(registered_section, qtbot):
     assert set(w.metrics) == {UPSCALED, CUBIC, RL}
     for row in w.metrics.values():
         assert all(math.isfinite(v) for v in row.values())
+    assert set(w.resolution) == {UPSCALED, CUBIC, RL}
+    assert w.resolution_plot.figure.axes[1].get_ylabel() == "FRC"
+    assert w.resolution[CUBIC]["fwhm_um"] > w.resolution[UPSCALED]["fwhm_um"]
     spot = np.asarray(hres.translate) + np.array([111.5, 175.5]) * np.asarray(hres.scale)
     assert np.all(np.abs(np.asarray(w.regions[0]["centre_um"]) - spot) <= 32.0)
     region = w.jump_to(0)

@@ -10,7 +10,12 @@ they share:
   classical baselines (cubic interpolation and Richardson-Lucy deconvolution of
   the LRES, :mod:`napari_resolve.baselines`) on exactly the same grid;
 - the **lowest-scoring regions**: the MS-SSIM map cut into blocks, the ten with
-  the lowest mean listed; selecting one moves the viewer there.
+  the lowest mean listed; selecting one moves the viewer there;
+- the **effective resolution** of each of them against the HRES
+  (:func:`napari_resolve.quality.gaussian_resolution`, the paper's Gaussian fit,
+  as a FWHM in µm, and :func:`napari_resolve.quality.frc`, the Fourier
+  ring/shell correlation at the 1/7 and half-bit thresholds), in a table and
+  two plots (the MSE-versus-sigma curves and the FRC curves with thresholds).
 
 Geometry: the result lies on its own grid (its layer's scale and translate, um)
 and the HRES on its registered grid. Everything is measured on the HRES voxels
@@ -56,6 +61,7 @@ from ._layers import (
     spatial_ndim,
     voxel_um,
 )
+from ._plots import PlotCanvas
 from ._session import registration_of, require_registration
 from ._workers import Job
 
@@ -78,6 +84,13 @@ UPSCALED, CUBIC, RL = "upscaled", "cubic", "Richardson-Lucy"
 #: column does not fit a 400 px dock, and PSNR carries the same information.
 COLUMNS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
 _HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ms_ssim": True, "mse": False}
+
+#: Effective-resolution keys (of ``QualityWidget.resolution`` rows) and their column titles.
+#: All are lengths in µm, smaller is sharper.
+RESOLUTION_COLUMNS = {"fwhm_um": "FWHM", "frc_1/7_um": "FRC 1/7", "frc_half_bit_um": "half-bit"}
+
+#: Curve colours of the rows in the resolution plots.
+_ROW_COLORS = {UPSCALED: "#4fc3f7", CUBIC: "#ffb74d", RL: "#e57373"}
 
 
 def low_score_colormap() -> napari.utils.Colormap:
@@ -221,6 +234,9 @@ class QualityResult:
         The PSF width Richardson-Lucy used (fitted against the HRES).
     notes : list of str
         Things the user should know (resampling, fewer scales, PSF fit warnings).
+    resolution : dict
+        ``{"upscaled" | "cubic" | "Richardson-Lucy": {"gaussian": GaussianFit, "frc": FrcResult}}``
+        against the HRES on the overlap (empty when not asked for).
     """
 
     ms_ssim_map: np.ndarray
@@ -232,6 +248,7 @@ class QualityResult:
     data_range: float
     psf_sigma_um: float | None = None
     notes: list = field(default_factory=list)
+    resolution: dict = field(default_factory=dict)
 
 
 def ms_ssim_scales(shape) -> int:
@@ -307,6 +324,29 @@ def _metrics(pred: np.ndarray, ref: np.ndarray, data_range: float, scales: int) 
     }
 
 
+def _resolution(image: np.ndarray, ref: np.ndarray, voxel_um, what: str, notes: list) -> dict:
+    """Gaussian-fit and FRC/FSC resolution of ``image`` against the HRES ``ref``; warnings go to ``notes``."""
+    from napari_resolve import quality
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = quality.gaussian_resolution(image, ref, voxel_um)
+    notes.extend(f"{what}: {w.message}" for w in caught)
+    return {"gaussian": fit, "frc": quality.frc(image, ref, voxel_um)}
+
+
+def resolution_row(res: dict) -> dict:
+    """The numbers of one row of the resolution table (µm; None: FRC never dropped, inf: never agreed)."""
+    frc = res["frc"]
+    return {
+        "fwhm_um": res["gaussian"].fwhm_um,
+        "sigma_um": res["gaussian"].sigma_um,
+        "frc_1/7_um": frc.resolution_um["1/7"],
+        "frc_half_bit_um": frc.resolution_um["half-bit"],
+        "finest_um": frc.finest_um,
+    }
+
+
 def _result_on_overlap(result, result_voxel, result_origin, overlap: Overlap) -> np.ndarray:
     """The result's values at the overlap's HRES voxels (cropped, or resampled)."""
     from napari_resolve.resample import resample_to_grid
@@ -345,6 +385,7 @@ def iter_quality(
     lres_origin_um=None,
     with_ssim_map: bool = True,
     rl_iterations: int | None = None,
+    with_resolution: bool = True,
 ) -> Generator[Progress, None, QualityResult]:
     """Measure an upscaled result against the HRES on their overlap; yields progress.
 
@@ -364,6 +405,9 @@ def iter_quality(
         Also compute the (single-scale) SSIM map.
     rl_iterations : int, optional
         Richardson-Lucy iterations (default :data:`napari_resolve.baselines.DEFAULT_ITERATIONS`).
+    with_resolution : bool
+        Also measure the effective resolution (Gaussian fit and FRC/FSC against
+        the HRES) of the result and of each baseline.
 
     Returns
     -------
@@ -375,6 +419,7 @@ def iter_quality(
     iterations = baselines.DEFAULT_ITERATIONS if rl_iterations is None else int(rl_iterations)
     with_baselines = lres is not None
     total = 3 + int(with_ssim_map) + (4 + iterations if with_baselines else 0)
+    total += int(with_resolution) * (3 if with_baselines else 1)
     step = 0
     notes = []
     shape_text = " x ".join(map(str, overlap.shape))
@@ -407,6 +452,11 @@ def iter_quality(
     step += 1
     yield Progress(step, total, "Metrics of the upscaled result")
     metrics = {UPSCALED: _metrics(pred, ref, data_range, scales)}
+    resolution = {}
+    if with_resolution:
+        step += 1
+        yield Progress(step, total, "Effective resolution of the upscaled result (Gaussian fit, FRC)")
+        resolution[UPSCALED] = _resolution(pred, ref, overlap.voxel_um, "upscaled", notes)
     del pred
 
     psf_sigma = None
@@ -420,6 +470,10 @@ def iter_quality(
         step += 1
         yield Progress(step, total, "Metrics of cubic interpolation")
         metrics[CUBIC] = _metrics(cubic.data, ref, data_range, scales)
+        if with_resolution:
+            step += 1
+            yield Progress(step, total, "Effective resolution of cubic interpolation")
+            resolution[CUBIC] = _resolution(cubic.data, ref, overlap.voxel_um, CUBIC, notes)
         step += 1
         yield Progress(step, total, "Fitting the PSF of the LRES against the HRES (Richardson-Lucy)")
         with warnings.catch_warnings(record=True) as caught:
@@ -433,11 +487,17 @@ def iter_quality(
         step += iterations + 1
         yield Progress(step, total, "Metrics of Richardson-Lucy")
         metrics[RL] = _metrics(rl, ref, data_range, scales)
+        if with_resolution:
+            step += 1
+            yield Progress(step, total, "Effective resolution of Richardson-Lucy")
+            resolution[RL] = _resolution(rl, ref, overlap.voxel_um, RL, notes)
         del rl
 
     regions = lowest_regions(ms_map, overlap.origin_um, overlap.voxel_um)
     yield Progress(total, total, "Done")
-    return QualityResult(ms_map, ssim_map, metrics, regions, overlap, scales, data_range, psf_sigma, notes)
+    return QualityResult(
+        ms_map, ssim_map, metrics, regions, overlap, scales, data_range, psf_sigma, notes, resolution
+    )
 
 
 # ------------------------------------------------------------------ the widget
@@ -446,6 +506,8 @@ def iter_quality(
 def _fmt(key: str, value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if key.endswith("_um"):
+        return "none" if math.isinf(value) else f"{value:.2f}"
     if math.isinf(value):
         return "∞" if value > 0 else "-∞"
     if key == "psnr":
@@ -518,6 +580,15 @@ class QualityWidget(QWidget):
         The lowest regions (rank, centre, mean MS-SSIM); selecting a row jumps there.
     map_layer, ssim_layer : napari.layers.Image or None
         The map layers of the last check ("MS-SSIM map: <result>", "SSIM map: <result>").
+    resolution : dict
+        ``{"upscaled" | "cubic" | "Richardson-Lucy": {"fwhm_um", "sigma_um", "frc_1/7_um",
+        "frc_half_bit_um", "finest_um"}}`` of the last check (see :func:`resolution_row`;
+        empty when not measured).
+    resolution_table : QTableWidget
+        FWHM and FRC resolutions (µm) per row, the sharpest of each column in bold.
+    resolution_plot : PlotCanvas
+        Top: MSE against the Gaussian sigma applied to the HRES (one curve per row,
+        the optimum dotted); bottom: the FRC/FSC curves with the 1/7 and half-bit thresholds.
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
@@ -526,6 +597,7 @@ class QualityWidget(QWidget):
         self.job = Job("Quality check")
         self.metrics: dict = {}
         self.regions: list[dict] = []
+        self.resolution: dict = {}
         self.map_layer = None
         self.ssim_layer = None
         self._pending: dict | None = None
@@ -567,6 +639,12 @@ class QualityWidget(QWidget):
             max=200,
             tooltip="Richardson-Lucy iterations (more sharpen more, and amplify noise)",
         )
+        self.resolution_check = CheckBox(
+            text="Effective resolution (FWHM, FRC)",
+            value=True,
+            tooltip="Gaussian-fit FWHM and Fourier ring/shell correlation of each image against the HRES, "
+            "in µm, with their curves (about a second per image)",
+        )
         form = Container(
             widgets=[
                 self.result_combo,
@@ -575,6 +653,7 @@ class QualityWidget(QWidget):
                 self.ssim_check,
                 self.baselines_check,
                 self.rl_iterations,
+                self.resolution_check,
             ],
             labels=True,
         )
@@ -586,6 +665,20 @@ class QualityWidget(QWidget):
         self.table.setToolTip(
             "All against the HRES on the overlap; best of each column in bold; MSE in the row tooltips"
         )
+        self.resolution_heading = heading("Effective resolution vs the HRES (µm)").native
+        self.resolution_table = _table(list(RESOLUTION_COLUMNS.values()))
+        self.resolution_table.setToolTip(
+            "All in µm, smaller is sharper. FWHM: the Gaussian blur that, applied to the HRES, best "
+            "matches the image (0: as sharp). FRC 1/7, half-bit: the finest period where the image still "
+            "agrees with the HRES at that threshold; '<' means down to the finest period measured."
+        )
+        self.resolution_plot = PlotCanvas(height=4.0)
+        self.resolution_plot.setToolTip(
+            "Top: MSE against the Gaussian sigma applied to the HRES; the dotted line marks the best "
+            "sigma. Bottom: FRC/FSC against the HRES with the 1/7 (dashed) and half-bit (dotted) thresholds."
+        )
+        for part in (self.resolution_heading, self.resolution_table, self.resolution_plot):
+            part.setVisible(False)  # shown once there is something to show
         self.regions_table = _table(["centre z, y, x (µm)", "MS-SSIM"])
         self.regions_table.setToolTip("The blocks with the lowest mean MS-SSIM; select one to go there")
         self.regions_table.setMinimumHeight(150)
@@ -603,6 +696,9 @@ class QualityWidget(QWidget):
         layout.addWidget(self.summary.native)
         layout.addWidget(heading("Metrics on the overlap").native)
         layout.addWidget(self.table)
+        layout.addWidget(self.resolution_heading)
+        layout.addWidget(self.resolution_table)
+        layout.addWidget(self.resolution_plot)
         layout.addWidget(heading("Lowest MS-SSIM regions").native)
         layout.addWidget(self.regions_table, 1)  # the list takes the dock's spare height
 
@@ -685,6 +781,7 @@ class QualityWidget(QWidget):
             lres_origin_um=None if lres is None else origin_um(lres),
             with_ssim_map=bool(self.ssim_check.value),
             rl_iterations=int(self.rl_iterations.value),
+            with_resolution=bool(self.resolution_check.value),
         )
         self._pending = {"result": result.name, "hres": hres.name, "lres": None if lres is None else lres.name}
         self.job.start(gen)
@@ -699,6 +796,7 @@ class QualityWidget(QWidget):
         self.metrics = res.metrics
         self.regions = res.regions
         self._fill_metrics(res, names["result"])
+        self._show_resolution(res, names["result"])
         self._fill_regions(res)
         self._write_summary(res)
 
@@ -757,6 +855,72 @@ class QualityWidget(QWidget):
         q = self.table
         q.setFixedHeight(q.horizontalHeader().height() + q.verticalHeader().length() + 2 * q.frameWidth() + 2)
 
+    def _show_resolution(self, res: QualityResult, result_name: str) -> None:
+        """Fill the resolution table and draw its curves (or hide them when not measured)."""
+        rows = [name for name in (UPSCALED, CUBIC, RL) if name in res.resolution]
+        self.resolution = {r: resolution_row(res.resolution[r]) for r in rows}
+        for part in (self.resolution_heading, self.resolution_table, self.resolution_plot):
+            part.setVisible(bool(rows))
+        if not rows:
+            self.resolution_table.setRowCount(0)
+            self.resolution_plot.figure.clear()
+            return
+        labels = {UPSCALED: f"upscaled ({result_name})", CUBIC: CUBIC, RL: RL}
+
+        def sortable(value) -> float:
+            # None: the FRC never dropped, finer than anything measured; inf: no agreement at all.
+            return 0.0 if value is None else value
+
+        def text(row: dict, key: str) -> str:
+            value = row[key]
+            if value is None:
+                return f"< {row['finest_um']:.2f}"
+            return _fmt(key, value)
+
+        best = {}
+        if len(rows) > 1:
+            best = {key: min(sortable(self.resolution[r][key]) for r in rows) for key in RESOLUTION_COLUMNS}
+        cells = [[text(self.resolution[r], key) for key in RESOLUTION_COLUMNS] for r in rows]
+        bold = [[key in best and sortable(self.resolution[r][key]) == best[key] for key in RESOLUTION_COLUMNS]
+                for r in rows]
+        tips = [
+            f"{labels[r]}: Gaussian σ {self.resolution[r]['sigma_um']:.2f} µm; FRC measured down to "
+            f"{self.resolution[r]['finest_um']:.2f} µm"
+            for r in rows
+        ]
+        _fill(self.resolution_table, [labels[r] for r in rows], cells, bold, tips)
+        q = self.resolution_table
+        q.setFixedHeight(q.horizontalHeader().height() + q.verticalHeader().length() + 2 * q.frameWidth() + 2)
+        self._plot_resolution(res, rows)
+
+    def _plot_resolution(self, res: QualityResult, rows: list[str]) -> None:
+        canvas = self.resolution_plot
+        ax_fit, ax_frc = canvas.axes(2, 1).flat
+        short = {UPSCALED: "upscaled", CUBIC: CUBIC, RL: "RL"}
+        for r in rows:
+            fit, curve = res.resolution[r]["gaussian"], res.resolution[r]["frc"]
+            color = _ROW_COLORS[r]
+            ax_fit.plot(fit.sigmas_um, fit.mse, "-", color=color, linewidth=1.2, label=short[r])
+            ax_fit.axvline(fit.sigma_um, color=color, linestyle=":", linewidth=1)
+            ax_frc.plot(curve.frequencies_per_um, curve.correlation, "-", color=color, linewidth=1.2)
+        first = res.resolution[rows[0]]["frc"]  # same grid for every row: same rings and thresholds
+        ax_frc.plot(first.frequencies_per_um, first.thresholds["1/7"], "--", color="#bdbdbd", linewidth=0.8,
+                    label="1/7")
+        ax_frc.plot(first.frequencies_per_um, first.thresholds["half-bit"], ":", color="#bdbdbd", linewidth=1,
+                    label="half-bit")
+        ax_fit.set_xlabel("Gaussian σ applied to the HRES (µm)", fontsize=8)
+        ax_fit.set_ylabel("MSE", fontsize=8)
+        ax_fit.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+        ax_fit.yaxis.get_offset_text().set_fontsize(7)
+        ax_fit.yaxis.get_offset_text().set_color(ax_fit.yaxis.label.get_color())
+        ax_frc.set_xlabel("spatial frequency (1/µm)", fontsize=8)
+        ax_frc.set_ylabel("FRC" if first.ndim == 2 else "FSC", fontsize=8)
+        ax_frc.set_xlim(0, float(first.frequencies_per_um[-1]))
+        ax_frc.set_ylim(min(-0.1, min(float(res.resolution[r]["frc"].correlation.min()) for r in rows) - 0.05), 1.05)
+        canvas.legend(ax_fit, loc="upper left")
+        canvas.legend(ax_frc, loc="upper right")
+        canvas.draw_idle()
+
     def _fill_regions(self, res: QualityResult) -> None:
         self._filling = True
         try:
@@ -778,6 +942,8 @@ class QualityWidget(QWidget):
         )
         if res.psf_sigma_um is not None:
             text += f" Richardson-Lucy PSF σ {res.psf_sigma_um:.2f} µm."
+        if res.resolution:
+            text += " Effective resolution is measured against the HRES, whose own noise and blur limit it."
         elif self.baselines_check.value:
             text += " Baselines skipped: no LRES layer chosen."
         if res.notes:
