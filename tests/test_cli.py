@@ -99,6 +99,54 @@ def test_quality_voxel_size_mismatch(foam, capsys, tmp_path):
     assert code == 2 and "same grid" in err
 
 
+def test_resolution_of_a_known_blur_with_curves_and_plot(foam, capsys, tmp_path):
+    from scipy import ndimage
+
+    from napari_resolve.io import write_volume
+
+    hres = np.asarray(read_volume(foam / "hres.tif").data)
+    blurred = write_volume(tmp_path / "blurred.tif", ndimage.gaussian_filter(hres, 1.5, mode="nearest"), 1.0)
+    png = tmp_path / "curves.png"
+    code, result, err = run(capsys, "resolution", blurred, foam / "hres.tif", "--curves", "--plot", png)
+    assert code == 0, err
+    g, f = result["gaussian"], result["frc"]
+    assert g["sigma_um"] == pytest.approx(1.5, rel=0.1)
+    assert g["fwhm_um"] == pytest.approx(2.3548 * g["sigma_um"], rel=1e-4)
+    assert len(g["curve"]["sigma_um"]) == len(g["curve"]["mse"]) > 10
+    assert set(f["resolution_um"]) == {"1/7", "half-bit"} and f["kind"] == "FSC (shells)"
+    assert len(f["curve"]["correlation"]) == len(f["curve"]["half-bit"]) == len(f["curve"]["frequency_per_um"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and result["plot"] == str(png)
+    # Identical inputs: no blur, and the FSC never drops (finer than the finest period measured).
+    code, result, _ = run(capsys, "resolution", foam / "hres.tif", foam / "hres.tif", "--method", "frc")
+    assert code == 0 and "gaussian" not in result and "curve" not in result["frc"]
+    assert result["frc"]["resolution_um"] == {"1/7": None, "half-bit": None}
+    assert result["frc"]["status"]["1/7"] == "not reached" and result["frc"]["finest_um"] == pytest.approx(2.0)
+    code, _, err = run(capsys, "resolution", blurred, foam / "hres.tif", "--plot", png)
+    assert code == 2 and "--overwrite" in err
+
+
+def test_resolution_bad_inputs(foam, capsys, tmp_path):
+    hres = np.asarray(read_volume(foam / "hres.tif").data)
+    code, _, err = run(capsys, "resolution", foam / "truth.tif", foam / "hres.tif")
+    assert code == 2 and "shape" in err and "Traceback" not in err
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, hres, photometric="minisblack")
+    code, _, err = run(capsys, "resolution", plain, plain)
+    assert code == 2 and "--voxel" in err
+    code, result, _ = run(capsys, "resolution", plain, plain, "--voxel", "2", "--method", "gaussian")
+    assert code == 0 and result["voxel_um"] == [2.0, 2.0, 2.0] and result["gaussian"]["sigma_um"] < 0.05
+    small = tmp_path / "small.tif"
+    tifffile.imwrite(small, hres[:10, :10, :10], photometric="minisblack")
+    code, _, err = run(capsys, "resolution", small, small, "--voxel", "1")
+    assert code == 2 and "at least 16" in err
+    bad = hres.copy()
+    bad[5, 5, 5] = np.nan
+    nan = tmp_path / "nan.tif"
+    tifffile.imwrite(nan, bad, photometric="minisblack")
+    code, _, err = run(capsys, "resolution", nan, plain, "--voxel", "1")
+    assert code == 2 and "NaN" in err
+
+
 def test_pores_on_truth(foam, capsys, tmp_path):
     csv, labels = tmp_path / "p.csv", tmp_path / "labels.tif"
     code, result, err = run(capsys, "pores", foam / "truth.tif", "-o", csv, "--labels", labels)
@@ -205,6 +253,21 @@ def test_train_writes_a_model_and_reports_it(trained, foam, capsys, tmp_path):
     assert load_checkpoint(out).iteration == res["best_iteration"]
 
 
+def test_train_another_architecture_with_its_loss(trained, foam, tmp_path):
+    from napari_resolve.models.checkpoint import load_checkpoint
+
+    reg, _ = trained
+    out = tmp_path / "dfcan.pt"
+    argv = ["train", str(foam / "lres.tif"), str(foam / "hres.tif"), "--registration", str(reg),
+            "--model", "dfcan", "--model-option", "groups=1", "blocks=1", "features=8",
+            "--loss", "mse+ssim", "--ssim-weight", "0.2", "--iterations", "4", "--batch-size", "2",
+            "--patch-size", "32", "--device", "cpu", "-o", str(out)]
+    assert main(argv) == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt.architecture == "dfcan" and ckpt.config["features"] == 8
+    assert ckpt.train_config["loss"] == "mse+ssim" and ckpt.train_config["ssim_weight"] == 0.2
+
+
 def test_train_refuses_bad_requests_before_work(trained, foam, capsys, tmp_path):
     reg, model = trained
     base = ["train", foam / "lres.tif", foam / "hres.tif", "--registration", reg]
@@ -260,3 +323,55 @@ def test_baseline_methods(trained, foam, capsys, tmp_path):
     code, _, err = run(capsys, "baseline", foam / "lres.tif", "--registration", reg, "--method", "rl",
                        "-o", tmp_path / "rl2.tif")
     assert code == 2 and "--psf-sigma" in err and not (tmp_path / "rl2.tif").exists()
+
+
+def test_evaluate_a_folder_of_pairs(capsys, tmp_path):
+    from napari_resolve.io import write_volume
+    from napari_resolve.models import build_model
+    from napari_resolve.models.checkpoint import Checkpoint, save_checkpoint
+    from napari_resolve.normalisation import Normalisation
+    from napari_resolve.phantom import make_phantom
+
+    pairs = tmp_path / "pairs"
+    for k, category in enumerate(("a", "b")):
+        (pairs / category).mkdir(parents=True)
+        for seed in range(3):
+            ph = make_phantom(16, 4, ndim=2, hres_size=64, hres_start=(0, 0), seed=10 * k + seed)
+            write_volume(pairs / category / f"s{seed}_lres.tif", ph.lres, 4.0)
+            write_volume(pairs / category / f"s{seed}_hres.tif", ph.hres, 1.0)
+    write_volume(pairs / "b" / "lonely_hres.tif", ph.hres, 1.0)
+    net = build_model("unet25d", width=4)  # untrained: the cubic interpolation itself
+    norm = Normalisation(0.0, 1.0)
+    model = save_checkpoint(Checkpoint("unet25d", dict(net.config), net.state_dict(), norm, norm, (4.0, 4.0),
+                                       (1.0, 1.0), registration={"offset_um": [-1.5, -1.5]}), tmp_path / "m.pt")
+    out = tmp_path / "scores.csv"
+    code, res, err = run(capsys, "evaluate", model, pairs, "-o", out, "--device", "cpu")
+    assert code == 0, err
+    assert "lonely_hres.tif" in err and "NAME_lres.tif" in err  # the skipped file, said once
+    assert res["images"] == 6 and res["categories"] == ["a", "b"]
+    assert res["unpaired"] == ["b/lonely_hres.tif"]
+    assert [res["summary"][c]["n"] for c in ("a", "b", "(all)")] == [3, 3, 6]
+    psnr = res["summary"]["(all)"]["psnr"]
+    assert psnr["diff_mean"] == 0 and psnr["p_ttest"] == 1.0 and 10 < psnr["cubic_mean"] < 30
+    assert res["summary"]["a"]["ssim"]["p_wilcoxon"] is None  # 3 images: not applicable, strict JSON null
+    assert len(out.read_text().strip().splitlines()) == 7
+    summary = tmp_path / "scores_summary.csv"
+    assert res["csv"] == str(out) and res["summary_csv"] == str(summary)
+    assert [line.split(",")[0] for line in summary.read_text().strip().splitlines()] == ["category", "a", "b",
+                                                                                          "(all)"]
+    # Existing results are kept unless --overwrite; either file blocks the run before any work.
+    out.unlink()
+    before = summary.read_bytes()
+    code, _, err = run(capsys, "evaluate", model, pairs, "-o", out, "--device", "cpu")
+    assert code == 2 and "scores_summary.csv already exists" in err and not out.exists()
+    assert summary.read_bytes() == before
+    code, _, err = run(capsys, "evaluate", model, pairs, "-o", out, "--device", "cpu", "--overwrite")
+    assert code == 0 and out.exists(), err
+    # User errors: one line, exit 2.
+    code, _, err = run(capsys, "evaluate", model, tmp_path, "-o", tmp_path / "x.csv")
+    assert code == 2 and "No LRES/HRES pairs" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "evaluate", model, pairs, "-o", tmp_path / "x.csv", "--lres-voxel", "2")
+    last = err.strip().splitlines()[-1]  # after the note and the checking records: the error, on one line
+    assert code == 2 and last.startswith("napari-resolve evaluate: error:")
+    assert "s0_lres.tif: This LRES has 2 x 2 um voxels" in last
+    assert not (tmp_path / "x.csv").exists()

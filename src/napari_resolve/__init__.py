@@ -36,6 +36,9 @@ _LAZY = {
     "register": "registration",
     "resample_to_grid": "resample",
     "compare": "quality",
+    "gaussian_resolution": "quality",
+    "frc": "quality",
+    "run_evaluate": "evaluate",
     "mse": "quality",
     "psnr": "quality",
     "ssim": "quality",
@@ -77,6 +80,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from napari_resolve.normalisation import Normalisation, fit_normalisation  # noqa: F401
     from napari_resolve.phantom import Phantom, make_phantom, write_phantom  # noqa: F401
     from napari_resolve.pores import PoreResult, analyse_pores, iter_analyse_pores  # noqa: F401
-    from napari_resolve.quality import compare, ms_ssim, ms_ssim_map, mse, psnr, ssim, ssim_map  # noqa: F401
+    from napari_resolve.evaluate import run_evaluate  # noqa: F401
+    from napari_resolve.quality import (  # noqa: F401
+        compare,
+        frc,
+        gaussian_resolution,
+        ms_ssim,
+        ms_ssim_map,
+        mse,
+        psnr,
+        ssim,
+        ssim_map,
+    )
     from napari_resolve.registration import Registration, register  # noqa: F401
     from napari_resolve.resample import resample_to_grid  # noqa: F401

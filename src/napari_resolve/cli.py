@@ -190,9 +190,61 @@ def cmd_quality(args: argparse.Namespace) -> dict:
     voxel = ref.voxel_um or pred.voxel_um or 1.0
     for out, fn, name in zip(outs, (ms_ssim_map, ssim_map), ("ms_ssim_map", "ssim_map")):
         if out is not None:
-            write_volume(out, fn(p, r, data_range=result["data_range"]), voxel, origin_um=ref.origin_um, overwrite=args.overwrite)
+            quality_map = fn(p, r, data_range=result["data_range"])
+            write_volume(out, quality_map, voxel, origin_um=ref.origin_um, overwrite=args.overwrite)
             log(f"Wrote the {name.replace('_', ' ')} to {out}")
             result[name] = str(out)
+    return result
+
+
+def cmd_resolution(args: argparse.Namespace) -> dict:
+    from napari_resolve.quality import frc, gaussian_resolution
+
+    plot = _check_output(args.plot, [args.test, args.ref], args.overwrite)
+    voxel = _voxel_arg(args.voxel)
+    test = _read(args.test, voxel, "TEST", need_voxel=False)
+    ref = _read(args.ref, voxel, "REF", need_voxel=False)
+    if test.voxel_um and ref.voxel_um and not np.allclose(test.voxel_um, ref.voxel_um, rtol=1e-3):
+        raise InputError(
+            f"TEST has voxels of {test.voxel_um} um but REF of {ref.voxel_um} um: they must be on the "
+            "same grid to be compared voxel by voxel. Resample one onto the other first, or give --voxel."
+        )
+    voxel_um = ref.voxel_um or test.voxel_um
+    if voxel_um is None:
+        raise InputError(
+            "The voxel size is unknown (neither file has physical-size metadata) and resolution is "
+            "reported in um. Give it with --voxel UM (one value, or three for z y x)."
+        )
+    t, r = np.asarray(test.data), np.asarray(ref.data)
+    result: dict = {"test": str(args.test), "ref": str(args.ref), "voxel_um": list(voxel_um), "shape": list(t.shape)}
+    fit = curve = None
+    if args.method in ("gaussian", "both"):
+        if args.max_sigma is not None and not args.max_sigma > 0:
+            raise InputError(f"--max-sigma must be a positive length in um, got {args.max_sigma}.")
+        sigmas = None if args.max_sigma is None else np.linspace(0.0, args.max_sigma, 17)
+        log("Gaussian fit: blurring REF until it best matches TEST...")
+        fit = gaussian_resolution(t, r, voxel_um, sigmas_um=sigmas, fit_contrast=not args.plain_mse,
+                                  per_axis=args.per_axis)
+        result["gaussian"] = fit.to_dict(curves=args.curves)
+    if args.method in ("frc", "both"):
+        log("Fourier ring/shell correlation...")
+        curve = frc(t, r, voxel_um)
+        result["frc"] = curve.to_dict(curves=args.curves)
+    if plot is not None:
+        from matplotlib.figure import Figure
+
+        from napari_resolve.io import atomic_path
+
+        parts = [x for x in (fit, curve) if x is not None]
+        fig = Figure(figsize=(5 * len(parts), 4), layout="constrained")
+        for ax, part in zip(np.atleast_1d(fig.subplots(1, len(parts))), parts):
+            part.plot(ax)
+            if part is curve:
+                ax.legend(fontsize=8)
+        with atomic_path(plot, overwrite=args.overwrite) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+        log(f"Wrote the curves to {plot}")
+        result["plot"] = str(plot)
     return result
 
 
@@ -296,6 +348,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
         patch_size=args.patch_size,
         learning_rate=args.lr,
         loss=args.loss,
+        ssim_weight=args.ssim_weight,
         seed=args.seed,
         device=args.device,
         val_fraction=args.val_fraction,
@@ -410,6 +463,25 @@ def cmd_baseline(args: argparse.Namespace) -> dict:
     }
 
 
+def cmd_evaluate(args: argparse.Namespace) -> dict:
+    from napari_resolve.evaluate import iter_evaluate, summary_csv_path, write_csv
+
+    out = _check_output(args.output, [args.model], args.overwrite)
+    if out.suffix.lower() != ".csv":
+        raise FileFormatError(f"{out.name}: the evaluation table must be a .csv file.")
+    _check_output(summary_csv_path(out), [args.model], args.overwrite)
+    job = iter_evaluate(
+        args.model, args.pairs_dir, lres_voxel_um=_voxel_arg(args.lres_voxel),
+        hres_voxel_um=_voxel_arg(args.hres_voxel), align=args.align, border=args.border,
+        data_range=args.data_range, device=args.device, tile=args.tile,
+    )
+    log(f"Evaluating {args.model} against cubic interpolation on the pairs in {args.pairs_dir}...")
+    result = run_with_progress(job)
+    table, summary = write_csv(result, out, overwrite=args.overwrite)
+    log(f"Wrote {table} and {summary}")
+    return result.summary() | {"csv": str(table), "summary_csv": str(summary)}
+
+
 def _float_arg(text: str, flag: str) -> float:
     try:
         return float(text)
@@ -491,6 +563,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_quality)
 
+    p = sub.add_parser("resolution", help="effective resolution of TEST against REF (Gaussian-fit FWHM, FRC/FSC), um")
+    p.add_argument("test", help="the image to judge (e.g. an upscaled volume)")
+    p.add_argument("ref", help="the sharper reference on the same grid (e.g. HRES or truth)")
+    p.add_argument("--voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
+    p.add_argument("--method", choices=("gaussian", "frc", "both"), default="both",
+                   help="Gaussian fit (FWHM), Fourier ring/shell correlation, or both (default)")
+    p.add_argument("--max-sigma", type=float, default=None, metavar="UM",
+                   help="widest Gaussian sigma searched, um (default 8 voxels)")
+    p.add_argument("--plain-mse", action="store_true",
+                   help="compare grey values as they are (default: fit gain and offset at every sigma)")
+    p.add_argument("--per-axis", action="store_true", help="also fit one Gaussian sigma per axis")
+    p.add_argument("--curves", action="store_true", help="include the MSE and FRC curves in the JSON")
+    p.add_argument("--plot", metavar="OUT.png", help="draw the curves into this PNG")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_resolution)
+
     p = sub.add_parser("pores", help="segment pores; prints porosity, count, mean diameter, sphericity")
     p.add_argument("image", help="grey-value image or volume (TIFF, OME-TIFF or zarr)")
     p.add_argument("--voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
@@ -510,13 +598,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registration", required=True, metavar="REG.json", help="from napari-resolve register -o")
     p.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1", help="training region in HRES voxels (default: all)")
     p.add_argument("--model", default=None,
-                   help="architecture: unet25d (default), srcnn (2D, per slice) or srcnn3d")
+                   help="architecture: unet25d (default), srcnn, srcnn3d, edsr, wdsr or dfcan")
     p.add_argument("--model-option", nargs="+", metavar="KEY=VALUE", help="architecture settings, e.g. width=32")
     p.add_argument("--iterations", type=int, default=1000, help="optimiser steps (default 1000)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--patch-size", type=int, default=64, help="in-plane patch size, HRES voxels (default 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (default 1e-3, cosine decay)")
-    p.add_argument("--loss", default="l1", choices=("l1", "mse", "l1+msssim"))
+    p.add_argument("--loss", default="l1", choices=("l1", "mse", "l1+msssim", "mse+ssim"),
+                   help="training loss (default l1; mse+ssim is DFCAN's)")
+    p.add_argument("--ssim-weight", type=float, default=0.1, help="SSIM share of the mse+ssim loss (default 0.1)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of the ROI held out (default 0.2)")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
     p.add_argument("--seed", type=int, default=0)
@@ -554,6 +644,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUT.tif|OUT.zarr")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("evaluate", help="score a model against cubic interpolation on a folder of LRES/HRES pairs; "
+                       "CSV per image, statistics per category")
+    p.add_argument("model", metavar="MODEL.pt")
+    p.add_argument("pairs_dir", metavar="PAIRS_DIR",
+                   help="NAME_lres.tif + NAME_hres.tif, or lres/NAME.tif + hres/NAME.tif; sub-folders are categories")
+    p.add_argument("-o", "--output", required=True, metavar="SCORES.csv",
+                   help="per-image table; the summary goes to SCORES_summary.csv")
+    p.add_argument("--align", default="auto", choices=("auto", "edge", "centre", "origins"),
+                   help="HRES grid vs LRES: same corner of the field (edge, binning), voxel-0 centres together "
+                        "(centre), or the files' origins; auto: the origins if the two files' differ, else edge")
+    p.add_argument("--border", type=float, default=1.0, help="LRES voxels left out at every edge (default 1)")
+    p.add_argument("--data-range", type=float, default=None,
+                   help="intensity range for PSNR/SSIM, e.g. 255 (default: that of each HRES)")
+    p.add_argument("--lres-voxel", type=float, nargs="+", metavar="UM",
+                   help="override for every pair: 1 value or z y x (default: file, else the model's)")
+    p.add_argument("--hres-voxel", type=float, nargs="+", metavar="UM",
+                   help="override for every pair: 1 value or z y x (default: file, else the model's)")
+    p.add_argument("--tile", type=int, default=None, help="tile size in output voxels (default 128)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("demo", help="run the workflow on a built-in foam phantom")
     p.add_argument("out_dir", nargs="?", default="napari-resolve-demo",
