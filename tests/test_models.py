@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from functools import cache
 
@@ -112,6 +113,8 @@ def test_unknown_setting_lists_the_settings():
         ("unet25d", {"depth": 5}),
         ("unet25d", {"width": 0}),
         ("unet25d", {"out": "all"}),
+        ("unet25d", {"multiscale": 3}),  # more coarse outputs than pooling levels (depth 2)
+        ("unet25d", {"multiscale": -1}),
         ("srcnn", {"f1": 8}),
         ("srcnn3d", {"n1": 0}),
         ("edsr", {"blocks": 0}),
@@ -202,6 +205,133 @@ def test_stack_output_averages_the_predictions_of_overlapping_stacks():
     with torch.no_grad():
         y_short = model(x[:, 2:])
     torch.testing.assert_close(y_short[0], y[0, 2:], atol=1e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------- multi-scale outputs
+
+#: The plain unet25d's weights (width 4, depth 2, 2 convs per level), as in checkpoints before multiscale.
+PLAIN_UNET_KEYS = {
+    f"{m}.{t}"
+    for m in ("down.0.0", "down.0.2", "down.1.0", "down.1.2", "bottom.0", "bottom.2", "up.0.1", "up.1.1",
+              "merge.0.0", "merge.0.2", "merge.1.0", "merge.1.2", "head")
+    for t in ("weight", "bias")
+}
+
+
+@pytest.mark.parametrize("cfg", [{}, {"out": "stack", "slices": 3}])
+def test_multiscale_zero_is_the_plain_unet_and_the_heads_leave_its_output_alone(cfg):
+    torch.manual_seed(0)
+    plain = build_model("unet25d", width=4, **cfg)
+    assert plain.config["multiscale"] == 0 and set(plain.state_dict()) == PLAIN_UNET_KEYS
+    torch.manual_seed(0)
+    multi = build_model("unet25d", width=4, multiscale=2, **cfg)
+    # Same seed: the shared layers start from the same weights; the heads are extra keys.
+    extra = set(multi.state_dict()) - PLAIN_UNET_KEYS
+    assert extra == {f"coarse_heads.{k}.{t}" for k in (0, 1) for t in ("weight", "bias")}
+    for key, value in plain.state_dict().items():
+        assert torch.equal(multi.state_dict()[key], value), key
+    # With any (random) shared weights the full-resolution output is the same, in
+    # training and in eval mode, whatever the coarse heads hold.
+    randomise(plain, seed=4)
+    randomise(multi, seed=5)
+    multi.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(2, 11, 16, 24)
+    with torch.no_grad():
+        for mode in ("train", "eval"):
+            plain.train(mode == "train")
+            multi.train(mode == "train")
+            assert torch.equal(multi(x), plain(x)), mode
+    assert multi.receptive_radius == plain.receptive_radius
+    assert multi.size_multiple == plain.size_multiple and multi.trim_z == plain.trim_z
+
+
+@pytest.mark.parametrize("out", ["centre", "stack"])
+def test_multiscale_training_mode_exposes_coarse_outputs_residual_over_the_block_average(out):
+    torch.manual_seed(1)
+    model = build_model("unet25d", width=4, slices=3, depth=3, multiscale=3, out=out)
+    x = torch.randn(2, 9, 16, 24)
+    t = model.trim_z
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == (2, 9 - 2 * t, 16, 24)
+    assert [tuple(c.shape) for c in model.coarse_outputs] == [(2, 9 - 2 * t, 16 // f, 24 // f) for f in (2, 4, 8)]
+    # Untrained (zero heads): each coarse output is the slice-wise block average of
+    # the input, the block average of the (identity) full-resolution output.
+    for k, c in enumerate(model.coarse_outputs, start=1):
+        assert torch.equal(c, F.avg_pool2d(x[:, t : 9 - t], 2**k)), k
+        torch.testing.assert_close(c, F.avg_pool2d(y, 2**k), atol=1e-6, rtol=0)
+    # Trained heads add a correction, different at every scale...
+    randomise(model, seed=2)
+    with torch.no_grad():
+        model(x)
+    for k, c in enumerate(model.coarse_outputs, start=1):
+        assert (c - F.avg_pool2d(x[:, t : 9 - t], 2**k)).abs().max() > 1e-2, k
+    # ...and eval mode returns the output alone and computes no coarse outputs.
+    with torch.no_grad():
+        y_train = model(x)
+        model.eval()
+        y_eval = model(x)
+    assert isinstance(y_eval, torch.Tensor) and model.coarse_outputs == []
+    assert torch.equal(y_eval, y_train)
+
+
+def test_multiscale_coarse_heads_read_the_decoder_level_of_their_scale():
+    """Gradients: the 1/2 head depends on the last merge but one, the 1/4 head (depth 2)
+    on the bottom block, and neither on the full-resolution merge or the main head."""
+    model = randomise(build_model("unet25d", width=4, slices=3, multiscale=2), seed=3)
+    x = torch.randn(1, 3, 16, 16)
+    model(x)
+    for k, c in enumerate(model.coarse_outputs, start=1):
+        grads = dict(zip(
+            [n for n, _ in model.named_parameters()],
+            torch.autograd.grad(c.sum(), list(model.parameters()), allow_unused=True, retain_graph=True),
+        ))
+        used = {n for n, g in grads.items() if g is not None and g.abs().sum() > 0}
+        assert f"coarse_heads.{k - 1}.weight" in used
+        assert not any(n.startswith(("head.", "merge.1.", f"coarse_heads.{2 - k}.")) for n in used), used
+        assert any(n.startswith("merge.0.") for n in used) == (k == 1)
+        assert "bottom.2.weight" in used
+
+
+def test_multiscale_checkpoint_round_trips_and_tiles_like_a_whole_pass(tmp_path):
+    from napari_resolve.grid import resample_lres
+    from napari_resolve.inference import run_predict
+    from napari_resolve.phantom import make_phantom
+
+    cfg = {"width": 4, "slices": 3, "multiscale": 2}
+    ckpt = make_checkpoint("unet25d", cfg, seed=6)
+    assert any(k.startswith("coarse_heads.") for k in ckpt.state_dict)
+    loaded = load_checkpoint(save_checkpoint(ckpt, tmp_path / "ms.pt"), architecture="unet25d")
+    assert loaded.config["multiscale"] == 2
+    net = loaded.build()
+    assert not net.training and net.multiscale == 2
+    for k, v in ckpt.state_dict.items():
+        assert torch.equal(net.state_dict()[k], v), k
+    lres = make_phantom(32, 3, seed=2).lres
+    roi = (slice(4, 10), slice(6, 18), slice(5, 17))
+    whole = run_predict(loaded, lres, (3.0, 3.0, 3.0), roi=roi, device="cpu", tile=(1000, 1000, 1000),
+                        overlap=(0, 0, 0))
+    tiled = run_predict(loaded, lres, (3.0, 3.0, 3.0), roi=roi, device="cpu", tile=(5, 16, 16), overlap=(0, 6, 6))
+    assert whole.tiles == 1 and tiled.tiles > 8
+    np.testing.assert_allclose(tiled.data, whole.data, atol=1e-4, rtol=0)
+    # The same shared weights without the heads predict exactly the same.
+    plain = dataclasses.replace(
+        loaded,
+        config={**cfg, "multiscale": 0},
+        state_dict={k: v for k, v in loaded.state_dict.items() if not k.startswith("coarse_heads.")},
+    )
+    again = run_predict(plain, lres, (3.0, 3.0, 3.0), roi=roi, device="cpu", tile=(1000, 1000, 1000),
+                        overlap=(0, 0, 0))
+    np.testing.assert_array_equal(again.data, whole.data)
+    # ...and they are far from the identity, so these are real comparisons.
+    assert np.abs(whole.data - resample_lres(lres, (3.0, 3.0, 3.0), whole.grid)).max() > 0.1
+
+
+def test_a_checkpoint_from_before_multiscale_builds_the_plain_unet():
+    ckpt = make_checkpoint("unet25d")
+    old = dataclasses.replace(ckpt, config={k: v for k, v in ckpt.config.items() if k != "multiscale"})
+    net = old.build()
+    assert net.multiscale == 0 and set(net.state_dict()) == PLAIN_UNET_KEYS
 
 
 def test_srcnn_works_slice_by_slice_and_srcnn3d_across_slices():
@@ -404,6 +534,7 @@ RADIUS_CASES = [
     ("unet25d", {"width": 4, "slices": 1, "depth": 1}),
     ("unet25d", {"width": 4, "slices": 3, "depth": 3, "convs": 1}),
     ("unet25d", {"width": 4, "slices": 3, "out": "stack"}),
+    ("unet25d", {"width": 4, "slices": 3, "multiscale": 2}),  # the coarse heads are not on the output path
     ("srcnn", SMALL["srcnn"]),
     ("srcnn", {"n1": 4, "n2": 4}),
     ("srcnn3d", SMALL["srcnn3d"]),
