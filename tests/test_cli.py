@@ -375,3 +375,45 @@ def test_evaluate_a_folder_of_pairs(capsys, tmp_path):
     assert code == 2 and last.startswith("napari-resolve evaluate: error:")
     assert "s0_lres.tif: This LRES has 2 x 2 um voxels" in last
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_train_synthetic_without_an_lres_then_predict_the_real_lres(foam, capsys, tmp_path):
+    from napari_resolve.models.checkpoint import load_checkpoint
+
+    model = tmp_path / "syn.pt"
+    small = ["--iterations", "4", "--batch-size", "2", "--patch-size", "32", "--model-option", "width=4",
+             "--device", "cpu"]
+    code, res, err = run(capsys, "train", "--synthetic", foam / "hres.tif", "--ratio", "3", "--blur", "0:1.5",
+                         "--gaussian-noise", "0:0.05", "--poisson", "off", "--speckle", "0.01", *small, "-o", model)
+    assert code == 0, err
+    assert res["training_data"] == "synthetic" and res["lres_voxel_um"] == [3.0, 3.0, 3.0]
+    assert res["degradation"]["blur"] == [0.0, 1.5] and res["degradation"]["poisson"] is None
+    assert res["iterations_run"] == 4 and "Synthetic pairs from" in err
+    ckpt = load_checkpoint(model)
+    assert ckpt.extra["degradation"] == res["degradation"] and ckpt.extra["hres"] == str(foam / "hres.tif")
+    assert ckpt.lres_voxel_um == (3.0, 3.0, 3.0) and ckpt.extra["degradation"]["speckle"] == [0.01, 0.01]
+    # The model upscales the real LRES (3 um voxels) in binning phase.
+    code, res, err = run(capsys, "predict", model, foam / "lres.tif", "--roi", "2:10,5:20,5:21", "--device", "cpu",
+                         "-o", tmp_path / "up.tif")
+    assert code == 0, err
+    assert res["shape"] == [24, 45, 48] and res["origin_um"] == pytest.approx([5.0, 14.0, 14.0])
+    # --lres-voxel instead of --ratio; per-axis blur ranges.
+    code, res, err = run(capsys, "train", "--synthetic", foam / "hres.tif", "--lres-voxel", "3",
+                         "--blur", "0:0.5,0:1,0:1", *small, "-o", tmp_path / "b.pt")
+    assert code == 0, err
+    assert res["degradation"]["ratio"] == [3.0, 3.0, 3.0] and res["degradation"]["blur"][0] == [0.0, 0.5]
+    # Refusals: one line, exit 2, nothing written.
+    for argv, message in [
+        (["--synthetic", foam / "hres.tif"], "--ratio"),
+        (["--synthetic", foam / "hres.tif", "--ratio", "0.5"], "at least 1"),
+        (["--synthetic", foam / "hres.tif", "--ratio", "3", "--blur=-1:2"], "cannot be negative"),
+        (["--synthetic", foam / "hres.tif", "--ratio", "3", "--gaussian-noise", "a lot"], "LO:HI"),
+        (["--synthetic", foam / "hres.tif", "--ratio", "3", "--registration", tmp_path / "r.json"],
+         "no --registration"),
+        ([foam / "lres.tif", foam / "hres.tif"], "--synthetic HRES"),
+        ([foam / "lres.tif", foam / "hres.tif", "--registration", tmp_path / "r.json", "--blur", "0:1"],
+         "--blur only applies to synthetic training"),
+    ]:
+        code, _, err = run(capsys, "train", *argv, "-o", tmp_path / "x.pt")
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+        assert not (tmp_path / "x.pt").exists()

@@ -39,6 +39,8 @@ _LAZY = {
     "gaussian_resolution": "quality",
     "frc": "quality",
     "run_evaluate": "evaluate",
+    "Degradation": "degradation",
+    "degrade": "degradation",
     "mse": "quality",
     "psnr": "quality",
     "ssim": "quality",
@@ -76,11 +78,12 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
+    from napari_resolve.degradation import Degradation, degrade  # noqa: F401
+    from napari_resolve.evaluate import run_evaluate  # noqa: F401
     from napari_resolve.io import Volume, read_volume, write_volume  # noqa: F401
     from napari_resolve.normalisation import Normalisation, fit_normalisation  # noqa: F401
     from napari_resolve.phantom import Phantom, make_phantom, write_phantom  # noqa: F401
     from napari_resolve.pores import PoreResult, analyse_pores, iter_analyse_pores  # noqa: F401
-    from napari_resolve.evaluate import run_evaluate  # noqa: F401
     from napari_resolve.quality import (  # noqa: F401
         compare,
         frc,

@@ -323,6 +323,20 @@ def _model_options(pairs: Sequence[str] | None) -> dict:
 def cmd_train(args: argparse.Namespace) -> dict:
     from napari_resolve.training import TrainConfig, iter_train
 
+    if args.synthetic is not None:
+        return cmd_train_synthetic(args)
+    stray = [flag for flag, value in (("--ratio", args.ratio), ("--blur", args.blur),
+                                      ("--gaussian-noise", args.gaussian_noise), ("--poisson", args.poisson),
+                                      ("--speckle", args.speckle), ("--degradation-seed", args.degradation_seed))
+             if value is not None]
+    if stray:
+        verb, them = ("applies", "it") if len(stray) == 1 else ("apply", "them")
+        raise InputError(f"{', '.join(stray)} only {verb} to synthetic training: add --synthetic HRES, or drop {them}.")
+    if args.lres is None or args.hres is None or args.registration is None:
+        raise InputError(
+            "train needs LRES HRES --registration REG.json (a registered pair), or --synthetic HRES with "
+            "--ratio R to train on synthetic pairs made from the HRES alone."
+        )
     out = _check_output(args.output, [args.lres, args.hres, args.registration], args.overwrite)
     reg = _registration_arg(args.registration)
     lres = _read(args.lres, _voxel_arg(args.lres_voxel), "LRES")
@@ -359,6 +373,11 @@ def cmd_train(args: argparse.Namespace) -> dict:
         roi=roi, resume=resume, out_path=out, overwrite=args.overwrite,
         extra={"lres": str(args.lres), "hres": str(args.hres), "registration": str(args.registration)},
     )
+    return _drive_training(job, cfg, out, args.device)
+
+
+def _drive_training(job, cfg, out: Path, device_arg: str) -> dict:
+    """Run a training generator with a status line; Ctrl-C keeps the best model. Returns the JSON result."""
     log(f"Training {cfg.model} for {cfg.iterations} iterations (Ctrl-C stops and keeps the best model so far)...")
     result, stopped, last = None, False, None
     tty = sys.stderr.isatty()
@@ -385,7 +404,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     else:
         ckpt = last.best if last is not None else None
         seconds = last.elapsed_s if last is not None else 0.0
-        device = args.device
+        device = device_arg
     if ckpt is None:
         raise ResolveError("Training stopped before a model was validated; nothing was saved.")
     return {
@@ -401,6 +420,74 @@ def cmd_train(args: argparse.Namespace) -> dict:
         "device": device,
         "stopped": stopped,
     }
+
+
+def cmd_train_synthetic(args: argparse.Namespace) -> dict:
+    """``train --synthetic HRES``: synthetic pairs from the HRES alone (no LRES scan)."""
+    from napari_resolve.degradation import Degradation, parse_range
+    from napari_resolve.training import TrainConfig, iter_train_synthetic
+
+    if args.lres is not None or args.registration is not None:
+        raise InputError(
+            "--synthetic HRES trains without an LRES scan: give no LRES/HRES files and no --registration "
+            "(or drop --synthetic to train on the registered pair)."
+        )
+    out = _check_output(args.output, [args.synthetic], args.overwrite)
+    hres = _read(args.synthetic, _voxel_arg(args.hres_voxel), "HRES")
+    ndim = hres.ndim
+    if args.ratio is not None:
+        ratio = _voxel_arg(args.ratio)
+    elif args.lres_voxel is not None:
+        from napari_resolve._validate import voxel_tuple
+
+        lv = voxel_tuple(_voxel_arg(args.lres_voxel), ndim, "LRES voxel size")
+        ratio = tuple(a / b for a, b in zip(lv, hres.voxel_um))
+    else:
+        raise InputError(
+            "Synthetic training needs the LRES the model is for: give --ratio R (LRES voxel / HRES voxel, "
+            "e.g. 3) or --lres-voxel UM."
+        )
+    defaults = Degradation()
+    deg = Degradation(
+        ratio=ratio,
+        blur=parse_range(args.blur, "--blur", per_axis=True) or defaults.blur,
+        gaussian_noise=parse_range(args.gaussian_noise, "--gaussian-noise") or defaults.gaussian_noise,
+        poisson=defaults.poisson if args.poisson is None else parse_range(args.poisson, "--poisson", allow_off=True),
+        speckle=parse_range(args.speckle, "--speckle") or defaults.speckle,
+        seed=args.seed if args.degradation_seed is None else args.degradation_seed,
+    )
+    deg.check(ndim)
+    model = args.model
+    resume = None
+    if args.resume:
+        from napari_resolve.models.checkpoint import load_checkpoint
+
+        resume = load_checkpoint(args.resume, architecture=model)
+        model = resume.architecture
+    cfg = TrainConfig(
+        model=model or "unet25d",
+        model_config=_model_options(args.model_option),
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        patch_size=args.patch_size,
+        learning_rate=args.lr,
+        loss=args.loss,
+        ssim_weight=args.ssim_weight,
+        seed=args.seed,
+        device=args.device,
+        val_fraction=args.val_fraction,
+    )
+    roi = _roi_arg(args.roi, ndim, "HRES voxels")
+    lres_um = deg.lres_voxel_um(hres.voxel_um)
+    log(f"Synthetic pairs from {args.synthetic}: LRES voxels of {' x '.join(f'{v:g}' for v in lres_um)} um "
+        f"(ratio {deg.ratio}), blur {deg.blur} LRES voxels, noise: Gaussian {deg.gaussian_noise}, "
+        f"Poisson {deg.poisson} photons, speckle {deg.speckle}")
+    job = iter_train_synthetic(
+        np.asarray(hres.data), hres.voxel_um, deg, cfg, roi=roi, resume=resume, out_path=out,
+        overwrite=args.overwrite, extra={"hres": str(args.synthetic)},
+    )
+    result = _drive_training(job, cfg, out, args.device)
+    return result | {"training_data": "synthetic", "lres_voxel_um": list(lres_um), "degradation": deg.to_dict()}
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
@@ -592,10 +679,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_pores)
 
-    p = sub.add_parser("train", help="train a model on a registered LRES/HRES pair; writes MODEL.pt")
-    p.add_argument("lres", help="low-resolution scan (TIFF, OME-TIFF or zarr)")
-    p.add_argument("hres", help="high-resolution scan of a sub-volume")
-    p.add_argument("--registration", required=True, metavar="REG.json", help="from napari-resolve register -o")
+    p = sub.add_parser("train", help="train a model on a registered LRES/HRES pair (or on synthetic pairs from "
+                       "an HRES alone: --synthetic); writes MODEL.pt")
+    p.add_argument("lres", nargs="?", help="low-resolution scan (TIFF, OME-TIFF or zarr)")
+    p.add_argument("hres", nargs="?", help="high-resolution scan of a sub-volume")
+    p.add_argument("--registration", metavar="REG.json", help="from napari-resolve register -o (needed with LRES HRES)")
     p.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1", help="training region in HRES voxels (default: all)")
     p.add_argument("--model", default=None,
                    help="architecture: unet25d (default), srcnn, srcnn3d, edsr, wdsr or dfcan")
@@ -615,6 +703,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="where to keep the best model")
     p.add_argument("--overwrite", action="store_true")
+    g = p.add_argument_group("training without an LRES scan (synthetic pairs: local mean, random blur and noise)")
+    g.add_argument("--synthetic", metavar="HRES", help="train on synthetic pairs made from this HRES alone")
+    g.add_argument("--ratio", type=float, nargs="+", metavar="R",
+                   help="LRES voxel / HRES voxel: 1 value or z y x (or give --lres-voxel)")
+    g.add_argument("--blur", metavar="LO:HI", help="Gaussian blur sigma range, LRES voxels, drawn per axis "
+                   "(default 0:1; the paper's 0:2 for unknown blur; LO:HI,LO:HI,LO:HI per axis)")
+    g.add_argument("--gaussian-noise", metavar="LO:HI",
+                   help="additive noise sigma range, share of the HRES grey range (default 0:0.12)")
+    g.add_argument("--poisson", metavar="LO:HI",
+                   help="photons per unit intensity, drawn log-uniformly (default 100:10000; off: none)")
+    g.add_argument("--speckle", metavar="LO:HI", help="multiplicative noise sigma range (default 0:0.05)")
+    g.add_argument("--degradation-seed", type=int, default=None, metavar="N",
+                   help="seed of the degradation (default --seed)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("predict", help="upscale an LRES region with a model; prints origin_um, voxel_um, shape")

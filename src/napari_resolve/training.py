@@ -1,4 +1,5 @@
-"""Training a network on a registered LRES/HRES pair.
+"""Training a network on a registered LRES/HRES pair (or, without an LRES scan, on
+synthetic pairs made from the HRES: :func:`iter_train_synthetic`).
 
 ``iter_train(...)`` is a generator: it yields a :class:`TrainProgress` record
 after every iteration (loss, learning rate, elapsed time; validation PSNR/SSIM and
@@ -72,6 +73,14 @@ class TrainConfig:
         Use bfloat16/float16 autocast on CUDA (ignored elsewhere).
     augment : bool
         In-plane flips and 90-degree rotations of the patches.
+    multiscale_weight : float
+        For networks with coarse output branches (``unet25d`` with ``multiscale``
+        > 0): weight of each coarse output's loss (the pixel term of ``loss``
+        against the block-averaged target) next to the full-resolution loss's 1.
+        MDCNN gives every branch the same weight, 1.
+    multiscale_until : float
+        Share of the iterations after which the coarse losses are dropped (MDCNN
+        drops them "at a later stage"); 1 keeps them to the end.
     """
 
     model: str = "unet25d"
@@ -91,6 +100,8 @@ class TrainConfig:
     device: str = "auto"
     mixed_precision: bool = True
     augment: bool = True
+    multiscale_weight: float = 1.0
+    multiscale_until: float = 0.5
 
     def check(self) -> None:
         """Raise :class:`InputError` for settings that cannot work."""
@@ -108,6 +119,11 @@ class TrainConfig:
             raise InputError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
         if self.loss not in LOSSES:
             raise InputError(f"Unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
+        if not 0 <= self.multiscale_weight < math.inf or not 0 <= self.multiscale_until <= 1:
+            raise InputError(
+                f"multiscale_weight must be 0 or more and multiscale_until between 0 and 1, got "
+                f"{self.multiscale_weight} and {self.multiscale_until}."
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -199,6 +215,7 @@ def iter_train(
     out_path: str | os.PathLike | None = None,
     overwrite: bool = False,
     extra: dict[str, Any] | None = None,
+    degradation=None,
 ) -> Generator[TrainProgress, None, TrainResult]:
     """Train a model on a registered pair, yielding progress; return the best model.
 
@@ -224,6 +241,10 @@ def iter_train(
         Allow replacing an existing ``out_path``.
     extra : dict, optional
         Recorded in the checkpoint's ``extra`` (e.g. data file names).
+    degradation : Degradation, optional
+        Train on synthetic pairs made from ``hres`` alone (``lres`` is then
+        unused); :func:`iter_train_synthetic` sets this with the matching
+        registration record.
 
     Yields
     ------
@@ -273,14 +294,23 @@ def iter_train(
     rng = np.random.default_rng(cfg.seed)
     net = start_ckpt.build() if start_ckpt is not None else build_model(cfg.model, **cfg.model_config)
     cfg.model_config = dict(net.config)
-    pair = make_pair(lres, hres, lv, offset, scale, roi=roi, val_fraction=cfg.val_fraction, halo_z=net.trim_z)
-    if start_ckpt is not None:
+    if degradation is not None:
+        from napari_resolve.degradation import SyntheticSampler, make_synthetic_pair
+
+        norms = (start_ckpt.norm_in, start_ckpt.norm_out) if start_ckpt is not None else None
+        pair = make_synthetic_pair(hres, scale, degradation, roi=roi, val_fraction=cfg.val_fraction,
+                                   halo_z=net.trim_z, norms=norms)
+        sampler_cls = SyntheticSampler  # PatchSampler's interface, fresh degradation per patch
+    else:
+        pair = make_pair(lres, hres, lv, offset, scale, roi=roi, val_fraction=cfg.val_fraction, halo_z=net.trim_z)
+        sampler_cls = PatchSampler
+    if start_ckpt is not None and degradation is None:
         # Keep the normalisation the weights were trained with.
         pair.inputs = start_ckpt.norm_in.apply(pair.norm_in.invert(pair.inputs))
         pair.target = start_ckpt.norm_out.apply(pair.norm_out.invert(pair.target))
         pair.norm_in, pair.norm_out = start_ckpt.norm_in, start_ckpt.norm_out
     hv_yx = scale[-2:]
-    sampler = PatchSampler(
+    sampler = sampler_cls(
         pair,
         out_depth=cfg.patch_depth if net.volumetric else 1,
         size=cfg.patch_size,
@@ -349,8 +379,10 @@ def iter_train(
                 with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
                     pred = net(x)
                 loss = loss_fn(pred.float(), y)
+                coarse_loss = _multiscale_loss(net, y, cfg, step, total)
+                optimised = loss if coarse_loss is None else loss + coarse_loss
                 optimiser.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
+                scaler.scale(optimised).backward()
                 scaler.step(optimiser)
                 scaler.update()
             except (RuntimeError, MemoryError) as exc:
@@ -381,6 +413,8 @@ def iter_train(
                 message=f"iteration {step}/{total}, loss {loss_v:.4f}",
             )
             entry = {"iteration": it0 + step, "loss": loss_v, "lr": lr, "seconds": round(elapsed, 2)}
+            if coarse_loss is not None:  # "loss" stays the full-resolution loss, comparable across options
+                entry["loss_total"] = float(optimised.detach())
             if step % val_every == 0 or step == total:
                 psnr, ssim_v, preview = _validate(net, val_in, val_target, pair, dev, amp)
                 entry.update(val_psnr=psnr, val_ssim=ssim_v)
@@ -414,6 +448,120 @@ def run_train(*args, **kwargs) -> TrainResult:
     from napari_resolve.progress import drain
 
     return drain(iter_train(*args, **kwargs))
+
+
+def iter_train_synthetic(
+    hres,
+    hres_voxel_um,
+    degradation=None,
+    config: TrainConfig | None = None,
+    *,
+    roi=None,
+    resume: Checkpoint | str | os.PathLike | None = None,
+    out_path: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> Generator[TrainProgress, None, TrainResult]:
+    """Train a model on synthetic pairs made from an HRES alone (no LRES scan).
+
+    Every training patch's input is the HRES degraded with freshly drawn
+    parameters (see :mod:`napari_resolve.degradation`) and interpolated back
+    onto the HRES voxels as a real LRES is; the validation block is one fixed
+    degradation. The model is for a real LRES of ``hres_voxel_um * ratio``
+    voxels in the grey-value scale of the HRES: its checkpoint records that
+    LRES voxel size, a registration-like record whose offset puts the HRES grid
+    in binning phase (``ratio`` output voxels flush inside every LRES voxel),
+    and ``extra["degradation"]`` (with ``extra["training_data"] = "synthetic"``).
+
+    Parameters
+    ----------
+    hres : array-like
+        The HRES (2D or 3D).
+    hres_voxel_um : float or sequence of float
+        Its voxel size (um).
+    degradation : Degradation or dict, optional
+        How the LRES is made; default :class:`~napari_resolve.degradation.Degradation()`.
+    config : TrainConfig, optional
+        Settings; default :class:`TrainConfig()`.
+    roi : sequence of slice, optional
+        Training ROI in HRES voxels (default the whole HRES).
+    resume, out_path, overwrite, extra
+        As in :func:`iter_train`; a resumed model must be for the same voxel sizes.
+
+    Yields
+    ------
+    TrainProgress
+
+    Returns
+    -------
+    TrainResult
+    """
+    from napari_resolve.degradation import Degradation, synthetic_registration
+    from napari_resolve.models.checkpoint import load_checkpoint
+
+    if degradation is None:
+        deg = Degradation()
+    elif isinstance(degradation, dict):
+        deg = Degradation.from_dict(degradation)
+    elif isinstance(degradation, Degradation):
+        deg = copy.deepcopy(degradation)
+    else:
+        raise InputError("degradation must be a Degradation or its to_dict() record.")
+    ndim = len(np.shape(hres))
+    if ndim not in (2, 3):
+        raise InputError(f"The HRES must be a 2D image or a 3D volume, got shape {np.shape(hres)}.")
+    deg.check(ndim)
+    hv = voxel_tuple(hres_voxel_um, ndim, "HRES voxel size")
+    lv = deg.lres_voxel_um(hv)
+    if resume is not None and not isinstance(resume, Checkpoint):
+        resume = load_checkpoint(resume)
+    if resume is not None and (
+        len(resume.lres_voxel_um) != ndim
+        or not np.allclose(resume.lres_voxel_um, lv, rtol=1e-3)
+        or not np.allclose(resume.hres_voxel_um, hv, rtol=1e-3)
+    ):
+        raise InputError(
+            f"The model to resume was trained for LRES {_fmt_um(resume.lres_voxel_um)} -> HRES "
+            f"{_fmt_um(resume.hres_voxel_um)} um; this HRES and ratio give {_fmt_um(lv)} -> {_fmt_um(hv)} um. "
+            "Use the same ratio and HRES voxel size, or train a new model."
+        )
+    record = {"training_data": "synthetic", "degradation": deg.to_dict(), **(extra or {})}
+    return (
+        yield from iter_train(
+            None, hres, lv, synthetic_registration(hv, lv), config, roi=roi, resume=resume, out_path=out_path,
+            overwrite=overwrite, extra=record, degradation=deg,
+        )
+    )
+
+
+def run_train_synthetic(*args, **kwargs) -> TrainResult:
+    """:func:`iter_train_synthetic` run to the end (for scripts and tests)."""
+    from napari_resolve.progress import drain
+
+    return drain(iter_train_synthetic(*args, **kwargs))
+
+
+def _fmt_um(values) -> str:
+    return " x ".join(f"{float(v):g}" for v in values)
+
+
+def _multiscale_loss(net, y, cfg: TrainConfig, step: int, total: int):
+    """MDCNN's coarse-output terms, or None when the network has none or they were dropped.
+
+    ``multiscale_weight * sum_k pixel_loss(coarse_k, 2**k block average of y)``:
+    the pixel term (L1 or MSE) of the configured loss, because the SSIM windows
+    (11 voxels) do not fit the 1/4, 1/8 ... scale patches, and MS-SSIM already
+    looks at coarse scales itself.
+    """
+    coarse = getattr(net, "coarse_outputs", None)
+    if coarse:
+        net.coarse_outputs = []  # read once: the model does not keep this step's tensors
+    if not coarse or cfg.multiscale_weight == 0 or step > cfg.multiscale_until * total:
+        return None
+    import torch.nn.functional as F
+
+    pixel = F.mse_loss if cfg.loss.startswith("mse") else F.l1_loss
+    return cfg.multiscale_weight * sum(pixel(c.float(), F.avg_pool2d(y, 2**k)) for k, c in enumerate(coarse, 1))
 
 
 def _cpu(state):

@@ -297,3 +297,87 @@ def test_core_refusals_reach_the_user(registered_viewer, qtbot, monkeypatch):
     assert w.controls.run()
     _wait(qtbot, w)
     assert w.job.state == "done"
+
+
+# ----------------------------------------------------------------------------- synthetic pairs (no LRES)
+
+
+def test_synthetic_mode_trains_from_the_hres_alone(phantom_viewer, qtbot):
+    viewer, lres, hres = phantom_viewer
+    viewer.layers.remove(lres)  # only the HRES: no LRES scan yet, and no registration
+    w = TrainingWidget(viewer)
+    qtbot.addWidget(w)
+    w.show()
+    # One image layer: the form starts in synthetic mode, without the LRES picker.
+    assert w.data_combo.value == "synthetic" and w.synthetic
+    assert w.synthetic_box.visible and not w.lres_combo.visible
+    assert "No LRES needed" in w.reg_label.value and "3, 3, 3 µm" in w.reg_label.value
+    w.ratio.value = 2.5
+    assert "2.5, 2.5, 2.5 µm" in w.reg_label.value
+    w.ratio.value = 3.0
+    assert w.roi_slices() == (slice(0, 76),) * 3 and "76 × 76 × 76 voxels" in w.roi_label.value
+    assert w.add_roi_layer().name == ROI_LAYER  # over the whole HRES, no registration needed
+    w.roi_combo.value = None
+    _small(w, iterations=6)
+    w.blur.value = "0:0.5"
+    w.poisson.value = "off"
+    w.z_first.value, w.z_last.value = 20, 59
+    assert w.controls.run(), w.controls.status.text()
+    _wait(qtbot, w)
+    assert w.job.state == "done", w.job.error
+    assert [h[0] for h in w.history] == list(range(1, 7))
+    session = session_for(viewer)
+    ckpt = session.model
+    assert ckpt is w.job.result.checkpoint
+    assert ckpt.extra["training_data"] == "synthetic" and ckpt.extra["hres_layer"] == hres.name
+    deg = ckpt.extra["degradation"]
+    assert deg["ratio"] == 3.0 and deg["blur"] == [0.0, 0.5] and deg["poisson"] is None
+    assert deg["gaussian_noise"] == [0.0, 0.12] and deg["speckle"] == [0.0, 0.05]  # the defaults
+    assert ckpt.lres_voxel_um == (3.0, 3.0, 3.0) and ckpt.phase_origin_um == pytest.approx((-1.0, -1.0, -1.0))
+    assert ckpt.extra["roi"] == [[20, 60], [0, 76], [0, 76]]
+    assert session.model_source == f"trained on {hres.name} (synthetic pairs)"
+    assert "best validation PSNR" in w.summary_text
+    # The preview pairs the prediction with the matching HRES slice, as for a real pair.
+    pred, ref = (ax.images[0].get_array() for ax in w.preview.figure.axes)
+    assert pred.shape == ref.shape == (76, 76)
+    assert np.corrcoef(np.ravel(pred), np.ravel(ref))[0, 1] > 0.5
+    # Continuing needs the same ratio.
+    w.resume_check.value = True
+    w.ratio.value = 2.0
+    with pytest.raises(InputError, match="Untick"):
+        w._start()
+    qtbot.wait(50)
+
+
+def test_synthetic_mode_refuses_bad_ranges_and_switches_back(registered_viewer, qtbot, monkeypatch):
+    viewer, lres, hres = registered_viewer
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    w = TrainingWidget(viewer)
+    qtbot.addWidget(w)
+    w.show()  # magicgui's ``visible`` is False for every part of a hidden widget
+    assert w.data_combo.value == "pair" and not w.synthetic_box.visible and w.lres_combo.visible
+    w.data_combo.value = "synthetic"
+    assert w.synthetic_box.visible and not w.lres_combo.visible
+    assert (w.blur.value, w.gaussian_noise.value, w.poisson.value, w.speckle.value) == (
+        "0:1", "0:0.12", "100:10000", "0:0.05")
+    _small(w)
+    for field, text, message in [
+        (w.blur, "-1:2", "cannot be negative"),
+        (w.blur, "2:1", "low <= high"),
+        (w.gaussian_noise, "a lot", "LO:HI"),
+        (w.poisson, "0:100", "must be positive"),
+        (w.speckle, "0:0.1,0:0.1", "one range"),
+    ]:
+        before = field.value
+        field.value = text
+        assert w.controls.run() is False and w.job.state == "idle"
+        assert message in shown[-1], (text, shown[-1])
+        field.value = before
+    assert w.degradation().blur == (0.0, 1.0)
+    w.blur.value = "0:0.5,0:1,0:1"  # one range per axis
+    assert w.degradation().blur_ranges(3) == ((0.0, 0.5), (0.0, 1.0), (0.0, 1.0))
+    # Back to the registered pair: the LRES picker returns and the overlap is the registered one.
+    w.data_combo.value = "pair"
+    assert w.lres_combo.visible and not w.synthetic_box.visible
+    assert "registered" in w.reg_label.value

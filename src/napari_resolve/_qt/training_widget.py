@@ -1,5 +1,10 @@
 """The Training step: learn the LRES -> HRES mapping on the registered overlap.
 
+Without an LRES scan ("training data: synthetic from HRES only") the pairs are
+made from the HRES alone (local mean, random blur and noise, see
+:mod:`napari_resolve.degradation`) and the model is for an LRES of the HRES
+voxel size times the ratio.
+
 The form picks the LRES and the registered HRES, a training ROI (a rectangle
 drawn in a Shapes layer over the HRES, plus a z range in HRES slices) and the
 training settings. Start runs :func:`napari_resolve.training.iter_train` in a
@@ -18,7 +23,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from napari_resolve.errors import InputError, ResolveError
@@ -38,6 +43,8 @@ from ._workers import Job
 
 #: Name of the Shapes layer made by "Add ROI layer".
 ROI_LAYER = "training ROI"
+#: The "training data" choices: a registered pair, or synthetic pairs from the HRES alone.
+PAIR, SYNTHETIC = "pair", "synthetic"
 #: Smallest validation block of :func:`napari_resolve.pairs.make_pair` (its ``min_val``);
 #: only used to find the HRES slice matching the preview, which is checked by shape.
 _MIN_VAL = 4
@@ -106,6 +113,12 @@ class TrainingWidget(QWidget):
         Training z range in HRES slices, both included (3D only).
     model_combo, iterations, patch_size, batch_size, learning_rate, device_combo, resume_check
         The training settings.
+    data_combo : ComboBox
+        Training data: ``"pair"`` (registered LRES/HRES) or ``"synthetic"`` (from the HRES only).
+    ratio, blur, gaussian_noise, poisson, speckle
+        The synthetic degradation (shown in synthetic mode): LRES/HRES ratio, and
+        ``LO:HI`` ranges of the blur sigma (LRES voxels), Gaussian and speckle noise
+        sigma (share of the HRES grey range) and Poisson photons ("off": none).
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
@@ -138,6 +151,51 @@ class TrainingWidget(QWidget):
         select_layer(self.hres_combo, "HRES")
         self.reg_label = Label(value="")
         self.reg_label.native.setWordWrap(True)
+
+        # --- synthetic pairs (no LRES scan) ----------------------------------
+        from napari_resolve.degradation import Degradation, format_range
+
+        defaults = Degradation()
+        self.data_combo = ComboBox(
+            label="training data",
+            choices=[("registered LRES/HRES pair", PAIR), ("synthetic from HRES only", SYNTHETIC)],
+            value=PAIR,
+            tooltip="A registered pair (LRES and HRES of the same sample), or pairs made from the HRES alone by "
+            "local-mean downsampling, random blur and noise, when there is no LRES scan (yet)",
+        )
+        self.ratio = FloatSpinBox(
+            label="ratio (LRES/HRES)",
+            min=1.0,
+            max=32.0,
+            step=0.5,
+            value=float(defaults.ratio),
+            tooltip="LRES voxel size / HRES voxel size: the model is for an LRES of the HRES voxel size times this",
+        )
+        self.blur = LineEdit(
+            label="blur σ (LRES vox)",
+            value=format_range(defaults.blur),
+            tooltip="Range LO:HI of the Gaussian blur sigma in LRES voxels, drawn per axis and patch "
+            "(0:1 ≈ a scanner's own PSF; the paper's 0:2 for unknown, heavier blur)",
+        )
+        self.gaussian_noise = LineEdit(
+            label="Gaussian noise σ",
+            value=format_range(defaults.gaussian_noise),
+            tooltip="Range LO:HI of the additive noise sigma, as a share of the HRES grey range (0.12 ≈ 30 of 255)",
+        )
+        self.poisson = LineEdit(
+            label="Poisson photons",
+            value=format_range(defaults.poisson),
+            tooltip="Range LO:HI of photons per unit intensity (fewer = more shot noise), drawn log-uniformly; "
+            "off: no Poisson noise",
+        )
+        self.speckle = LineEdit(
+            label="speckle σ",
+            value=format_range(defaults.speckle),
+            tooltip="Range LO:HI of the multiplicative (speckle) noise sigma",
+        )
+        self.synthetic_box = Container(
+            widgets=[self.ratio, self.blur, self.gaussian_noise, self.poisson, self.speckle]
+        )
 
         # --- ROI ------------------------------------------------------------
         self.roi_combo = layer_combo(
@@ -219,7 +277,7 @@ class TrainingWidget(QWidget):
         self.preview_label = Label(value="The validation slice appears here during training.")
         self.preview_label.native.setWordWrap(True)
 
-        data_box = Container(widgets=[self.lres_combo, self.hres_combo])
+        data_box = Container(widgets=[self.data_combo, self.lres_combo, self.hres_combo])
         roi_box = Container(widgets=[self.roi_combo, self.z_first, self.z_last])
         settings_box = Container(
             widgets=[
@@ -238,6 +296,7 @@ class TrainingWidget(QWidget):
         for part in (
             heading("Data"),
             data_box,
+            self.synthetic_box,
             self.reg_label,
             heading("Training region (ROI)"),
             roi_box,
@@ -256,7 +315,7 @@ class TrainingWidget(QWidget):
         layout.addWidget(self.model_label.native)
         layout.addWidget(files_box.native)
         layout.addStretch(1)
-        for box in (data_box, roi_box, settings_box, files_box):
+        for box in (data_box, self.synthetic_box, roi_box, settings_box, files_box):
             box.native.layout().setContentsMargins(0, 0, 0, 0)
         # Taller than most screens: its dock scrolls (see docks.py and the workflow widget).
         outer = QVBoxLayout(self)
@@ -270,6 +329,8 @@ class TrainingWidget(QWidget):
         # --- signals --------------------------------------------------------
         self.hres_combo.changed.connect(self._hres_changed)
         self.lres_combo.changed.connect(self._hres_changed)
+        self.data_combo.changed.connect(self._data_changed)
+        self.ratio.changed.connect(self._update_registration_info)
         self.roi_combo.changed.connect(self._roi_layer_changed)
         self.iterations.changed.connect(self._iterations_changed)
         self.z_first.changed.connect(self._update_roi_info)
@@ -281,14 +342,50 @@ class TrainingWidget(QWidget):
         self.session.model_changed.connect(self._model_changed)
         self.job.progress.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
-        self._hres_changed()
+        if sum(isinstance(layer, napari.layers.Image) for layer in napari_viewer.layers) == 1:
+            self.data_combo.value = SYNTHETIC  # one image, no LRES to pair it with: the HRES alone
+        self._data_changed()
         self._model_changed()
 
     # ------------------------------------------------------------------ geometry
 
+    @property
+    def synthetic(self) -> bool:
+        """Whether the form trains on synthetic pairs from the HRES alone."""
+        return self.data_combo.value == SYNTHETIC
+
+    def degradation(self):
+        """The :class:`~napari_resolve.degradation.Degradation` of the form (synthetic mode).
+
+        Raises
+        ------
+        InputError
+            If a range is not ``LO:HI`` numbers or cannot work (negative, reversed).
+        """
+        from napari_resolve.degradation import Degradation, parse_range
+
+        deg = Degradation(
+            ratio=float(self.ratio.value),
+            blur=parse_range(self.blur.value, "The blur σ", per_axis=True),
+            gaussian_noise=parse_range(self.gaussian_noise.value, "The Gaussian noise σ"),
+            poisson=parse_range(self.poisson.value, "Poisson photons", allow_off=True),
+            speckle=parse_range(self.speckle.value, "The speckle σ"),
+        )
+        hres = self.hres_combo.value
+        deg.check(spatial_ndim(hres) if hres is not None else None)
+        return deg
+
     def _layers(self):
-        """The chosen (lres, hres) layers, checked to be usable images of one dimension."""
+        """The chosen (lres, hres) layers, checked to be usable images of one dimension.
+
+        In synthetic mode only the HRES is needed: (None, hres).
+        """
         lres, hres = self.lres_combo.value, self.hres_combo.value
+        if self.synthetic:
+            if hres is None:
+                raise InputError("Choose the HRES image layer to make the synthetic pairs from.")
+            check_plain_geometry(hres, "HRES")
+            return None, hres
         if lres is None or hres is None:
             raise InputError("Choose an LRES and an HRES image layer (File > Open, or the sample data).")
         if lres is hres:
@@ -307,7 +404,7 @@ class TrainingWidget(QWidget):
 
         lres, hres = self._layers()
         shape = layer_data(hres).shape
-        if registration_of(hres) is None:
+        if self.synthetic or registration_of(hres) is None:
             return tuple(slice(0, n) for n in shape)
         return hres_overlap(shape, voxel_um(hres), tuple(hres.translate), layer_data(lres).shape, voxel_um(lres))
 
@@ -396,10 +493,25 @@ class TrainingWidget(QWidget):
         self._update_registration_info()
         self._update_roi_info()
 
-    def _update_registration_info(self) -> None:
+    def _data_changed(self, _value=None) -> None:
+        """Show the LRES picker or the degradation fields; the ROI follows (whole HRES when synthetic)."""
+        synthetic = self.synthetic
+        self.synthetic_box.visible = synthetic
+        self.lres_combo.visible = not synthetic
+        self.lres_combo.enabled = not synthetic
+        self._hres_changed()
+
+    def _update_registration_info(self, _value=None) -> None:
         hres = self.hres_combo.value
         if hres is None:
             text = "Choose the HRES layer."
+        elif self.synthetic:
+            hv = voxel_um(hres)
+            lv = [v * float(self.ratio.value) for v in hv]
+            text = (
+                f"No LRES needed: pairs are made from the HRES. The model is for an LRES of {format_um(lv)} µm "
+                f"voxels (HRES {format_um(hv)} µm × {float(self.ratio.value):g})."
+            )
         else:
             try:
                 reg = require_registration(hres)
@@ -449,7 +561,8 @@ class TrainingWidget(QWidget):
             The layer, in rectangle-drawing mode and chosen in the ROI picker.
         """
         lres, hres = self._layers()
-        require_registration(hres)
+        if not self.synthetic:
+            require_registration(hres)
         overlap = self.overlap()
         scale, translate = np.asarray(voxel_um(hres)), np.asarray(hres.translate, float)
         # Rectangle edges on voxel borders, so the rectangle covers the overlap's voxels exactly.
@@ -516,44 +629,53 @@ class TrainingWidget(QWidget):
         cfg.check()
         return cfg
 
-    def _resume_model(self, lres, reg):
-        """The session model to continue from, checked against the form and the data."""
+    def _resume_model(self, lres_um, hres_um):
+        """The session model to continue from, checked against the form and the voxel sizes (µm) of the data."""
         ckpt = self.session.require_model()
         if ckpt.architecture != self.model_combo.value:
             raise InputError(
                 f"The current model is a {ckpt.architecture!r}, not {self.model_combo.value!r}: choose "
                 f"{ckpt.architecture} as the model to continue it, or untick 'continue from current model'."
             )
-        ratio = [a / b for a, b in zip(voxel_um(lres), reg.scale)]
+        ratio = [a / b for a, b in zip(lres_um, hres_um)]
         if len(ratio) != len(ckpt.ratio) or not np.allclose(ratio, ckpt.ratio, rtol=1e-3):
             raise InputError(
                 f"The current model was trained for LRES {format_um(ckpt.lres_voxel_um)} µm → HRES "
-                f"{format_um(ckpt.hres_voxel_um)} µm, these scans are {format_um(voxel_um(lres))} → "
-                f"{format_um(reg.scale)} µm. Untick 'continue from current model' to train a new one."
+                f"{format_um(ckpt.hres_voxel_um)} µm, these scans are {format_um(lres_um)} → "
+                f"{format_um(hres_um)} µm. Untick 'continue from current model' to train a new one."
             )
         return ckpt
 
     def _start(self) -> None:
         """Validate the form and start training (the Start button)."""
-        from napari_resolve.training import iter_train
+        from napari_resolve.training import iter_train, iter_train_synthetic
 
         lres, hres = self._layers()
-        reg = require_registration(hres)
         cfg = self.config()
         roi = self.roi_slices()
-        resume = self._resume_model(lres, reg) if self.resume_check.value else None
-        lres_data, hres_data = layer_data(lres), layer_data(hres)
-        gen = iter_train(
-            lres_data,
-            hres_data,
-            voxel_um(lres),
-            reg,
-            cfg,
-            roi=roi,
-            resume=resume,
-            extra={"lres_layer": lres.name, "hres_layer": hres.name},
-        )
+        hres_data = layer_data(hres)
+        if self.synthetic:
+            deg = self.degradation()
+            hv = voxel_um(hres)
+            resume = self._resume_model(deg.lres_voxel_um(hv), hv) if self.resume_check.value else None
+            gen = iter_train_synthetic(
+                hres_data, hv, deg, cfg, roi=roi, resume=resume, extra={"hres_layer": hres.name}
+            )
+        else:
+            reg = require_registration(hres)
+            resume = self._resume_model(voxel_um(lres), reg.scale) if self.resume_check.value else None
+            gen = iter_train(
+                layer_data(lres),
+                hres_data,
+                voxel_um(lres),
+                reg,
+                cfg,
+                roi=roi,
+                resume=resume,
+                extra={"lres_layer": lres.name, "hres_layer": hres.name},
+            )
         self._run = {
+            "synthetic": self.synthetic,
             "hres": hres.name,
             "it0": resume.iteration if resume is not None else 0,
             "total": cfg.iterations,
@@ -614,7 +736,8 @@ class TrainingWidget(QWidget):
         if ckpt is None:
             self.summary_text = f"Stopped at iteration {last}, before the first validation: no model was kept."
         else:
-            self.session.set_model(ckpt, f"trained on {hres_name}")
+            how = " (synthetic pairs)" if self._run.get("synthetic") else ""
+            self.session.set_model(ckpt, f"trained on {hres_name}{how}")
             verb = "Done" if state == "done" else f"Stopped at iteration {last}"
             psnr = f"{ckpt.val_psnr:.2f} dB" if ckpt.val_psnr is not None else "n/a"
             self.summary_text = (
