@@ -320,8 +320,35 @@ def _model_options(pairs: Sequence[str] | None) -> dict:
     return out
 
 
+def _train_config(args: argparse.Namespace):
+    """The TrainConfig of ``train`` (real or synthetic pairs) and the model to resume, if any."""
+    from napari_resolve.training import TrainConfig
+
+    model = args.model
+    resume = None
+    if args.resume:
+        from napari_resolve.models.checkpoint import load_checkpoint
+
+        resume = load_checkpoint(args.resume, architecture=model)
+        model = resume.architecture
+    cfg = TrainConfig(
+        model=model or "unet25d",
+        model_config=_model_options(args.model_option),
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        patch_size=args.patch_size,
+        learning_rate=args.lr,
+        loss=args.loss,
+        ssim_weight=args.ssim_weight,
+        seed=args.seed,
+        device=args.device,
+        val_fraction=args.val_fraction,
+    )
+    return cfg, resume
+
+
 def cmd_train(args: argparse.Namespace) -> dict:
-    from napari_resolve.training import TrainConfig, iter_train
+    from napari_resolve.training import iter_train
 
     if args.synthetic is not None:
         return cmd_train_synthetic(args)
@@ -347,26 +374,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
             f"{args.lres} has voxels of {lres.voxel_um} um but the registration was made with "
             f"{reg.lres_voxel_um} um. Register again, or give --lres-voxel."
         )
-    model = args.model
-    resume = None
-    if args.resume:
-        from napari_resolve.models.checkpoint import load_checkpoint
-
-        resume = load_checkpoint(args.resume, architecture=model)
-        model = resume.architecture
-    cfg = TrainConfig(
-        model=model or "unet25d",
-        model_config=_model_options(args.model_option),
-        iterations=args.iterations,
-        batch_size=args.batch_size,
-        patch_size=args.patch_size,
-        learning_rate=args.lr,
-        loss=args.loss,
-        ssim_weight=args.ssim_weight,
-        seed=args.seed,
-        device=args.device,
-        val_fraction=args.val_fraction,
-    )
+    cfg, resume = _train_config(args)
     roi = _roi_arg(args.roi, lres.ndim, "HRES voxels")
     job = iter_train(
         np.asarray(lres.data), np.asarray(hres.data), lres.voxel_um, reg, cfg,
@@ -425,7 +433,7 @@ def _drive_training(job, cfg, out: Path, device_arg: str) -> dict:
 def cmd_train_synthetic(args: argparse.Namespace) -> dict:
     """``train --synthetic HRES``: synthetic pairs from the HRES alone (no LRES scan)."""
     from napari_resolve.degradation import Degradation, parse_range
-    from napari_resolve.training import TrainConfig, iter_train_synthetic
+    from napari_resolve.training import iter_train_synthetic
 
     if args.lres is not None or args.registration is not None:
         raise InputError(
@@ -457,26 +465,7 @@ def cmd_train_synthetic(args: argparse.Namespace) -> dict:
         seed=args.seed if args.degradation_seed is None else args.degradation_seed,
     )
     deg.check(ndim)
-    model = args.model
-    resume = None
-    if args.resume:
-        from napari_resolve.models.checkpoint import load_checkpoint
-
-        resume = load_checkpoint(args.resume, architecture=model)
-        model = resume.architecture
-    cfg = TrainConfig(
-        model=model or "unet25d",
-        model_config=_model_options(args.model_option),
-        iterations=args.iterations,
-        batch_size=args.batch_size,
-        patch_size=args.patch_size,
-        learning_rate=args.lr,
-        loss=args.loss,
-        ssim_weight=args.ssim_weight,
-        seed=args.seed,
-        device=args.device,
-        val_fraction=args.val_fraction,
-    )
+    cfg, resume = _train_config(args)
     roi = _roi_arg(args.roi, ndim, "HRES voxels")
     lres_um = deg.lres_voxel_um(hres.voxel_um)
     log(f"Synthetic pairs from {args.synthetic}: LRES voxels of {' x '.join(f'{v:g}' for v in lres_um)} um "

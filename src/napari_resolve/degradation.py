@@ -47,7 +47,7 @@ from scipy import ndimage
 from napari_resolve._validate import as_image, voxel_tuple
 from napari_resolve.errors import InputError
 from napari_resolve.normalisation import Normalisation, fit_normalisation
-from napari_resolve.pairs import MIN_PATCH, PatchSampler
+from napari_resolve.pairs import MIN_PATCH, PatchSampler, TrainingPair
 
 #: The Gaussian blur kernel reaches this many standard deviations (scipy's default).
 TRUNCATE = 4.0
@@ -503,7 +503,7 @@ def synthetic_input(
 
 
 @dataclass
-class SyntheticPair:
+class SyntheticPair(TrainingPair):
     """A :class:`~napari_resolve.pairs.TrainingPair` whose input is made from the HRES.
 
     The training part's inputs are made per patch (:meth:`patch_input`, fresh
@@ -528,34 +528,12 @@ class SyntheticPair:
         Draws the training patches' parameters and noise (seeded by ``degradation.seed``).
     """
 
+    # The TrainingPair fields (inputs ... ndim) come first, then these.
     source: np.ndarray
-    inputs: np.ndarray
-    target: np.ndarray
-    halo_z: int
-    val_axis: int
-    val_start: int
-    norm_in: Normalisation
-    norm_out: Normalisation
-    roi: tuple[slice, ...]
-    grid: Any
-    ndim: int
     degradation: Degradation
     hres_voxel_um: tuple[float, ...]
     reference: tuple[float, float]
     rng: np.random.Generator
-
-    @property
-    def train_shape(self) -> tuple[int, ...]:
-        """Shape of the part of ``target`` that feeds training."""
-        shape = list(self.target.shape)
-        shape[self.val_axis] = self.val_start
-        return tuple(shape)
-
-    def validation(self) -> tuple[np.ndarray, np.ndarray]:
-        """Input (with z halo) and target of the validation block."""
-        t = [slice(None)] * 3
-        t[self.val_axis] = slice(self.val_start, None)
-        return self.inputs[tuple(t)], self.target[tuple(t)]
 
     def patch_input(self, start: Sequence[int], shape: Sequence[int]) -> np.ndarray:
         """Normalised synthetic input of the target patch at ``start`` (3D, ``shape`` = (z, y, x) target voxels).
