@@ -673,26 +673,6 @@ class SyntheticSampler(PatchSampler):
     and flips); the pair's own generator draws the degradation and the noise.
     """
 
-    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        """``batch`` input patches (with z halo) and target patches, float32."""
-        pz, py, px = self.shape
-        tz, ty, tx = self.pair.train_shape
-        h = self.pair.halo_z
-        xs = np.empty((batch, pz + 2 * h, py, px), np.float32)
-        ys = np.empty((batch, pz, py, px), np.float32)
-        for b in range(batch):
-            z = int(self.rng.integers(0, tz - pz + 1))
-            y = int(self.rng.integers(0, ty - py + 1))
-            x = int(self.rng.integers(0, tx - px + 1))
-            xi = self.pair.patch_input((z, y, x), (pz, py, px))
-            yi = self.pair.target[z : z + pz, y : y + py, x : x + px]
-            if self.augment:
-                if self.rng.random() < 0.5:
-                    xi, yi = xi[:, ::-1], yi[:, ::-1]
-                if self.rng.random() < 0.5:
-                    xi, yi = xi[:, :, ::-1], yi[:, :, ::-1]
-                if self.rotate:
-                    k = int(self.rng.integers(0, 4))
-                    xi, yi = np.rot90(xi, k, axes=(1, 2)), np.rot90(yi, k, axes=(1, 2))
-            xs[b], ys[b] = xi, yi
-        return xs, ys
+    def _input_patch(self, z: int, y: int, x: int) -> np.ndarray:
+        # Degraded afresh for every patch (the pair's generator draws the parameters).
+        return self.pair.patch_input((z, y, x), self.shape)

@@ -272,6 +272,12 @@ class PatchSampler:
         self.shape = (pz, py, px)
         self.rotate = augment and square_voxels and py == px
 
+    def _input_patch(self, z: int, y: int, x: int) -> np.ndarray:
+        """The input (with z halo) under the target patch starting at (z, y, x)."""
+        pz, py, px = self.shape
+        h = self.pair.halo_z
+        return self.pair.inputs[z : z + pz + 2 * h, y : y + py, x : x + px]
+
     def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """``batch`` input patches (with z halo) and target patches, float32."""
         pz, py, px = self.shape
@@ -283,7 +289,7 @@ class PatchSampler:
             z = int(self.rng.integers(0, tz - pz + 1))
             y = int(self.rng.integers(0, ty - py + 1))
             x = int(self.rng.integers(0, tx - px + 1))
-            xi = self.pair.inputs[z : z + pz + 2 * h, y : y + py, x : x + px]
+            xi = self._input_patch(z, y, x)
             yi = self.pair.target[z : z + pz, y : y + py, x : x + px]
             if self.augment:
                 if self.rng.random() < 0.5:
