@@ -554,7 +554,7 @@ class _Geometry:
 
 def _pair_geometry(pair: Pair, lres, hres, ckpt, lres_voxel, hres_voxel, align: str, border: float) -> _Geometry:
     """Voxel sizes, placement and compared region of one pair (raises with the file's name)."""
-    from napari_resolve.inference import _check_voxels
+    from napari_resolve.inference import check_lres_voxels
 
     ndim = lres.ndim
     trained_nd = len(ckpt.hres_voxel_um)
@@ -577,7 +577,7 @@ def _pair_geometry(pair: Pair, lres, hres, ckpt, lres_voxel, hres_voxel, align: 
     else:
         hv = hres.voxel_um or tuple(ckpt.hres_voxel_um)
     try:
-        _check_voxels(ckpt, lv)
+        check_lres_voxels(ckpt, lv)
     except VoxelSizeError as exc:
         raise VoxelSizeError(f"{pair.lres}: {exc} If the file's metadata is wrong, give --lres-voxel.") from None
     if any(abs(a / b - 1) > VOXEL_TOLERANCE for a, b in zip(hv, ckpt.hres_voxel_um)):

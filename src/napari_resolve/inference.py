@@ -217,7 +217,14 @@ def _tiff_memmap(path: Path, shape, voxel, origin, name: str) -> np.memmap:
 # ----------------------------------------------------------------------------- prediction
 
 
-def _check_voxels(ckpt, lres_voxel: tuple[float, ...]) -> None:
+def check_lres_voxels(ckpt, lres_voxel: tuple[float, ...]) -> None:
+    """Refuse an LRES whose voxel size differs by more than 1 % from the model's training LRES.
+
+    Raises
+    ------
+    VoxelSizeError
+        Saying both sizes and what to do.
+    """
     trained = tuple(ckpt.lres_voxel_um)[-len(lres_voxel):]
     if any(abs(a / b - 1) > 0.01 for a, b in zip(lres_voxel, trained)):
         raise VoxelSizeError(
@@ -310,7 +317,7 @@ def iter_predict(
     if len(ckpt.hres_voxel_um) != ndim:
         raise InputError(f"The model was trained on {len(ckpt.hres_voxel_um)}D data; this LRES is {ndim}D.")
     lv = voxel_tuple(lres_voxel_um, ndim, "LRES voxel size")
-    _check_voxels(ckpt, lv)
+    check_lres_voxels(ckpt, lv)
     if blend not in BLENDS:
         raise InputError(f"Unknown blending {blend!r}; choose one of {', '.join(BLENDS)}.")
     if grid is None:

@@ -121,6 +121,22 @@ def test_job_controls_follow_the_state(qtbot, monkeypatch):
     assert controls.run_button.isEnabled() and not controls.stop_button.isEnabled()
     assert controls.bar.value() == controls.bar.maximum() and controls.bar.format() == "done"
 
+    # Records without their own estimate still get a time left, from the elapsed time per step.
+    slow = Job("Tiles")
+
+    def tiles():
+        for i in range(1, 5):
+            time.sleep(0.05)
+            yield Progress(i, 200, f"tile {i}")
+
+    formats = []
+    tiled = JobControls(slow, "Go", lambda: slow.start(tiles()))
+    qtbot.addWidget(tiled)
+    slow.progress.connect(lambda r: formats.append(tiled.bar.format()))
+    assert tiled.run()
+    _wait(qtbot, slow)
+    assert formats and "left" in formats[-1] and formats[-1].startswith("4/200")
+
     def refuse():
         raise InputError("Pick an LRES layer first.")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 from magicgui.widgets import ComboBox, Label, LineEdit
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
@@ -135,6 +136,7 @@ class JobControls(QWidget):
         super().__init__(parent)
         self.job = job
         self._on_run = on_run
+        self._started = time.perf_counter()
         self.run_button = QPushButton(run_text)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
@@ -187,6 +189,7 @@ class JobControls(QWidget):
         self.run_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
         if running:
+            self._started = time.perf_counter()
             self.bar.setRange(0, 0)  # busy until the first record says how far
             self.bar.setFormat("")
             self.status.setText(f"{self.job.name}: starting…")
@@ -210,6 +213,9 @@ class JobControls(QWidget):
             self.bar.setRange(0, total)
             self.bar.setValue(min(step, total))
             left = getattr(record, "remaining_s", None)
+            if left is None and step > 0:
+                # Records without their own estimate (tiles, pores...): assume steps take equally long.
+                left = (time.perf_counter() - self._started) / step * (total - step)
             text = f"{step}/{total}"
             if left is not None and step > 0:
                 text += f" · about {_duration(left)} left"

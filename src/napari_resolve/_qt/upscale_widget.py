@@ -14,7 +14,6 @@ name and renames at the end, so a stopped or failed run leaves no file.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import napari
@@ -44,45 +43,16 @@ def _rate_text(voxels_per_s: float) -> str:
     return f"{voxels_per_s / 1e6:.2f} M voxels/s" if voxels_per_s >= 1e5 else f"{voxels_per_s / 1e3:.1f} k voxels/s"
 
 
-class _Record:
-    """A progress record with an estimate of the time left (for the progress bar)."""
-
-    __slots__ = ("step", "total", "message", "remaining_s")
-
-    def __init__(self, step: int, total: int, message: str, remaining_s: float | None):
-        self.step, self.total, self.message, self.remaining_s = step, total, message, remaining_s
-
-
-def _with_time_left(gen):
-    """Yield ``gen``'s tile records with the time left; return its result.
-
-    Closing this generator (Stop) closes ``gen`` in the same (worker) thread, so
-    the core's clean-up of its temporary output runs before the job is "stopped".
-    """
-    t0 = time.perf_counter()
-    try:
-        while True:
-            try:
-                record = next(gen)
-            except StopIteration as done:
-                return done.value
-            step, total = int(record.step), int(record.total)
-            left = (time.perf_counter() - t0) / step * (total - step) if step > 0 else None
-            yield _Record(step, total, record.message, left)
-    finally:
-        gen.close()
-
-
 def _check_model_fits(ckpt, ndim: int, lres_voxel) -> None:
     """Refuse a model that cannot run on this LRES, with the core's own message, before any thread starts."""
-    from napari_resolve.inference import _check_voxels
+    from napari_resolve.inference import check_lres_voxels
 
     if len(ckpt.hres_voxel_um) != ndim:
         raise InputError(
             f"The model was trained on {len(ckpt.hres_voxel_um)}D data; this LRES is {ndim}D. "
             f"Choose a {len(ckpt.hres_voxel_um)}D LRES, or train a model on {ndim}D data."
         )
-    _check_voxels(ckpt, tuple(lres_voxel))  # VoxelSizeError: trained on another LRES voxel size
+    check_lres_voxels(ckpt, tuple(lres_voxel))  # VoxelSizeError: trained on another LRES voxel size
 
 
 def open_lazily(path: str | Path):
@@ -463,7 +433,7 @@ class UpscaleWidget(QWidget):
             64 * math.ceil((s.stop - s.start) * v / h / 64 + 0.1) for s, v, h in zip(roi, lv, ckpt.hres_voxel_um)
         )
         tile = tile if len(tile) == 3 else (16, *tile)
-        self.preview_job.start(_with_time_left(iter_predict(ckpt, data, lv, roi=roi, tile=tile)))
+        self.preview_job.start(iter_predict(ckpt, data, lv, roi=roi, tile=tile))
 
     @staticmethod
     def _style_of(layer) -> dict:
@@ -541,7 +511,7 @@ class UpscaleWidget(QWidget):
         self._update_region_label()
         self._pending = {**self._style_of(layer), "shift": tuple(float(t) for t in layer.translate)}
         gen = iter_predict(ckpt, data, lv, roi=roi, out_path=path, overwrite=bool(self.overwrite.value))
-        self.upscale_job.start(_with_time_left(gen))
+        self.upscale_job.start(gen)
 
     def _upscale_finished(self, result) -> None:
         if result is None:
