@@ -417,3 +417,47 @@ def test_train_synthetic_without_an_lres_then_predict_the_real_lres(foam, capsys
         code, _, err = run(capsys, "train", *argv, "-o", tmp_path / "x.pt")
         assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
         assert not (tmp_path / "x.pt").exists()
+
+
+def test_stages_trained_separately_then_stacked_then_trained_jointly(foam, capsys, tmp_path):
+    """The three stages of the multi-output network, each trained on its own task, joined with
+    ``stack``; the stacked model upscales like any other and trains on jointly with ``--resume``."""
+    common = ["--synthetic", foam / "hres.tif", "--ratio", "3", "--iterations", "2", "--batch-size", "2",
+              "--patch-size", "32", "--device", "cpu"]
+    specs = {"denoise": ("unet25d", ["width=4", "slices=3", "depth=1"]),
+             "deblur": ("unet25d", ["width=4", "slices=1", "depth=1"]),
+             "upscale": ("edsr", ["blocks=1", "features=4"])}
+    paths = {}
+    for task, (model, options) in specs.items():
+        paths[task] = tmp_path / f"{task}.pt"
+        code, res, err = run(capsys, "train", *common, "--task", task, "--model", model, "--model-option", *options,
+                             "-o", paths[task])
+        assert code == 0, err
+    stacked = tmp_path / "stacked.pt"
+    code, res, err = run(capsys, "stack", paths["denoise"], paths["deblur"], paths["upscale"], "-o", stacked)
+    assert code == 0, err
+    assert res["architecture"] == "multioutput" and res["config"]["upscale"]["name"] == "edsr"
+    assert set(res["stacked"]) == {"denoise", "deblur", "upscale"}
+    code, res, err = run(capsys, "predict", stacked, foam / "lres.tif", "--roi", "2:6,5:13,5:13", "--device", "cpu",
+                         "-o", tmp_path / "up.tif")
+    assert code == 0, err
+    assert res["shape"] == [12, 24, 24]
+    code, res, err = run(capsys, "train", *common, "--resume", stacked, "-o", tmp_path / "joint.pt")
+    assert code == 0, err
+    assert res["architecture"] == "multioutput"
+    # Refusals: one line, exit 2, nothing written.
+    for argv, message in [
+        (["stack", paths["deblur"], paths["denoise"], paths["upscale"]], "trained for the 'deblur' task"),
+        (["stack", paths["denoise"], paths["deblur"], paths["upscale"], "--overwrite"], None),
+        (["train", *common, "--model", "multioutput", "--task", "denoise"], "all three stages at once"),
+    ]:
+        out = tmp_path / "x.pt"
+        code, _, err = run(capsys, *argv, "-o", out)
+        if message is None:  # the control: the same command with a correct order works
+            assert code == 0, err
+            out.unlink()
+            continue
+        assert code == 2 and message in err and err.count("\n") == 1, (argv, err)
+        assert not out.exists()
+    code, _, err = run(capsys, "stack", paths["denoise"], paths["deblur"], paths["upscale"], "-o", stacked)
+    assert code == 2 and "already exists" in err

@@ -32,6 +32,12 @@ SMALL = {
     "srcnn3d": {"n1": 4, "n2": 4, "f1": 5, "f3": 3},
     "edsr": {"blocks": 2, "features": 4},
     "wdsr": {"blocks": 2, "features": 4, "expansion": 2},
+    # EDSR upscales here: DFCAN (the default) does not tile exactly (see below).
+    "multioutput": {
+        "denoise": {"name": "unet25d", "width": 4, "slices": 3},
+        "deblur": {"name": "unet25d", "width": 4, "slices": 1},
+        "upscale": {"name": "edsr", "blocks": 2, "features": 4},
+    },
 }
 
 
@@ -73,6 +79,7 @@ TILED = {
     "srcnn3d": {"tile": (6, 12, 12), "overlap": (2, 4, 4)},
     "edsr": {"tile": (5, 12, 12), "overlap": (1, 4, 4)},
     "wdsr": {"tile": (5, 16, 12), "overlap": (0, 6, 4)},
+    "multioutput": {"tile": (5, 16, 16), "overlap": (0, 6, 6)},
 }
 
 

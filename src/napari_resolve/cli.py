@@ -322,7 +322,7 @@ def _model_options(pairs: Sequence[str] | None) -> dict:
 
 def _train_config(args: argparse.Namespace):
     """The TrainConfig of ``train`` (real or synthetic pairs) and the model to resume, if any."""
-    from napari_resolve.training import TrainConfig
+    from napari_resolve.training import TrainConfig, check_training_data
 
     model = args.model
     resume = None
@@ -343,7 +343,10 @@ def _train_config(args: argparse.Namespace):
         seed=args.seed,
         device=args.device,
         val_fraction=args.val_fraction,
+        task=args.task,
+        stage_weight=args.stage_weight,
     )
+    check_training_data(cfg, synthetic=args.synthetic is not None)  # before any file is read
     return cfg, resume
 
 
@@ -477,6 +480,20 @@ def cmd_train_synthetic(args: argparse.Namespace) -> dict:
     )
     result = _drive_training(job, cfg, out, args.device)
     return result | {"training_data": "synthetic", "lres_voxel_um": list(lres_um), "degradation": deg.to_dict()}
+
+
+def cmd_stack(args: argparse.Namespace) -> dict:
+    """``stack``: three separately trained stage models -> one multi-output model."""
+    from napari_resolve.models.checkpoint import save_checkpoint
+    from napari_resolve.models.multioutput import stack_stages
+
+    out = _check_output(args.output, [args.denoise, args.deblur, args.upscale], args.overwrite)
+    ckpt = stack_stages(args.denoise, args.deblur, args.upscale)
+    save_checkpoint(ckpt, out, overwrite=args.overwrite)
+    log(f"Wrote {out}: denoise -> deblur -> upscale in one model; train it further jointly with "
+        f"napari-resolve train --synthetic HRES --resume {out} ...")
+    return {"model": str(out), "architecture": ckpt.architecture, "config": ckpt.config,
+            "stacked": ckpt.extra["stacked"]}
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
@@ -675,7 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registration", metavar="REG.json", help="from napari-resolve register -o (needed with LRES HRES)")
     p.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1", help="training region in HRES voxels (default: all)")
     p.add_argument("--model", default=None,
-                   help="architecture: unet25d (default), srcnn, srcnn3d, edsr, wdsr or dfcan")
+                   help="architecture: unet25d (default), srcnn, srcnn3d, edsr, wdsr, dfcan or multioutput "
+                        "(denoise, deblur and upscale outputs; needs --synthetic)")
     p.add_argument("--model-option", nargs="+", metavar="KEY=VALUE", help="architecture settings, e.g. width=32")
     p.add_argument("--iterations", type=int, default=1000, help="optimiser steps (default 1000)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -705,7 +723,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--speckle", metavar="LO:HI", help="multiplicative noise sigma range (default 0:0.05)")
     g.add_argument("--degradation-seed", type=int, default=None, metavar="N",
                    help="seed of the degradation (default --seed)")
+    g.add_argument("--task", default="full", choices=("full", "denoise", "deblur", "upscale"),
+                   help="what to learn: the whole job (default), or one stage of it, to combine with "
+                        "napari-resolve stack")
+    g.add_argument("--stage-weight", type=float, default=1.0, metavar="W",
+                   help="multioutput: weight of the denoise and deblur outputs' L1 losses (default 1; 0 trains "
+                        "the final output alone, which also works on a registered pair)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("stack", help="join three stage models (train --synthetic --task denoise/deblur/upscale) "
+                       "into one multioutput model")
+    p.add_argument("denoise", metavar="DENOISE.pt")
+    p.add_argument("deblur", metavar="DEBLUR.pt")
+    p.add_argument("upscale", metavar="UPSCALE.pt")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.pt")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_stack)
 
     p = sub.add_parser("predict", help="upscale an LRES region with a model; prints origin_um, voxel_um, shape")
     p.add_argument("model", metavar="MODEL.pt")

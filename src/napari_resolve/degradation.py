@@ -312,11 +312,16 @@ def _reference(image: np.ndarray, reference) -> tuple[float, float]:
     return norm.low, norm.high
 
 
-def _blur_and_noise(lres: np.ndarray, params: dict, rng: np.random.Generator, low: float, high: float) -> np.ndarray:
-    """Steps 2 and 3 of the degradation on a local-mean downsampled block (float64 in, float32 out)."""
+def _blur(lres: np.ndarray, params: dict) -> np.ndarray:
+    """Step 2 of the degradation: the Gaussian blur (sigma per axis in LRES voxels)."""
     sigma = [float(s) for s in params["blur_sigma"]]
     if any(s > 0 for s in sigma):
-        lres = ndimage.gaussian_filter(lres, sigma, mode="reflect", truncate=TRUNCATE)
+        return ndimage.gaussian_filter(lres, sigma, mode="reflect", truncate=TRUNCATE)
+    return lres
+
+
+def _noise(lres: np.ndarray, params: dict, rng: np.random.Generator, low: float, high: float) -> np.ndarray:
+    """Step 3 of the degradation: Poisson, speckle and Gaussian noise (float64 in, float32 out)."""
     span = high - low
     u = np.clip((lres - low) / span, 0.0, None)  # relative intensity the noise acts on
     noise = np.zeros_like(lres)
@@ -328,6 +333,11 @@ def _blur_and_noise(lres: np.ndarray, params: dict, rng: np.random.Generator, lo
     if params["gaussian_noise"] > 0:
         noise += rng.normal(0.0, params["gaussian_noise"], u.shape)
     return (lres + span * noise).astype(np.float32)
+
+
+def _blur_and_noise(lres: np.ndarray, params: dict, rng: np.random.Generator, low: float, high: float) -> np.ndarray:
+    """Steps 2 and 3 of the degradation on a local-mean downsampled block (float64 in, float32 out)."""
+    return _noise(_blur(lres, params), params, rng, low, high)
 
 
 def degrade(
@@ -449,7 +459,8 @@ def synthetic_input(
     rng: np.random.Generator,
     reference: tuple[float, float],
     phase: Sequence[int] | None = None,
-) -> np.ndarray:
+    stages: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The pre-upsampled synthetic LRES over HRES voxels ``lo:hi`` of ``source``.
 
     The HRES around the box (enough for the blur and the cubic interpolation;
@@ -475,10 +486,15 @@ def synthetic_input(
     phase : sequence of int, optional
         HRES voxels between the box (less its margin) and the first LRES block
         edge, per axis (0 to ``ceil(ratio) - 1``); varies the sub-voxel phase.
+    stages : bool
+        Also return the LRES before the noise and before the blur (the targets
+        of the denoise and deblur stages), interpolated the same way.
 
     Returns
     -------
     ndarray of float32, shape ``hi - lo``
+        The degraded LRES; with ``stages``, the tuple ``(degraded, blurred,
+        clean)``: degraded, noise-free but blurred, and local mean only.
     """
     from napari_resolve.grid import Grid, resample_lres
     from napari_resolve.registration import area_downsample
@@ -493,20 +509,24 @@ def synthetic_input(
         starts.append(r0)
     stops = [r0 + math.ceil(n * f - 1e-9) for r0, n, f in zip(starts, blocks, ratios)]
     region = _cut(source, starts, stops)
-    lres = _blur_and_noise(area_downsample(region, ratios, blocks), params, rng, *reference)
+    clean = area_downsample(region, ratios, blocks)
+    blurred = _blur(clean, params)
+    lres = _noise(blurred, params, rng, *reference)
     hv = tuple(float(v) for v in hres_voxel_um)
     lv = tuple(h * f for h, f in zip(hv, ratios))
     # Frame of the cut's LRES: block 0 at the origin, so HRES voxel k of the cut at (k + 0.5) hv - lv / 2.
     origin = tuple((a - r0 + 0.5) * h - 0.5 * lres_v for a, r0, h, lres_v in zip(lo, starts, hv, lv))
     grid = Grid(tuple(int(b) - int(a) for a, b in zip(lo, hi)), hv, origin)
-    return resample_lres(lres, lv, grid)
+    if not stages:
+        return resample_lres(lres, lv, grid)
+    return tuple(resample_lres(a, lv, grid) for a in (lres, blurred.astype(np.float32), clean.astype(np.float32)))
 
 
 @dataclass
 class SyntheticPair(TrainingPair):
     """A :class:`~napari_resolve.pairs.TrainingPair` whose input is made from the HRES.
 
-    The training part's inputs are made per patch (:meth:`patch_input`, fresh
+    The training part's inputs are made per patch (:meth:`patch`, fresh
     parameters every time); ``inputs`` holds the whole ROI degraded once with
     the typical (mid-range) parameters and a fixed seed, which gives the
     validation block and the input normalisation.
@@ -516,16 +536,21 @@ class SyntheticPair(TrainingPair):
     source : ndarray of float32
         The HRES over the ROI, raw grey values, in its own dimension (2D or 3D).
     inputs, target : ndarray of float32
-        As in :class:`~napari_resolve.pairs.TrainingPair` (3D, normalised).
+        As in :class:`~napari_resolve.pairs.TrainingPair` (3D, normalised), for
+        the pair's ``task`` (see :data:`TASKS`).
     halo_z, val_axis, val_start, norm_in, norm_out, roi, grid, ndim
         As in :class:`~napari_resolve.pairs.TrainingPair`.
     degradation : Degradation
     hres_voxel_um : tuple of float
         In the source's dimension.
     reference : (float, float)
-        Grey values of relative intensity 0 and 1 (``norm_out``'s range).
+        Grey values of relative intensity 0 and 1 (the HRES normalisation's range).
     rng : numpy.random.Generator
         Draws the training patches' parameters and noise (seeded by ``degradation.seed``).
+    task : str
+        What the pair teaches (a key of :data:`TASKS`). For the denoise and
+        deblur tasks the target is an LRES, normalised like the input
+        (``norm_out is norm_in``), so that separately trained stages chain.
     """
 
     # The TrainingPair fields (inputs ... ndim) come first, then these.
@@ -534,27 +559,80 @@ class SyntheticPair(TrainingPair):
     hres_voxel_um: tuple[float, ...]
     reference: tuple[float, float]
     rng: np.random.Generator
+    task: str = "full"
 
-    def patch_input(self, start: Sequence[int], shape: Sequence[int]) -> np.ndarray:
-        """Normalised synthetic input of the target patch at ``start`` (3D, ``shape`` = (z, y, x) target voxels).
+    def patch(self, start: Sequence[int], shape: Sequence[int], stages: bool = False) -> list[np.ndarray]:
+        """Normalised input and target of the patch at ``start`` (3D, ``shape`` = (z, y, x) target voxels).
 
         Fresh degradation parameters and noise are drawn; only the training part
         of the ROI is read (mirrored beyond it), so no validation voxel enters.
+
+        Parameters
+        ----------
+        start, shape : sequence of int
+            The target patch in the pair's (z, y, x) target voxels.
+        stages : bool
+            For the full task: add the denoise and deblur stages' targets (the
+            LRES before the noise and before the blur, normalised like the input).
+
+        Returns
+        -------
+        list of ndarray
+            ``[input (with z halo), target]``, then with ``stages`` the two stage targets.
         """
         h = self.halo_z
         ratios = self.degradation.ratios(self.ndim)
         params = self.degradation.draw(self.ndim, self.rng)
         phase = [int(self.rng.integers(0, math.ceil(f - 1e-9))) for f in ratios]
         train = self.source[: self.val_start]  # the validation block is at the end of axis 0
+        variants = stages or self.task != "full"
         if self.ndim == 3:
             lo = (start[0] - h, start[1], start[2])
             hi = (start[0] + shape[0] + h, start[1] + shape[1], start[2] + shape[2])
-            block = synthetic_input(train, lo, hi, self.hres_voxel_um, ratios, params, self.rng, self.reference, phase)
         else:
             lo, hi = (start[1], start[2]), (start[1] + shape[1], start[2] + shape[2])
-            core = synthetic_input(train, lo, hi, self.hres_voxel_um, ratios, params, self.rng, self.reference, phase)
-            block = np.repeat(core[None], 2 * h + 1, axis=0)
-        return self.norm_in.apply(block)
+        made = synthetic_input(train, lo, hi, self.hres_voxel_um, ratios, params, self.rng, self.reference, phase,
+                               stages=variants)
+        blocks = made if variants else (made,)
+        if self.ndim == 2:  # a 2D image has no z neighbours: the halo repeats the slice
+            blocks = tuple(np.repeat(b[None], 2 * h + 1, axis=0) for b in blocks)
+        z, y, x = start
+        pz, py, px = shape
+        hres = self.target[z : z + pz, y : y + py, x : x + px]
+        if not variants:
+            return [self.norm_in.apply(blocks[0]), hres]
+        noisy, blurred, clean = (self.norm_in.apply(b) for b in blocks)
+        inputs, targets = _task_arrays(self.task, noisy, blurred, clean, hres, h)
+        if stages and self.task == "full":
+            targets += [blurred[h : blurred.shape[0] - h], clean[h : clean.shape[0] - h]]
+        return [inputs, *targets]
+
+
+#: What a network trained on synthetic pairs learns (``TrainConfig.task``): input -> target.
+#: The last three are the stages of ``cnn-denoise-deblur-sr-digital-rock.txt``, trained
+#: separately and stacked (:func:`napari_resolve.models.multioutput.stack_stages`).
+TASKS = {
+    "full": "degraded LRES -> HRES (the whole job)",
+    "denoise": "degraded LRES -> the same LRES without noise",
+    "deblur": "noise-free LRES -> the LRES without blur (the local mean)",
+    "upscale": "the local-mean LRES (no blur, no noise) -> HRES",
+}
+
+
+def _task_arrays(task, noisy, blurred, clean, hres, h) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Input (with the z halo) and target list of a task, from the three LRES variants and the HRES."""
+    def core(a):
+        return a[h : a.shape[0] - h]
+
+    if task == "full":
+        return noisy, [hres]
+    if task == "denoise":
+        return noisy, [core(blurred)]
+    if task == "deblur":
+        return blurred, [core(clean)]
+    if task == "upscale":
+        return clean, [hres]
+    raise InputError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
 
 
 def make_synthetic_pair(
@@ -567,6 +645,7 @@ def make_synthetic_pair(
     halo_z: int = 0,
     min_val: int = 4,
     norms: tuple[Normalisation, Normalisation] | None = None,
+    task: str = "full",
 ) -> SyntheticPair:
     """The synthetic training pair of an HRES alone.
 
@@ -585,6 +664,10 @@ def make_synthetic_pair(
         the last ``max(min_val, round(val_fraction * n))`` voxels along axis 0.
     norms : (Normalisation, Normalisation), optional
         Input and target normalisations to keep (when resuming a model).
+    task : str
+        What the pair teaches, a key of :data:`TASKS` (default the whole job).
+        The input normalisation does not depend on the task, so stages trained
+        separately on one HRES and degradation chain.
 
     Raises
     ------
@@ -594,6 +677,8 @@ def make_synthetic_pair(
     """
     from napari_resolve.grid import Grid, check_roi
 
+    if task not in TASKS:
+        raise InputError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
     image = as_image(hres, "HRES", min_size=2)
     ndim = image.ndim
     hv = voxel_tuple(hres_voxel_um, ndim, "HRES voxel size")
@@ -634,22 +719,32 @@ def make_synthetic_pair(
     seeds = np.random.SeedSequence(int(degradation.seed)).spawn(3)
     val_rng, norm_rng, train_rng = (np.random.default_rng(s) for s in seeds)
     typical = degradation.typical(ndim)
+    variants = task != "full"
     if ndim == 3:
         lo, hi = (-halo_z, 0, 0), (n_axis + halo_z,) + source.shape[1:]
-        inputs = synthetic_input(source, lo, hi, hv, ratios, typical, val_rng, reference)
+        made = synthetic_input(source, lo, hi, hv, ratios, typical, val_rng, reference, stages=variants)
+        blocks = made if variants else (made,)
     else:
-        core = synthetic_input(source, (0, 0), source.shape, hv, ratios, typical, val_rng, reference)
-        inputs = np.repeat(core[None], 2 * halo_z + 1, axis=0)
+        made = synthetic_input(source, (0, 0), source.shape, hv, ratios, typical, val_rng, reference, stages=variants)
+        blocks = tuple(np.repeat(b[None], 2 * halo_z + 1, axis=0) for b in (made if variants else (made,)))
     if norm_in is None:
         train = source[:val_start]
         norm_in = fit_normalisation(synthetic_input(train, (0,) * ndim, train.shape, hv, ratios, typical, norm_rng,
                                                     reference))
+    blocks = tuple(norm_in.apply(b) for b in blocks)
+    if variants:
+        # LRES targets are normalised like the input: a stage's output feeds the next stage.
+        inputs, (target,) = _task_arrays(task, *blocks, norm_out.apply(target3), halo_z)
+        if task in ("denoise", "deblur"):
+            norm_out = norm_in
+    else:
+        inputs, target = blocks[0], norm_out.apply(target3)
     origin = tuple(r.start * v for r, v in zip(roi, hv))  # the HRES's own frame: voxel 0 at 0
     grid = Grid(target3.shape, hv if ndim == 3 else (hv[0],) + hv, origin if ndim == 3 else (0.0,) + origin)
     return SyntheticPair(
         source=source,
-        inputs=norm_in.apply(inputs),
-        target=norm_out.apply(target3),
+        inputs=inputs,
+        target=target,
         halo_z=halo_z,
         val_axis=val_axis,
         val_start=val_start,
@@ -662,6 +757,7 @@ def make_synthetic_pair(
         hres_voxel_um=hv,
         reference=reference,
         rng=train_rng,
+        task=task,
     )
 
 
@@ -671,8 +767,12 @@ class SyntheticSampler(PatchSampler):
     Same arguments, patch shapes and augmentation as
     :class:`~napari_resolve.pairs.PatchSampler` (whose ``rng`` chooses positions
     and flips); the pair's own generator draws the degradation and the noise.
+    With ``stages`` (full task only) every batch also carries the targets of a
+    multi-output network's denoise and deblur outputs.
     """
 
-    def _input_patch(self, z: int, y: int, x: int) -> np.ndarray:
+    provides_stages = True
+
+    def _patch(self, z: int, y: int, x: int) -> list[np.ndarray]:
         # Degraded afresh for every patch (the pair's generator draws the parameters).
-        return self.pair.patch_input((z, y, x), self.shape)
+        return self.pair.patch((z, y, x), self.shape, stages=self.stages)

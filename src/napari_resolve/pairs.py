@@ -255,11 +255,22 @@ class PatchSampler:
         rotations by multiples of 90 degrees in the (y, x) plane.
     square_voxels : bool
         Whether y and x voxel sizes are equal (rotations allowed).
+    stages : bool
+        Also return the targets of a multi-output network's intermediate
+        outputs; only samplers that have them (``provides_stages``) accept this.
     """
 
+    #: Whether this sampler can give intermediate (stage) targets.
+    provides_stages = False
+
     def __init__(self, pair: TrainingPair, *, out_depth: int, size: int, multiple: int, rng: np.random.Generator,
-                 augment: bool = True, square_voxels: bool = True):
-        self.pair, self.rng, self.augment = pair, rng, augment
+                 augment: bool = True, square_voxels: bool = True, stages: bool = False):
+        if stages and not self.provides_stages:
+            raise InputError(
+                "This training pair has no intermediate (denoise, deblur) targets: only synthetic pairs made "
+                "from an HRES have them."
+            )
+        self.pair, self.rng, self.augment, self.stages = pair, rng, augment, stages
         tz, ty, tx = pair.train_shape
         py = min(size, ty) // multiple * multiple
         px = min(size, tx) // multiple * multiple
@@ -272,32 +283,41 @@ class PatchSampler:
         self.shape = (pz, py, px)
         self.rotate = augment and square_voxels and py == px
 
-    def _input_patch(self, z: int, y: int, x: int) -> np.ndarray:
-        """The input (with z halo) under the target patch starting at (z, y, x)."""
+    def _patch(self, z: int, y: int, x: int) -> list[np.ndarray]:
+        """Input (with z halo) and target of the patch whose target starts at (z, y, x)."""
         pz, py, px = self.shape
         h = self.pair.halo_z
-        return self.pair.inputs[z : z + pz + 2 * h, y : y + py, x : x + px]
+        return [
+            self.pair.inputs[z : z + pz + 2 * h, y : y + py, x : x + px],
+            self.pair.target[z : z + pz, y : y + py, x : x + px],
+        ]
 
-    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
-        """``batch`` input patches (with z halo) and target patches, float32."""
+    def sample(self, batch: int) -> tuple[np.ndarray, ...]:
+        """``batch`` input patches (with z halo) and target patches, float32.
+
+        With ``stages``, the stage targets follow (each shaped like the targets),
+        flipped and rotated with their patch.
+        """
         pz, py, px = self.shape
         tz, ty, tx = self.pair.train_shape
         h = self.pair.halo_z
-        xs = np.empty((batch, pz + 2 * h, py, px), np.float32)
-        ys = np.empty((batch, pz, py, px), np.float32)
+        out = None
         for b in range(batch):
             z = int(self.rng.integers(0, tz - pz + 1))
             y = int(self.rng.integers(0, ty - py + 1))
             x = int(self.rng.integers(0, tx - px + 1))
-            xi = self._input_patch(z, y, x)
-            yi = self.pair.target[z : z + pz, y : y + py, x : x + px]
+            arrays = self._patch(z, y, x)
             if self.augment:
                 if self.rng.random() < 0.5:
-                    xi, yi = xi[:, ::-1], yi[:, ::-1]
+                    arrays = [a[:, ::-1] for a in arrays]
                 if self.rng.random() < 0.5:
-                    xi, yi = xi[:, :, ::-1], yi[:, :, ::-1]
+                    arrays = [a[:, :, ::-1] for a in arrays]
                 if self.rotate:
                     k = int(self.rng.integers(0, 4))
-                    xi, yi = np.rot90(xi, k, axes=(1, 2)), np.rot90(yi, k, axes=(1, 2))
-            xs[b], ys[b] = xi, yi
-        return xs, ys
+                    arrays = [np.rot90(a, k, axes=(1, 2)) for a in arrays]
+            if out is None:
+                out = [np.empty((batch, pz + 2 * h, py, px), np.float32)]
+                out += [np.empty((batch, pz, py, px), np.float32) for _ in arrays[1:]]
+            for dest, a in zip(out, arrays):
+                dest[b] = a
+        return tuple(out)

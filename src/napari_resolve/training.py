@@ -81,6 +81,18 @@ class TrainConfig:
     multiscale_until : float
         Share of the iterations after which the coarse losses are dropped (MDCNN
         drops them "at a later stage"); 1 keeps them to the end.
+    task : {"full", "denoise", "deblur", "upscale"}
+        What to learn from synthetic pairs (see
+        :data:`napari_resolve.degradation.TASKS`): the whole job, or one stage of
+        it, to be stacked with the others
+        (:func:`napari_resolve.models.multioutput.stack_stages`). Real pairs
+        only have the whole job.
+    stage_weight : float
+        For networks with intermediate outputs (``multioutput``): weight of the
+        L1 loss of each of the denoise and deblur outputs against their targets
+        (the paper's three losses), next to the final output's 1. 0 trains on
+        the final output alone, which also works on a real pair (e.g. to
+        fine-tune a model trained on synthetic pairs).
     """
 
     model: str = "unet25d"
@@ -102,6 +114,8 @@ class TrainConfig:
     augment: bool = True
     multiscale_weight: float = 1.0
     multiscale_until: float = 0.5
+    task: str = "full"
+    stage_weight: float = 1.0
 
     def check(self) -> None:
         """Raise :class:`InputError` for settings that cannot work."""
@@ -119,6 +133,12 @@ class TrainConfig:
             raise InputError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
         if self.loss not in LOSSES:
             raise InputError(f"Unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
+        from napari_resolve.degradation import TASKS
+
+        if self.task not in TASKS:
+            raise InputError(f"Unknown task {self.task!r}; choose one of {', '.join(TASKS)}.")
+        if not 0 <= self.stage_weight < math.inf:
+            raise InputError(f"stage_weight must be 0 or more, got {self.stage_weight}.")
         if not 0 <= self.multiscale_weight < math.inf or not 0 <= self.multiscale_until <= 1:
             raise InputError(
                 f"multiscale_weight must be 0 or more and multiscale_until between 0 and 1, got "
@@ -294,12 +314,13 @@ def iter_train(
     rng = np.random.default_rng(cfg.seed)
     net = start_ckpt.build() if start_ckpt is not None else build_model(cfg.model, **cfg.model_config)
     cfg.model_config = dict(net.config)
+    stages = check_training_data(cfg, synthetic=degradation is not None)
     if degradation is not None:
         from napari_resolve.degradation import SyntheticSampler, make_synthetic_pair
 
         norms = (start_ckpt.norm_in, start_ckpt.norm_out) if start_ckpt is not None else None
         pair = make_synthetic_pair(hres, scale, degradation, roi=roi, val_fraction=cfg.val_fraction,
-                                   halo_z=net.trim_z, norms=norms)
+                                   halo_z=net.trim_z, norms=norms, task=cfg.task)
         sampler_cls = SyntheticSampler  # PatchSampler's interface, fresh degradation per patch
     else:
         pair = make_pair(lres, hres, lv, offset, scale, roi=roi, val_fraction=cfg.val_fraction, halo_z=net.trim_z)
@@ -318,6 +339,7 @@ def iter_train(
         rng=rng,
         augment=cfg.augment,
         square_voxels=abs(hv_yx[0] / hv_yx[1] - 1) < 1e-3,
+        stages=stages,
     )
     dev = resolve_device(cfg.device)
     amp = autocast_dtype(dev) if cfg.mixed_precision else None
@@ -371,7 +393,7 @@ def iter_train(
     try:
         for step in range(1, total + 1):
             net.train()
-            xb, yb = sampler.sample(cfg.batch_size)
+            xb, yb, *stage_b = sampler.sample(cfg.batch_size)
             x = torch.from_numpy(xb).to(dev)
             y = torch.from_numpy(yb).to(dev)
             lr = optimiser.param_groups[0]["lr"]
@@ -380,7 +402,10 @@ def iter_train(
                     pred = net(x)
                 loss = loss_fn(pred.float(), y)
                 coarse_loss = _multiscale_loss(net, y, cfg, step, total)
+                stage_losses = _stage_losses(net, stage_b, dev, cfg)
                 optimised = loss if coarse_loss is None else loss + coarse_loss
+                if stage_losses:
+                    optimised = optimised + cfg.stage_weight * sum(stage_losses.values())
                 optimiser.zero_grad(set_to_none=True)
                 scaler.scale(optimised).backward()
                 scaler.step(optimiser)
@@ -413,8 +438,9 @@ def iter_train(
                 message=f"iteration {step}/{total}, loss {loss_v:.4f}",
             )
             entry = {"iteration": it0 + step, "loss": loss_v, "lr": lr, "seconds": round(elapsed, 2)}
-            if coarse_loss is not None:  # "loss" stays the full-resolution loss, comparable across options
+            if coarse_loss is not None or stage_losses:  # "loss" stays the final output's, comparable across options
                 entry["loss_total"] = float(optimised.detach())
+            entry.update({f"loss_{stage}": float(v.detach()) for stage, v in stage_losses.items()})
             if step % val_every == 0 or step == total:
                 psnr, ssim_v, preview = _validate(net, val_in, val_target, pair, dev, amp)
                 entry.update(val_psnr=psnr, val_ssim=ssim_v)
@@ -562,6 +588,68 @@ def _multiscale_loss(net, y, cfg: TrainConfig, step: int, total: int):
 
     pixel = F.mse_loss if cfg.loss.startswith("mse") else F.l1_loss
     return cfg.multiscale_weight * sum(pixel(c.float(), F.avg_pool2d(y, 2**k)) for k, c in enumerate(coarse, 1))
+
+
+def check_training_data(cfg: TrainConfig, *, synthetic: bool) -> bool:
+    """Check that the model and task can learn from this kind of pair; say whether the
+    batches must carry intermediate (stage) targets.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+    synthetic : bool
+        Synthetic pairs from an HRES (which have the intermediate images), or a real pair.
+
+    Returns
+    -------
+    bool
+        True for a multi-output network with stage losses.
+
+    Raises
+    ------
+    InputError
+        For a task other than the whole job on a real pair, a multi-output
+        network trained for one stage, or stage losses on a real pair.
+    """
+    from napari_resolve.models import MODELS
+
+    cfg.check()
+    if cfg.task != "full" and not synthetic:
+        raise InputError(
+            f"The {cfg.task!r} task needs the intermediate images of a synthetic pair: train it on an HRES "
+            "alone (napari-resolve train --synthetic HRES), or use task 'full'."
+        )
+    if not MODELS[cfg.model].stage_names:
+        return False
+    if cfg.task != "full":
+        raise InputError(
+            f"A {cfg.model} network learns all three stages at once (task 'full'); to train the {cfg.task!r} "
+            "stage on its own, train the network that stage uses (e.g. unet25d)."
+        )
+    if cfg.stage_weight > 0 and not synthetic:
+        raise InputError(
+            f"The {cfg.model} network's denoise and deblur outputs are trained against images that only "
+            "synthetic pairs have. Train it on an HRES alone (napari-resolve train --synthetic HRES), or set "
+            "the stage weight to 0 to train its final output alone on this pair (e.g. to fine-tune a model "
+            "trained on synthetic pairs)."
+        )
+    return cfg.stage_weight > 0
+
+
+def _stage_losses(net, stage_targets, dev, cfg: TrainConfig) -> dict:
+    """L1 loss of each intermediate output against its target (the paper's first two losses), by stage name."""
+    outputs = getattr(net, "stage_outputs", None)
+    if outputs:
+        net.stage_outputs = []  # read once: the model does not keep this step's tensors
+    if not outputs or not stage_targets or cfg.stage_weight == 0:
+        return {}
+    import torch
+    import torch.nn.functional as F
+
+    return {
+        stage: F.l1_loss(out.float(), torch.from_numpy(t).to(dev))
+        for stage, out, t in zip(net.stage_names, outputs, stage_targets)
+    }
 
 
 def _cpu(state):

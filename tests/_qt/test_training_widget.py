@@ -381,3 +381,24 @@ def test_synthetic_mode_refuses_bad_ranges_and_switches_back(registered_viewer, 
     w.data_combo.value = "pair"
     assert w.lres_combo.visible and not w.synthetic_box.visible
     assert "registered" in w.reg_label.value
+
+
+def test_the_multi_output_network_trains_on_synthetic_pairs_and_is_refused_on_a_real_pair(
+        registered_viewer, qtbot, monkeypatch):
+    viewer, lres, hres = registered_viewer
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    w = TrainingWidget(viewer)
+    qtbot.addWidget(w)
+    w.show()
+    _small(w, model="multioutput", iterations=2)
+    assert w.controls.run() is False and w.job.state == "idle"
+    assert "synthetic" in shown[-1] and "stage weight" in shown[-1]
+    w.data_combo.value = "synthetic"
+    w.z_first.value, w.z_last.value = 20, 59
+    assert w.controls.run(), w.controls.status.text()
+    _wait(qtbot, w)
+    assert w.job.state == "done", w.job.error
+    ckpt = session_for(viewer).model
+    assert ckpt.architecture == "multioutput" and ckpt.extra["training_data"] == "synthetic"
+    assert {"loss_denoise", "loss_deblur"} <= set(ckpt.history[-1])

@@ -609,7 +609,7 @@ class TrainingWidget(QWidget):
 
     def config(self):
         """The :class:`~napari_resolve.training.TrainConfig` of the form."""
-        from napari_resolve.training import TrainConfig
+        from napari_resolve.training import TrainConfig, check_training_data
 
         text = self.learning_rate.value.strip()
         try:
@@ -626,7 +626,8 @@ class TrainingWidget(QWidget):
             learning_rate=lr,
             device=self.device_combo.value,
         )
-        cfg.check()
+        # The multi-output network needs the intermediate images of synthetic pairs: say so now.
+        check_training_data(cfg, synthetic=self.synthetic)
         return cfg
 
     def _resume_model(self, lres_um, hres_um):

@@ -34,6 +34,9 @@ class ResolutionModel(nn.Module):
     name: str = ""
     #: A 3D (volumetric) network; otherwise a 2D or 2.5D one that works slice-wise.
     volumetric: bool = False
+    #: Names of intermediate outputs trained against their own targets (``stage_outputs``
+    #: after a forward pass in training mode); empty for single-output networks.
+    stage_names: tuple[str, ...] = ()
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
