@@ -20,7 +20,7 @@ from napari_resolve.errors import (
     VoxelSizeError,
 )
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 # name -> module that defines it
 _LAZY = {

@@ -29,6 +29,7 @@ returned, so tiled inference treats the model like any other.
 from __future__ import annotations
 
 import math
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -36,19 +37,20 @@ import torch
 from napari_resolve.errors import InputError
 from napari_resolve.models.base import ResolutionModel
 
-#: Stage names, in order, and the network each one gets by default.
+#: Stage names, in order, and the network each one gets by default (read-only: they are
+#: the constructor's default arguments, which :func:`~napari_resolve.models.model_options` lists).
 STAGES = ("denoise", "deblur", "upscale")
-DEFAULT_STAGES: dict[str, dict[str, Any]] = {
-    "denoise": {"name": "unet25d", "slices": 5, "width": 16, "depth": 2},
-    "deblur": {"name": "unet25d", "slices": 1, "width": 16, "depth": 2},
-    "upscale": {"name": "dfcan"},
+DEFAULT_STAGES: dict[str, MappingProxyType] = {
+    "denoise": MappingProxyType({"name": "unet25d", "slices": 5, "width": 16, "depth": 2}),
+    "deblur": MappingProxyType({"name": "unet25d", "slices": 1, "width": 16, "depth": 2}),
+    "upscale": MappingProxyType({"name": "dfcan"}),
 }
 
 
 def _stage_spec(stage: str, spec) -> dict[str, Any]:
-    """A stage's ``{"name": architecture, **settings}``, checked."""
-    if spec is None:
-        return dict(DEFAULT_STAGES[stage])
+    """A stage's ``{"name": architecture, **settings}`` as a new dict, checked."""
+    if isinstance(spec, MappingProxyType):
+        spec = dict(spec)
     if isinstance(spec, str):
         return {"name": spec}
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
@@ -66,8 +68,10 @@ class MultiOutput(ResolutionModel):
     ----------
     denoise, deblur, upscale : str or dict, optional
         Each stage's network: a registered model name, or ``{"name": NAME,
-        **settings}`` (default :data:`DEFAULT_STAGES`). The stages must work
-        slice by slice; only the first may read neighbouring slices (``trim_z``).
+        **settings}`` (default :data:`DEFAULT_STAGES`). A given dict replaces the
+        default whole (unnamed settings take that network's defaults). The stages
+        must work slice by slice; only the first may read neighbouring slices
+        (``trim_z``).
 
     Attributes
     ----------
@@ -79,7 +83,12 @@ class MultiOutput(ResolutionModel):
     name = "multioutput"
     stage_names = STAGES[:2]
 
-    def __init__(self, denoise=None, deblur=None, upscale=None):
+    def __init__(
+        self,
+        denoise=DEFAULT_STAGES["denoise"],
+        deblur=DEFAULT_STAGES["deblur"],
+        upscale=DEFAULT_STAGES["upscale"],
+    ):
         from napari_resolve.models import build_model
 
         specs = {s: _stage_spec(s, v) for s, v in zip(STAGES, (denoise, deblur, upscale))}
