@@ -629,9 +629,9 @@ def check_training_data(cfg: TrainConfig, *, synthetic: bool) -> bool:
     if cfg.stage_weight > 0 and not synthetic:
         raise InputError(
             f"The {cfg.model} network's denoise and deblur outputs are trained against images that only "
-            "synthetic pairs have. Train it on an HRES alone (napari-resolve train --synthetic HRES), or set "
-            "the stage weight to 0 to train its final output alone on this pair (e.g. to fine-tune a model "
-            "trained on synthetic pairs)."
+            "synthetic pairs have. Train it on an HRES alone (synthetic pairs; napari-resolve train --synthetic "
+            "HRES), or train its final output alone on this pair with stage_weight 0 (--stage-weight 0), e.g. "
+            "to fine-tune a model trained on synthetic pairs."
         )
     return cfg.stage_weight > 0
 

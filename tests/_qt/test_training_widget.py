@@ -393,7 +393,7 @@ def test_the_multi_output_network_trains_on_synthetic_pairs_and_is_refused_on_a_
     w.show()
     _small(w, model="multioutput", iterations=2)
     assert w.controls.run() is False and w.job.state == "idle"
-    assert "synthetic" in shown[-1] and "stage weight" in shown[-1]
+    assert "synthetic pairs" in shown[-1] and "--stage-weight 0" in shown[-1]
     w.data_combo.value = "synthetic"
     w.z_first.value, w.z_last.value = 20, 59
     assert w.controls.run(), w.controls.status.text()
