@@ -47,7 +47,7 @@ from scipy import ndimage
 from napari_resolve._validate import as_image, voxel_tuple
 from napari_resolve.errors import InputError
 from napari_resolve.normalisation import Normalisation, fit_normalisation
-from napari_resolve.pairs import MIN_PATCH, PatchSampler, TrainingPair
+from napari_resolve.pairs import PatchSampler, TrainingPair, validation_size
 
 #: The Gaussian blur kernel reaches this many standard deviations (scipy's default).
 TRUNCATE = 4.0
@@ -684,27 +684,11 @@ def make_synthetic_pair(
     hv = voxel_tuple(hres_voxel_um, ndim, "HRES voxel size")
     degradation.check(ndim)
     ratios = degradation.ratios(ndim)
-    if not 0 < val_fraction <= 0.5:
-        raise InputError(f"val_fraction must be in (0, 0.5], got {val_fraction}.")
     roi = check_roi(roi, image.shape, "the HRES (HRES voxels)")
     source = np.ascontiguousarray(image[roi])
     _check_size(source.shape, ratios, "The training ROI" if source.shape != image.shape else "The HRES")
     n_axis = source.shape[0]
-    n_val = max(min_val, round(val_fraction * n_axis))
-    min_train = MIN_PATCH if ndim == 2 else 1
-    if n_axis - n_val < min_train:
-        raise InputError(
-            f"The training ROI is {n_axis} voxels along axis 0: too small for a validation block of "
-            f"{n_val} voxels plus training data. Choose a larger ROI (at least {n_val + min_train} voxels "
-            "on axis 0)."
-        )
-    in_plane = source.shape[-2:]
-    if min(in_plane) < MIN_PATCH:
-        raise InputError(
-            f"The training ROI is {in_plane[0]} x {in_plane[1]} HRES voxels in (y, x); at least "
-            f"{MIN_PATCH} x {MIN_PATCH} are needed. Choose a larger ROI."
-        )
-    val_start = n_axis - n_val
+    val_start = n_axis - validation_size(source.shape, val_fraction, min_val)
     target3 = source if ndim == 3 else source[None]
     val_axis = 0 if ndim == 3 else 1
     train_t = [slice(None)] * 3

@@ -112,6 +112,48 @@ class TrainingPair:
         return self.inputs[tuple(t)], self.target[tuple(t)]
 
 
+def validation_size(roi_shape, val_fraction: float, min_val: int) -> int:
+    """Voxels of the validation block of a training ROI, checked.
+
+    The block is cut along axis 0 (z in 3D, y in 2D) and is
+    ``max(min_val, round(val_fraction * n))`` voxels long; what is left must still
+    hold a training patch (a 2D image needs ``MIN_PATCH`` rows), and the ROI must
+    be at least ``MIN_PATCH`` voxels wide in y and x.
+
+    Parameters
+    ----------
+    roi_shape : sequence of int
+        The ROI's shape in HRES voxels (2D or 3D).
+    val_fraction : float
+        Share held out, in (0, 0.5].
+    min_val : int
+        Smallest validation block.
+
+    Raises
+    ------
+    InputError
+        For a share outside (0, 0.5] or an ROI too small for both parts.
+    """
+    if not 0 < val_fraction <= 0.5:
+        raise InputError(f"val_fraction must be in (0, 0.5], got {val_fraction}.")
+    n_axis = int(roi_shape[0])
+    n_val = max(min_val, round(val_fraction * n_axis))
+    min_train = MIN_PATCH if len(roi_shape) == 2 else 1
+    if n_axis - n_val < min_train:
+        raise InputError(
+            f"The training ROI is {n_axis} voxels along axis 0: too small for a validation block of "
+            f"{n_val} voxels plus training data. Choose a larger ROI (at least {n_val + min_train} voxels "
+            "on axis 0)."
+        )
+    in_plane = [int(n) for n in roi_shape[-2:]]
+    if min(in_plane) < MIN_PATCH:
+        raise InputError(
+            f"The training ROI is {in_plane[0]} x {in_plane[1]} HRES voxels in (y, x); at least "
+            f"{MIN_PATCH} x {MIN_PATCH} are needed. Choose a larger ROI."
+        )
+    return n_val
+
+
 def make_pair(
     lres,
     hres,
@@ -163,8 +205,6 @@ def make_pair(
     hv = voxel_tuple(hres_voxel_um, ndim, "HRES voxel size")
     if len(offset_um) != ndim:
         raise InputError(f"The registration offset has {len(offset_um)} values but the images are {ndim}D.")
-    if not 0 < val_fraction <= 0.5:
-        raise InputError(f"val_fraction must be in (0, 0.5], got {val_fraction}.")
     overlap = hres_overlap(hres_a.shape, hv, offset_um, lres_a.shape, lv)
     if roi is None:
         roi = overlap
@@ -175,23 +215,7 @@ def make_pair(
             f"The training ROI leaves the part of the HRES that lies inside the LRES on axis {outside[0]} "
             f"(overlap {','.join(f'{o.start}:{o.stop}' for o in overlap)} in HRES voxels). Choose an ROI inside it."
         )
-    # The validation block is cut along axis 0 (z in 3D, y in 2D); what is left
-    # must still hold a training patch (a 2D image needs MIN_PATCH rows).
-    n_axis = roi[0].stop - roi[0].start
-    n_val = max(min_val, round(val_fraction * n_axis))
-    min_train = MIN_PATCH if ndim == 2 else 1
-    if n_axis - n_val < min_train:
-        raise InputError(
-            f"The training ROI is {n_axis} voxels along axis 0: too small for a validation block of "
-            f"{n_val} voxels plus training data. Choose a larger ROI (at least {n_val + min_train} voxels "
-            "on axis 0)."
-        )
-    in_plane = [r.stop - r.start for r in roi[-2:]]
-    if min(in_plane) < MIN_PATCH:
-        raise InputError(
-            f"The training ROI is {in_plane[0]} x {in_plane[1]} HRES voxels in (y, x); at least "
-            f"{MIN_PATCH} x {MIN_PATCH} are needed. Choose a larger ROI."
-        )
+    n_val = validation_size([r.stop - r.start for r in roi], val_fraction, min_val)
 
     target = hres_a[roi]
     origin = tuple(o + r.start * v for o, r, v in zip(offset_um, roi, hv))
