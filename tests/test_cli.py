@@ -461,3 +461,29 @@ def test_stages_trained_separately_then_stacked_then_trained_jointly(foam, capsy
         assert not out.exists()
     code, _, err = run(capsys, "stack", paths["denoise"], paths["deblur"], paths["upscale"], "-o", stacked)
     assert code == 2 and "already exists" in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "a.tif", "b.tif", "--loss", "bad", "-o", "m.pt"], "argument --loss: invalid choice: 'bad'"),
+    (["train"], "required: -o/--output"),
+    (["predict", "m.pt"], "required: lres, -o/--output"),
+    (["phantom", "x", "--size", "abc"], "argument --size: invalid int value: 'abc'"),
+    (["bogus"], "invalid choice: 'bogus'"),
+    ([], "required: COMMAND"),
+])
+def test_unparsable_command_lines_get_one_line_and_status_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and message in err and "usage:" not in err, err
+    assert err.startswith("napari-resolve") and "--help" in err
+
+
+def test_version_and_help_still_work(capsys):
+    from napari_resolve import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"napari-resolve {__version__}"
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--help"])
+    assert done.value.code == 0 and "--synthetic" in capsys.readouterr().out

@@ -158,8 +158,9 @@ def test_record_round_trip():
     assert back.lres_voxel_um((2.0, 1.0, 1.0)) == (2.0, 2.5, 2.5)
     assert Degradation().lres_voxel_um(1.5) == (4.5, 4.5, 4.5)
     typical = Degradation(blur=(0, 2), gaussian_noise=(0, 0.1), poisson=(100, 10000), speckle=(0, 0.04)).typical(2)
-    assert typical == pytest.approx({"blur_sigma": [1.0, 1.0], "gaussian_noise": 0.05, "poisson_photons": 1000.0,
-                                     "speckle": 0.02})
+    # pytest.approx compares flat mappings only (pytest 9 refuses nested ones): the per-axis blur apart.
+    assert typical.pop("blur_sigma") == pytest.approx([1.0, 1.0])
+    assert typical == pytest.approx({"gaussian_noise": 0.05, "poisson_photons": 1000.0, "speckle": 0.02})
 
 
 @pytest.mark.parametrize(("kwargs", "match"), [

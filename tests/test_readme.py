@@ -23,3 +23,13 @@ def test_quick_start_has_exactly_two_commands_demo_and_tests():
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert _quick_start_commands()[1] in ci
+
+
+def test_ci_runs_the_tests_in_a_fresh_virtual_environment():
+    """Nothing installed on the CI machine itself may satisfy a dependency."""
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    test_line = ci.index(_quick_start_commands()[1])
+    made = [i for i, line in enumerate(ci) if re.match(r"\s*python3? -m venv ", line)]
+    activated = [i for i, line in enumerate(ci) if re.match(r"\s*(source|\.) .*/bin/activate", line)]
+    assert made and activated and made[0] < activated[0] < test_line
+    assert "--system-site-packages" not in "\n".join(ci)

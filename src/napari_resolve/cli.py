@@ -602,8 +602,28 @@ def cmd_demo(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- parser
 
 
+class UsageError(Exception):
+    """A command line that argparse could not parse (unknown flag, bad choice, missing argument)."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our error style: one line and exit status 2, like every other bad input.
+
+    argparse's own ``error`` prints the whole usage text and exits from deep inside
+    ``parse_args``; here it raises, and :func:`main` prints one line that points to
+    ``--help``. Sub-parsers are made by the same class (``add_subparsers`` uses it).
+    """
+
+    def error(self, message: str):
+        raise UsageError(self.prog, message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="napari-resolve",
         description="Learned resolution recovery for 3D microscopy volumes. "
         "Lengths are in micrometres (um); arrays are (z, y, x).",
@@ -806,7 +826,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 user error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"{exc.prog}: error: {exc} (see {exc.prog} --help)", file=sys.stderr)
+        return 2
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
