@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from napari_resolve.phantom import make_phantom
-from napari_resolve.pores import analyse_pores
+from napari_resolve.pores.segment import analyse_pores
 
 
 def ball(radius, voxel):

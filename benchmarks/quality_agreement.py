@@ -15,7 +15,7 @@ from pytorch_msssim import ms_ssim as ref_ms_ssim
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from napari_resolve import quality
+from napari_resolve.measure import similarity as quality
 
 
 def pair(shape, seed):

@@ -16,7 +16,7 @@ import json, resource, sys, time
 import numpy as np
 from napari_resolve.phantom import make_phantom
 from napari_resolve.registration import register
-from napari_resolve.pores import analyse_pores
+from napari_resolve.pores.segment import analyse_pores
 
 size = int(sys.argv[1])
 t = time.perf_counter()

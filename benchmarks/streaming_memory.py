@@ -25,10 +25,10 @@ import json, shutil, sys, time
 from pathlib import Path
 import numpy as np
 from scipy import ndimage
-from napari_resolve.inference import run_predict
+from napari_resolve.learn.inference import run_predict
 from napari_resolve.models import build_model
 from napari_resolve.models.checkpoint import Checkpoint
-from napari_resolve.normalisation import Normalisation
+from napari_resolve.learn.normalisation import Normalisation
 
 def hwm():
     for line in open("/proc/self/status"):

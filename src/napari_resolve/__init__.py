@@ -27,29 +27,29 @@ _LAZY = {
     "Volume": "io",
     "read_volume": "io",
     "write_volume": "io",
-    "Normalisation": "normalisation",
-    "fit_normalisation": "normalisation",
+    "Normalisation": "learn.normalisation",
+    "fit_normalisation": "learn.normalisation",
     "Phantom": "phantom",
     "make_phantom": "phantom",
     "write_phantom": "phantom",
     "Registration": "registration",
     "register": "registration",
-    "resample_to_grid": "resample",
-    "compare": "quality",
-    "gaussian_resolution": "quality",
-    "frc": "quality",
-    "run_evaluate": "evaluate",
-    "Degradation": "degradation",
-    "degrade": "degradation",
-    "mse": "quality",
-    "psnr": "quality",
-    "ssim": "quality",
-    "ssim_map": "quality",
-    "ms_ssim": "quality",
-    "ms_ssim_map": "quality",
-    "PoreResult": "pores",
-    "analyse_pores": "pores",
-    "iter_analyse_pores": "pores",
+    "resample_to_grid": "geometry.resample",
+    "compare": "measure.similarity",
+    "gaussian_resolution": "measure.similarity",
+    "frc": "measure.similarity",
+    "run_evaluate": "evaluate.batch",
+    "Degradation": "learn.synthetic",
+    "degrade": "learn.synthetic",
+    "mse": "measure.similarity",
+    "psnr": "measure.similarity",
+    "ssim": "measure.similarity",
+    "ssim_map": "measure.similarity",
+    "ms_ssim": "measure.similarity",
+    "ms_ssim_map": "measure.similarity",
+    "PoreResult": "pores.segment",
+    "analyse_pores": "pores.segment",
+    "iter_analyse_pores": "pores.segment",
 }
 
 __all__ = [
@@ -78,13 +78,13 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
-    from napari_resolve.degradation import Degradation, degrade  # noqa: F401
-    from napari_resolve.evaluate import run_evaluate  # noqa: F401
+    from napari_resolve.learn.synthetic import Degradation, degrade  # noqa: F401
+    from napari_resolve.evaluate.batch import run_evaluate  # noqa: F401
     from napari_resolve.io import Volume, read_volume, write_volume  # noqa: F401
-    from napari_resolve.normalisation import Normalisation, fit_normalisation  # noqa: F401
+    from napari_resolve.learn.normalisation import Normalisation, fit_normalisation  # noqa: F401
     from napari_resolve.phantom import Phantom, make_phantom, write_phantom  # noqa: F401
-    from napari_resolve.pores import PoreResult, analyse_pores, iter_analyse_pores  # noqa: F401
-    from napari_resolve.quality import (  # noqa: F401
+    from napari_resolve.pores.segment import PoreResult, analyse_pores, iter_analyse_pores  # noqa: F401
+    from napari_resolve.measure.similarity import (  # noqa: F401
         compare,
         frc,
         gaussian_resolution,
@@ -96,4 +96,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         ssim_map,
     )
     from napari_resolve.registration import Registration, register  # noqa: F401
-    from napari_resolve.resample import resample_to_grid  # noqa: F401
+    from napari_resolve.geometry.resample import resample_to_grid  # noqa: F401

@@ -77,15 +77,15 @@ def run_demo(
     dict
         The report (also written to ``demo_report.json``), with a ``table`` string.
     """
-    from napari_resolve.baselines import estimate_psf_sigma, interpolate, run_baseline
-    from napari_resolve.grid import Grid
-    from napari_resolve.inference import run_predict
+    from napari_resolve.measure.baselines import estimate_psf_sigma, interpolate, run_baseline
+    from napari_resolve.geometry.grid import Grid
+    from napari_resolve.learn.inference import run_predict
     from napari_resolve.io import read_volume, write_json, write_volume
     from napari_resolve.phantom import write_phantom
-    from napari_resolve.pores import analyse_pores, match_pores
-    from napari_resolve.quality import compare, ms_ssim_map
+    from napari_resolve.pores.segment import analyse_pores, match_pores
+    from napari_resolve.measure.similarity import compare, ms_ssim_map
     from napari_resolve.registration import register
-    from napari_resolve.training import TrainConfig, iter_train
+    from napari_resolve.learn.training import TrainConfig, iter_train
 
     t_start = time.perf_counter()
     out_dir = Path(out_dir)

@@ -84,7 +84,7 @@ def registered_section(section_viewer):
 @pytest.fixture(scope="session")
 def small_model():
     """A small U-Net trained briefly on the 3D foam sample (a Checkpoint); shared by the tests."""
-    from napari_resolve.training import TrainConfig, run_train
+    from napari_resolve.learn.training import TrainConfig, run_train
 
     (lres, lk, _), (hres, hk, _) = _sample("foam_phantom")
     reg = _registration("foam_phantom")

@@ -10,7 +10,7 @@ from napari_resolve._qt._forms import JobControls, VoxelSizeEdit, layer_combo, p
 from napari_resolve._qt._layers import add_or_update, is_produced
 from napari_resolve._qt._workers import Job, callback_generator
 from napari_resolve.errors import InputError, ResolveError
-from napari_resolve.progress import Progress
+from napari_resolve.jobs import Progress
 
 
 def _wait(qtbot, job, timeout=10_000):

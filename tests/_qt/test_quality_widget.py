@@ -207,7 +207,7 @@ def test_result_away_from_the_hres_is_refused_and_off_phase_is_resampled(registe
 
 
 def test_small_model_result_on_the_hres_phase(registered_viewer, small_model, qtbot):
-    from napari_resolve.inference import run_predict
+    from napari_resolve.learn.inference import run_predict
 
     viewer, lres, hres = registered_viewer
     lo = np.floor(np.asarray(hres.translate) / np.asarray(lres.scale)).astype(int) - 1

@@ -7,7 +7,7 @@ import pytest
 
 from napari_resolve._qt._session import session_for
 from napari_resolve._qt.upscale_widget import PREVIEW_NAME, UpscaleWidget
-from napari_resolve.inference import run_predict
+from napari_resolve.learn.inference import run_predict
 
 LRES_LO, LRES_HI = -1.5, 190.5  # world extent (um) of the 64^3 LRES at 3 um: voxel centres 0..189
 
@@ -227,7 +227,7 @@ def _untrained_2d(lres, hres):
     """A 2D U-Net with its initial weights, for the section's voxel sizes and registration."""
     from napari_resolve.models import build_model
     from napari_resolve.models.checkpoint import Checkpoint
-    from napari_resolve.normalisation import Normalisation
+    from napari_resolve.learn.normalisation import Normalisation
 
     net = build_model("unet25d", width=4)
     return Checkpoint(

@@ -1,7 +1,7 @@
 """Run core jobs in a napari thread worker, with one state object per job.
 
 The core's long jobs are generators that yield progress records and return a
-result (see ``napari_resolve.progress``). :class:`Job` runs one in a
+result (see ``napari_resolve.jobs``). :class:`Job` runs one in a
 ``napari.qt.threading`` worker and turns it into signals that are always
 emitted on the main thread, so handlers may touch layers and widgets:
 
@@ -78,7 +78,7 @@ def callback_generator(func: Callable[..., Any], *args, progress_kw: str = "prog
     (Stop) makes the next callback raise :class:`JobStopped`, so a function
     like :func:`napari_resolve.registration.register` stops at its next stage.
     """
-    from napari_resolve.progress import Progress
+    from napari_resolve.jobs import Progress
 
     messages: queue.Queue = queue.Queue()
     stopping = threading.Event()

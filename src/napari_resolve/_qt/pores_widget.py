@@ -28,8 +28,16 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 from qtpy.QtWidgets import QAbstractItemView, QStyledItemDelegate, QVBoxLayout, QWidget
 
 from napari_resolve.errors import InputError
-from napari_resolve.pores import iter_analyse_pores
-from napari_resolve.progress import Progress
+from napari_resolve.geometry.overlap import (  # noqa: F401 - MIN_OVERLAP_VOXELS and extent_um re-exported for the tests
+    MIN_OVERLAP_VOXELS,
+    WHOLE,
+    crop_slices,
+    extent_um,
+    overlap_region,
+    region_text,
+)
+from napari_resolve.jobs import Progress
+from napari_resolve.pores.segment import iter_analyse_pores
 
 from ._forms import JobControls, format_um, heading
 from ._layers import add_or_update, check_plain_geometry, is_produced, layer_data, origin_um, spatial_ndim, voxel_um
@@ -48,11 +56,6 @@ BY_NUMBER = "% of pores"
 BY_VOLUME = "% of pore volume"
 
 OVERLAP = "where all inputs overlap"
-WHOLE = "whole layers"
-
-#: The common region must span at least this many voxels of the coarsest input along every axis: fewer
-#: can hold no pore that the coarse input resolves, and Otsu's threshold needs more than a few voxels.
-MIN_OVERLAP_VOXELS = 4
 
 _AXES = {2: "yx", 3: "zyx"}
 
@@ -130,91 +133,6 @@ def layer_select(viewer, layer_type, label: str, *, tooltip: str = "", default=N
         select.value = [layer for _, layer in choices() if default(layer)]
         state["syncing"] = False
     return select
-
-
-def extent_um(shape, scale, translate) -> tuple[np.ndarray, np.ndarray]:
-    """The world box (lo, hi) in um covered by a layer's voxels, from edge to edge.
-
-    napari places voxel centres at ``translate + index * scale``; each voxel
-    covers half a voxel either side of its centre.
-    """
-    shape, scale, translate = (np.asarray(v, dtype=float) for v in (shape, scale, translate))
-    return translate - scale / 2, translate + (shape - 0.5) * scale
-
-
-def crop_slices(shape, scale, translate, lo, hi) -> tuple[slice, ...]:
-    """The voxels of a layer whose centres lie inside the world box ``[lo, hi]`` (um), as slices.
-
-    A centre on the box boundary counts as inside (within a millionth of a
-    voxel, so rounding in the translates does not drop a slice). The slices
-    may be empty if the box misses the layer.
-    """
-    shape = np.asarray(shape, dtype=int)
-    scale, translate = np.asarray(scale, dtype=float), np.asarray(translate, dtype=float)
-    first = np.ceil((np.asarray(lo, dtype=float) - translate) / scale - 1e-6).astype(int)
-    last = np.floor((np.asarray(hi, dtype=float) - translate) / scale + 1e-6).astype(int)
-    start = np.clip(first, 0, shape)
-    stop = np.clip(last + 1, start, shape)
-    return tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
-
-
-def overlap_region(geometries: dict) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The world box (lo, hi) in um where all layers overlap, or :class:`InputError`.
-
-    Parameters
-    ----------
-    geometries : dict of str to (shape, scale, translate)
-        Each input layer's data shape, voxel size (um) and translate (um), by
-        layer name. All must have the same dimensionality.
-
-    Returns
-    -------
-    lo, hi : tuple of float
-        The intersection of the layers' extents (voxel edges).
-
-    Raises
-    ------
-    InputError
-        If the layers differ in dimensionality, or the intersection is empty or
-        thinner along some axis than :data:`MIN_OVERLAP_VOXELS` voxels of the
-        coarsest input (or than the thinnest input, where that is thinner).
-    """
-    names = list(geometries)
-    listed = ", ".join(repr(n) for n in names)
-    ndims = {len(shape) for shape, _, _ in geometries.values()}
-    if len(ndims) > 1:
-        raise InputError(
-            f"The layers {listed} mix 2D images and 3D volumes, so they have no common region. Pick layers of "
-            f"one kind, or choose '{WHOLE}' under Region."
-        )
-    boxes = [extent_um(*g) for g in geometries.values()]
-    lo = np.max([b[0] for b in boxes], axis=0)
-    hi = np.min([b[1] for b in boxes], axis=0)
-    axes = _AXES[len(lo)]
-    for a, axis in enumerate(axes):
-        # A few voxels of the coarsest input along this axis; where an input is thinner than that (a slab
-        # of a few slices), the region can be no thicker than it, and must then hold it whole.
-        coarsest = max(MIN_OVERLAP_VOXELS * scale[a] for _, scale, _ in geometries.values())
-        need = min(coarsest, min(shape[a] * scale[a] for shape, scale, _ in geometries.values()))
-        if hi[a] - lo[a] < need * (1 - 1e-6):
-            if hi[a] <= lo[a]:
-                what = f"do not overlap (along {axis})"
-            else:
-                what = f"overlap by only {hi[a] - lo[a]:.3g} µm along {axis} (at least {need:.3g} µm needed"
-                what += f": {MIN_OVERLAP_VOXELS} voxels of the coarsest input)" if need == coarsest else ")"
-            raise InputError(
-                f"The layers {listed} {what}, so there is no common region to measure. Pick layers that overlap "
-                f"(e.g. the HRES after registration and the LRES), or choose '{WHOLE}' under Region."
-            )
-    return tuple(float(v) for v in lo), tuple(float(v) for v in hi)
-
-
-def region_text(region) -> str:
-    """``((0, 10, 20), (5, 30, 40))`` -> ``"z 0–5, y 10–30, x 20–40 µm"``; "whole layers" for None."""
-    if region is None:
-        return WHOLE
-    lo, hi = region
-    return ", ".join(f"{axis} {a:.4g}–{b:.4g}" for axis, a, b in zip(_AXES[len(lo)], lo, hi)) + " µm"
 
 
 @dataclass(frozen=True)

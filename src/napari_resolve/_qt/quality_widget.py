@@ -8,7 +8,7 @@ they share:
   the score is low, so suspected hallucinations stand out on the image;
 - **scalar metrics** (PSNR, SSIM, MS-SSIM, MSE) of the result and of the
   classical baselines (cubic interpolation and Richardson-Lucy deconvolution of
-  the LRES, :mod:`napari_resolve.baselines`) on exactly the same grid;
+  the LRES, :mod:`napari_resolve.measure.baselines`) on exactly the same grid;
 - the **lowest-scoring regions**: the MS-SSIM map cut into blocks, the ten with
   the lowest mean listed; selecting one moves the viewer there;
 - the **effective resolution** of each of them against the HRES
@@ -48,7 +48,8 @@ from qtpy.QtWidgets import (
 )
 
 from napari_resolve.errors import InputError
-from napari_resolve.progress import Progress
+from napari_resolve.geometry.overlap import MIN_OVERLAP, Overlap, plan_overlap  # noqa: F401 - re-exported for the tests
+from napari_resolve.jobs import Progress
 
 from ._forms import JobControls, heading, layer_combo, select_layer
 from ._layers import (
@@ -64,14 +65,6 @@ from ._layers import (
 from ._plots import PlotCanvas
 from ._session import registration_of, require_registration
 from ._workers import Job
-
-#: Fewest overlap voxels per axis: SSIM's window needs 11 (quality.RADIUS), and
-#: fewer than 16 leaves too few voxels for a block list or a second MS-SSIM scale.
-MIN_OVERLAP = 16
-
-#: Share of a voxel by which two grids may be out of phase and still be cropped
-#: exactly (as napari_resolve.grid.TOLERANCE).
-PHASE_TOLERANCE = 0.05
 
 #: How many lowest-scoring regions are listed.
 N_REGIONS = 10
@@ -115,97 +108,6 @@ def low_score_colormap() -> napari.utils.Colormap:
 
 
 # ------------------------------------------------------------------ geometry
-
-
-@dataclass(frozen=True)
-class Overlap:
-    """The HRES voxels shared by a result and the HRES, and how the result reaches them.
-
-    Attributes
-    ----------
-    hres_box : tuple of slice
-        The overlap in HRES voxel indices.
-    origin_um : tuple of float
-        World position (um) of the overlap's first HRES voxel: the ``translate`` of
-        the map layers.
-    voxel_um : tuple of float
-        The HRES voxel size (um): the ``scale`` of the map layers.
-    result_box : tuple of slice or None
-        The same voxels in the result, when the grids are in phase and can be
-        cropped exactly; None when the result must be resampled.
-    """
-
-    hres_box: tuple[slice, ...]
-    origin_um: tuple[float, ...]
-    voxel_um: tuple[float, ...]
-    result_box: tuple[slice, ...] | None
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(s.stop - s.start for s in self.hres_box)
-
-    @property
-    def in_phase(self) -> bool:
-        return self.result_box is not None
-
-
-def plan_overlap(
-    result_shape,
-    result_voxel_um,
-    result_origin_um,
-    hres_shape,
-    hres_voxel_um,
-    hres_origin_um,
-    *,
-    min_size: int = MIN_OVERLAP,
-) -> Overlap:
-    """Find the HRES voxels inside the result's extent (voxel centres, world um).
-
-    Parameters
-    ----------
-    result_shape, hres_shape : sequence of int
-    result_voxel_um, hres_voxel_um : sequence of float
-        Voxel sizes (layer ``scale``), um.
-    result_origin_um, hres_origin_um : sequence of float
-        Positions of voxel 0 (layer ``translate``), um.
-    min_size : int
-        Fewest overlap voxels per axis.
-
-    Returns
-    -------
-    Overlap
-
-    Raises
-    ------
-    InputError
-        If the overlap is empty or thinner than ``min_size`` voxels on an axis.
-    """
-    rs, hs = np.asarray(result_shape, int), np.asarray(hres_shape, int)
-    rv, hv = np.asarray(result_voxel_um, float), np.asarray(hres_voxel_um, float)
-    ro, ho = np.asarray(result_origin_um, float), np.asarray(hres_origin_um, float)
-    # The result's voxel-centre extent, in continuous HRES indices: HRES voxels
-    # inside it are measured (interpolated, never extrapolated, when resampled).
-    lo = (ro - ho) / hv
-    hi = (ro + (rs - 1) * rv - ho) / hv
-    first = np.maximum(np.ceil(lo - PHASE_TOLERANCE), 0).astype(int)
-    last = np.minimum(np.floor(hi + PHASE_TOLERANCE), hs - 1).astype(int)
-    count = last - first + 1
-    if np.any(count < min_size):
-        sizes = " x ".join(str(max(int(c), 0)) for c in count)
-        what = "does not overlap the HRES" if np.any(count < 1) else f"overlaps the HRES on only {sizes} voxels"
-        raise InputError(
-            f"The result {what}; at least {min_size} HRES voxels per axis are needed to measure its quality. "
-            "Upscale a region that overlaps the registered HRES (the HRES outline inside the LRES)."
-        )
-    box = tuple(slice(int(a), int(a + c)) for a, c in zip(first, count))
-    origin = tuple(float(v) for v in ho + first * hv)
-    result_box = None
-    if np.allclose(rv, hv, rtol=1e-6, atol=0):
-        start = (ho + first * hv - ro) / rv  # result index of the first overlap voxel
-        if np.all(np.abs(start - np.round(start)) <= PHASE_TOLERANCE):
-            r0 = np.round(start).astype(int)
-            result_box = tuple(slice(int(a), int(a + c)) for a, c in zip(r0, count))
-    return Overlap(box, origin, tuple(float(v) for v in hv), result_box)
 
 
 # ------------------------------------------------------------------ the job
@@ -252,8 +154,8 @@ class QualityResult:
 
 
 def ms_ssim_scales(shape) -> int:
-    """MS-SSIM scales that fit ``shape`` (as :mod:`napari_resolve.quality` chooses them)."""
-    from napari_resolve.quality import MS_SSIM_WEIGHTS, RADIUS
+    """MS-SSIM scales that fit ``shape`` (as :mod:`napari_resolve.measure.similarity` chooses them)."""
+    from napari_resolve.measure.similarity import MS_SSIM_WEIGHTS, RADIUS
 
     side = min(shape)
     return max([n for n in range(1, len(MS_SSIM_WEIGHTS) + 1) if side > 2 * RADIUS * 2 ** (n - 1)] or [1])
@@ -313,7 +215,7 @@ def _forward(gen, offset: int, total: int):
 
 
 def _metrics(pred: np.ndarray, ref: np.ndarray, data_range: float, scales: int) -> dict:
-    from napari_resolve import quality
+    from napari_resolve.measure import similarity as quality
 
     err = quality.mse(pred, ref)
     return {
@@ -326,7 +228,7 @@ def _metrics(pred: np.ndarray, ref: np.ndarray, data_range: float, scales: int) 
 
 def _resolution(image: np.ndarray, ref: np.ndarray, voxel_um, what: str, notes: list) -> dict:
     """Gaussian-fit and FRC/FSC resolution of ``image`` against the HRES ``ref``; warnings go to ``notes``."""
-    from napari_resolve import quality
+    from napari_resolve.measure import similarity as quality
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -349,7 +251,7 @@ def resolution_row(res: dict) -> dict:
 
 def _result_on_overlap(result, result_voxel, result_origin, overlap: Overlap) -> np.ndarray:
     """The result's values at the overlap's HRES voxels (cropped, or resampled)."""
-    from napari_resolve.resample import resample_to_grid
+    from napari_resolve.geometry.resample import resample_to_grid
 
     if overlap.in_phase:
         return np.array(result[overlap.result_box], dtype=np.float32)
@@ -413,8 +315,9 @@ def iter_quality(
     -------
     QualityResult
     """
-    from napari_resolve import baselines, quality
-    from napari_resolve.grid import Grid
+    from napari_resolve.geometry.grid import Grid
+    from napari_resolve.measure import baselines
+    from napari_resolve.measure import similarity as quality
 
     iterations = baselines.DEFAULT_ITERATIONS if rl_iterations is None else int(rl_iterations)
     with_baselines = lres is not None
@@ -630,7 +533,7 @@ class QualityWidget(QWidget):
             value=True,
             tooltip="Measure cubic interpolation and Richardson-Lucy deconvolution of the LRES on the same voxels",
         )
-        from napari_resolve.baselines import DEFAULT_ITERATIONS
+        from napari_resolve.measure.baselines import DEFAULT_ITERATIONS
 
         self.rl_iterations = SpinBox(
             label="RL iterations",

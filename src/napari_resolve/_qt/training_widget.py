@@ -2,7 +2,7 @@
 
 Without an LRES scan ("training data: synthetic from HRES only") the pairs are
 made from the HRES alone (local mean, random blur and noise, see
-:mod:`napari_resolve.degradation`) and the model is for an LRES of the HRES
+:mod:`napari_resolve.learn.synthetic`) and the model is for an LRES of the HRES
 voxel size times the ratio.
 
 The form picks the LRES and the registered HRES, a training ROI (a rectangle
@@ -153,7 +153,7 @@ class TrainingWidget(QWidget):
         self.reg_label.native.setWordWrap(True)
 
         # --- synthetic pairs (no LRES scan) ----------------------------------
-        from napari_resolve.degradation import Degradation, format_range
+        from napari_resolve.learn.synthetic import Degradation, format_range
 
         defaults = Degradation()
         self.data_combo = ComboBox(
@@ -362,7 +362,7 @@ class TrainingWidget(QWidget):
         InputError
             If a range is not ``LO:HI`` numbers or cannot work (negative, reversed).
         """
-        from napari_resolve.degradation import Degradation, parse_range
+        from napari_resolve.learn.synthetic import Degradation, parse_range
 
         deg = Degradation(
             ratio=float(self.ratio.value),
@@ -400,7 +400,7 @@ class TrainingWidget(QWidget):
 
     def overlap(self) -> tuple[slice, ...]:
         """The HRES voxels inside the LRES (whole HRES while it is not registered)."""
-        from napari_resolve.pairs import hres_overlap
+        from napari_resolve.learn.pairs import hres_overlap
 
         lres, hres = self._layers()
         shape = layer_data(hres).shape
@@ -420,8 +420,8 @@ class TrainingWidget(QWidget):
         InputError
             If the ROI is empty or smaller than a training patch needs.
         """
-        from napari_resolve.grid import check_roi
-        from napari_resolve.pairs import MIN_PATCH
+        from napari_resolve.geometry.grid import check_roi
+        from napari_resolve.learn.pairs import MIN_PATCH
 
         lres, hres = self._layers()
         shape = layer_data(hres).shape
@@ -609,7 +609,7 @@ class TrainingWidget(QWidget):
 
     def config(self):
         """The :class:`~napari_resolve.training.TrainConfig` of the form."""
-        from napari_resolve.training import TrainConfig, check_training_data
+        from napari_resolve.learn.training import TrainConfig, check_training_data
 
         text = self.learning_rate.value.strip()
         try:
@@ -649,7 +649,7 @@ class TrainingWidget(QWidget):
 
     def _start(self) -> None:
         """Validate the form and start training (the Start button)."""
-        from napari_resolve.training import iter_train, iter_train_synthetic
+        from napari_resolve.learn.training import iter_train, iter_train_synthetic
 
         lres, hres = self._layers()
         cfg = self.config()

@@ -45,7 +45,7 @@ def _rate_text(voxels_per_s: float) -> str:
 
 def _check_model_fits(ckpt, ndim: int, lres_voxel) -> None:
     """Refuse a model that cannot run on this LRES, with the core's own message, before any thread starts."""
-    from napari_resolve.inference import check_lres_voxels
+    from napari_resolve.learn.inference import check_lres_voxels
 
     if len(ckpt.hres_voxel_um) != ndim:
         raise InputError(
@@ -395,7 +395,7 @@ class UpscaleWidget(QWidget):
         self.region_label.value = text
 
     def _region_text(self) -> str:
-        from napari_resolve.grid import upscale_grid
+        from napari_resolve.geometry.grid import upscale_grid
 
         if self.lres_combo.value is None:
             return "Choose an LRES layer."
@@ -421,7 +421,7 @@ class UpscaleWidget(QWidget):
         return self.preview_controls.run()
 
     def _start_preview(self) -> None:
-        from napari_resolve.inference import iter_predict
+        from napari_resolve.learn.inference import iter_predict
 
         ckpt = self.session.require_model()
         roi = self.preview_region()
@@ -501,7 +501,7 @@ class UpscaleWidget(QWidget):
         return path
 
     def _start_upscale(self) -> None:
-        from napari_resolve.inference import iter_predict
+        from napari_resolve.learn.inference import iter_predict
 
         ckpt = self.session.require_model()
         layer, data, lv, ndim = self._lres()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_resolve.errors import FileFormatError, InputError
-from napari_resolve.normalisation import Normalisation
+from napari_resolve.learn.normalisation import Normalisation
 
 FORMAT = "napari-resolve-model"
 VERSION = 1

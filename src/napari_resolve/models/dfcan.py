@@ -2,7 +2,7 @@
 
 The network ``cnn-denoise-deblur-sr-digital-rock.txt`` chose for super-resolution
 (as good as EDSR and WDSR with far fewer parameters), trained there with MSE plus
-a weighted SSIM term (the ``mse+ssim`` loss of :mod:`napari_resolve.losses`).
+a weighted SSIM term (the ``mse+ssim`` loss of :mod:`napari_resolve.learn.losses`).
 
 Structure: a head convolution (GELU), ``groups`` residual groups of ``blocks``
 Fourier channel attention blocks (FCAB) each, a convolution (GELU) and an output

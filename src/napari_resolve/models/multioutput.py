@@ -18,7 +18,7 @@ only ever saw perfect inputs. The paper found joint training far better.
 As everywhere in this package the stages work on the pre-upsampled LRES, so the
 intermediate outputs are LRES interpolated onto the HRES voxels (in the input's
 normalisation) and every stage is residual over its input. The intermediate
-targets exist only for synthetic pairs (:mod:`napari_resolve.degradation`):
+targets exist only for synthetic pairs (:mod:`napari_resolve.learn.synthetic`):
 the LRES before the noise and before the blur.
 
 In training mode :attr:`MultiOutput.stage_outputs` holds the denoised and

@@ -1,0 +1,108 @@
+"""The ``napari-resolve`` command line: a thin layer over the core modules.
+
+Every command prints one JSON object on stdout (logs go to stderr), so scripts
+can parse the result. A :class:`ResolveError` is printed as a one-line message
+and the command exits with status 2, without a traceback. Output files are
+never written over an existing file unless ``--overwrite`` is given, and never
+over an input file at all.
+
+Heavy modules (torch, scikit-image) are imported inside the commands that need
+them, so ``napari-resolve --help`` is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+from napari_resolve import __version__
+from napari_resolve.cli import data, evaluate, measure, pores, predict, train
+from napari_resolve.cli._common import emit, show_warning
+from napari_resolve.errors import ResolveError, ResolveWarning
+
+
+class UsageError(Exception):
+    """A command line that argparse could not parse (unknown flag, bad choice, missing argument)."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with our error style: one line and exit status 2, like every other bad input.
+
+    argparse's own ``error`` prints the whole usage text and exits from deep inside
+    ``parse_args``; here it raises, and :func:`main` prints one line that points to
+    ``--help``. Sub-parsers are made by the same class (``add_subparsers`` uses it).
+    """
+
+    def error(self, message: str):
+        raise UsageError(self.prog, message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="napari-resolve",
+        description="Learned resolution recovery for 3D microscopy volumes. "
+        "Lengths are in micrometres (um); arrays are (z, y, x).",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-resolve {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data.add_phantom(sub)
+    data.add_register(sub)
+    measure.add_quality(sub)
+    measure.add_resolution(sub)
+    pores.add_pores(sub)
+    train.add_train(sub)
+    train.add_stack(sub)
+    predict.add_predict(sub)
+    measure.add_baseline(sub)
+    evaluate.add_evaluate(sub)
+    data.add_demo(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 user error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"{exc.prog}: error: {exc} (see {exc.prog} --help)", file=sys.stderr)
+        return 2
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            warnings.simplefilter("once", ResolveWarning)
+            result = args.func(args)
+    except ResolveError as exc:
+        print(f"napari-resolve {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            f"napari-resolve {args.command}: error: not enough memory for this volume. "
+            "Work on a smaller region or close other programs.",
+            file=sys.stderr,
+        )
+        return 2
+    except OSError as exc:  # permission denied, disk full...: the system's words suffice
+        print(f"napari-resolve {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"napari-resolve {args.command}: stopped.", file=sys.stderr)
+        return 130
+    try:
+        if result is not None:
+            emit(result)
+    except BrokenPipeError:  # e.g. piped into `head`: not an error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

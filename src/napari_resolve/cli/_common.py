@@ -1,0 +1,134 @@
+"""What every command shares: logging, progress, the JSON result, output checks, reading inputs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from napari_resolve.errors import FileFormatError, InputError, ResolveError, ResolveWarning
+
+
+def log(message: str) -> None:
+    """Progress and information for the person at the terminal (stderr)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_with_progress(job):
+    """Drain a core generator (records with step, total, message); return its result.
+
+    On a terminal the records rewrite one status line; in a log (not a
+    terminal) each new step is one line, so logs stay short.
+    """
+    tty = sys.stderr.isatty()
+    last_step = None
+    while True:
+        try:
+            rec = next(job)
+        except StopIteration as stop:
+            if tty:
+                print(file=sys.stderr)
+            return stop.value
+        text = f"[{rec.step}/{rec.total}] {rec.message}"
+        if tty:
+            print(f"\r{text[:100]:<100}", end="", file=sys.stderr, flush=True)
+        elif rec.step != last_step:
+            log(text)
+        last_step = rec.step
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """Our own warnings are notes for the user, not code locations."""
+    if issubclass(category, ResolveWarning):
+        log(f"note: {message}")
+    else:
+        _DEFAULT_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+_DEFAULT_SHOWWARNING = warnings.showwarning
+
+
+def emit(payload: dict) -> None:
+    """The command's result: one strict JSON object on stdout.
+
+    Non-finite numbers become ``null`` (e.g. the PSNR of identical images is
+    infinite), because ``Infinity`` and ``NaN`` are not JSON and strict
+    parsers reject them.
+    """
+    from napari_resolve.io import json_safe
+
+    print(json.dumps(json_safe(payload), indent=2, allow_nan=False))
+
+
+def voxel_arg(values: Sequence[float] | None) -> tuple[float, ...] | float | None:
+    """--voxel takes one value (isotropic) or three (z, y, x)."""
+    if values is None:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def check_output(path: str | Path | None, inputs: Sequence[str | Path], overwrite: bool) -> Path | None:
+    """Refuse to write over an input, over an existing file without --overwrite, or
+    into a missing folder: checked before any work, so nothing is computed in vain."""
+    if path is None:
+        return None
+    path = Path(path)
+    for src in inputs:
+        if Path(src).resolve() == path.resolve():
+            raise FileFormatError(f"The output {path} is one of the inputs; choose another output name.")
+    if path.exists() and not overwrite:
+        raise FileFormatError(f"{path} already exists and was left untouched; choose another name or add --overwrite.")
+    if not path.parent.is_dir():
+        raise FileFormatError(f"The folder {path.parent} does not exist. Create it first.")
+    return path
+
+
+def read_input(path: str, voxel, label: str, *, need_voxel: bool = True):
+    from napari_resolve.io import read_volume
+
+    vol = read_volume(path, voxel_um=voxel)
+    if need_voxel and vol.voxel_um is None:
+        flag = {"LRES": "--lres-voxel", "HRES": "--hres-voxel"}.get(label, "--voxel")
+        raise InputError(
+            f"The voxel size of {label} ({path}) is unknown: the file has no physical-size "
+            f"metadata. Give it with {flag} UM (one value, or three for z y x)."
+        )
+    return vol
+
+
+def registration_arg(path: str):
+    from napari_resolve.registration import Registration
+
+    reg = Registration.load(path)
+    if not reg.ok:
+        raise ResolveError(
+            f"The registration in {path} is marked unreliable ({reg.message}); fix it before training or upscaling."
+        )
+    return reg
+
+
+def roi_arg(text: str | None, ndim: int, units: str):
+    from napari_resolve.geometry.grid import parse_roi
+
+    return None if text is None else parse_roi(text, ndim, units=units)
+
+
+def float_arg(text: str, flag: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{flag} must be 'otsu' or a number, got {text!r}.") from None
+
+def check_hres_voxel(hres, reg, path: str) -> None:
+    """The HRES file's voxel size must be the one the registration used."""
+    if hres.voxel_um is not None and not np.allclose(hres.voxel_um, reg.hres_voxel_um, rtol=0.01):
+        from napari_resolve.errors import VoxelSizeError
+
+        raise VoxelSizeError(
+            f"{path} has voxels of {hres.voxel_um} um but the registration was made with "
+            f"{reg.hres_voxel_um} um. Register this HRES again, or give --hres-voxel."
+        )

@@ -1,0 +1,182 @@
+"""Commands that measure a result: ``quality``, ``resolution``, and the classical ``baseline``."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from napari_resolve.cli._common import (
+    check_hres_voxel,
+    check_output,
+    log,
+    read_input,
+    registration_arg,
+    roi_arg,
+    run_with_progress,
+    voxel_arg,
+)
+from napari_resolve.errors import InputError
+
+
+def cmd_quality(args: argparse.Namespace) -> dict:
+    from napari_resolve.io import write_volume
+    from napari_resolve.measure.similarity import compare, ms_ssim_map, ssim_map
+
+    outs = [check_output(p, [args.pred, args.ref], args.overwrite) for p in (args.map, args.ssim_map)]
+    pred = read_input(args.pred, None, "PRED", need_voxel=False)
+    ref = read_input(args.ref, None, "REF", need_voxel=False)
+    if pred.voxel_um and ref.voxel_um and not np.allclose(pred.voxel_um, ref.voxel_um, rtol=1e-3):
+        raise InputError(
+            f"PRED has voxels of {pred.voxel_um} um but REF of {ref.voxel_um} um: they must be on "
+            "the same grid to be compared voxel by voxel. Resample one onto the other first."
+        )
+    p, r = np.asarray(pred.data), np.asarray(ref.data)
+    result = compare(p, r, data_range=args.data_range)
+    voxel = ref.voxel_um or pred.voxel_um or 1.0
+    for out, fn, name in zip(outs, (ms_ssim_map, ssim_map), ("ms_ssim_map", "ssim_map")):
+        if out is not None:
+            quality_map = fn(p, r, data_range=result["data_range"])
+            write_volume(out, quality_map, voxel, origin_um=ref.origin_um, overwrite=args.overwrite)
+            log(f"Wrote the {name.replace('_', ' ')} to {out}")
+            result[name] = str(out)
+    return result
+
+
+def cmd_resolution(args: argparse.Namespace) -> dict:
+    from napari_resolve.measure.similarity import frc, gaussian_resolution
+
+    plot = check_output(args.plot, [args.test, args.ref], args.overwrite)
+    voxel = voxel_arg(args.voxel)
+    test = read_input(args.test, voxel, "TEST", need_voxel=False)
+    ref = read_input(args.ref, voxel, "REF", need_voxel=False)
+    if test.voxel_um and ref.voxel_um and not np.allclose(test.voxel_um, ref.voxel_um, rtol=1e-3):
+        raise InputError(
+            f"TEST has voxels of {test.voxel_um} um but REF of {ref.voxel_um} um: they must be on the "
+            "same grid to be compared voxel by voxel. Resample one onto the other first, or give --voxel."
+        )
+    voxel_um = ref.voxel_um or test.voxel_um
+    if voxel_um is None:
+        raise InputError(
+            "The voxel size is unknown (neither file has physical-size metadata) and resolution is "
+            "reported in um. Give it with --voxel UM (one value, or three for z y x)."
+        )
+    t, r = np.asarray(test.data), np.asarray(ref.data)
+    result: dict = {"test": str(args.test), "ref": str(args.ref), "voxel_um": list(voxel_um), "shape": list(t.shape)}
+    fit = curve = None
+    if args.method in ("gaussian", "both"):
+        if args.max_sigma is not None and not args.max_sigma > 0:
+            raise InputError(f"--max-sigma must be a positive length in um, got {args.max_sigma}.")
+        sigmas = None if args.max_sigma is None else np.linspace(0.0, args.max_sigma, 17)
+        log("Gaussian fit: blurring REF until it best matches TEST...")
+        fit = gaussian_resolution(t, r, voxel_um, sigmas_um=sigmas, fit_contrast=not args.plain_mse,
+                                  per_axis=args.per_axis)
+        result["gaussian"] = fit.to_dict(curves=args.curves)
+    if args.method in ("frc", "both"):
+        log("Fourier ring/shell correlation...")
+        curve = frc(t, r, voxel_um)
+        result["frc"] = curve.to_dict(curves=args.curves)
+    if plot is not None:
+        from matplotlib.figure import Figure
+
+        from napari_resolve.io import atomic_path
+
+        parts = [x for x in (fit, curve) if x is not None]
+        fig = Figure(figsize=(5 * len(parts), 4), layout="constrained")
+        for ax, part in zip(np.atleast_1d(fig.subplots(1, len(parts))), parts):
+            part.plot(ax)
+            if part is curve:
+                ax.legend(fontsize=8)
+        with atomic_path(plot, overwrite=args.overwrite) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
+        log(f"Wrote the curves to {plot}")
+        result["plot"] = str(plot)
+    return result
+
+
+def cmd_baseline(args: argparse.Namespace) -> dict:
+    from napari_resolve.geometry.grid import Grid, check_roi, upscale_grid
+    from napari_resolve.io import write_volume
+    from napari_resolve.measure.baselines import estimate_psf_sigma, interpolate, iter_baseline
+
+    out = check_output(args.output, [args.lres, args.registration] + ([args.hres] if args.hres else []),
+                        args.overwrite)
+    reg = registration_arg(args.registration)
+    lres = read_input(args.lres, voxel_arg(args.lres_voxel), "LRES")
+    roi = check_roi(roi_arg(args.roi, lres.ndim, "LRES voxels"), lres.shape, "the LRES (LRES voxels)")
+    grid = upscale_grid(roi, lres.voxel_um, reg.scale, reg.offset_um)
+    data = np.asarray(lres.data)
+    sigma = None
+    if args.method == "rl":
+        if args.psf_sigma is not None:
+            sigma = voxel_arg(args.psf_sigma)
+        elif args.hres:
+            hres = read_input(args.hres, None, "HRES", need_voxel=False)
+            check_hres_voxel(hres, reg, args.hres)
+            hres_grid = Grid(hres.shape, reg.scale, reg.offset_um)
+            log("Fitting the PSF on the registered pair...")
+            fit = estimate_psf_sigma(interpolate(data, lres.voxel_um, hres_grid, "cubic"), np.asarray(hres.data),
+                                     reg.scale)
+            sigma = fit.sigma_um
+            log(f"PSF sigma {fit.sigma_um:.3f} um (FWHM {fit.fwhm_um:.3f} um)")
+        else:
+            raise InputError("Richardson-Lucy needs the PSF: give --hres HRES (fitted on the registered pair) "
+                             "or --psf-sigma UM.")
+    result = run_with_progress(
+        iter_baseline(data, lres.voxel_um, grid, args.method, psf_sigma_um=sigma, iterations=args.iterations)
+    )
+    write_volume(out, result.data, grid.voxel_um, origin_um=grid.origin_um, overwrite=args.overwrite)
+    return {
+        "output": str(out),
+        "method": args.method,
+        **grid.to_dict(),
+        "psf_sigma_um": None if sigma is None else sigma,
+        "iterations": result.iterations if args.method == "rl" else None,
+        "seconds": round(result.seconds, 2),
+    }
+
+
+def add_quality(sub) -> None:
+    p = sub.add_parser("quality", help="MSE, PSNR, SSIM, MS-SSIM of PRED against REF (same shape)")
+    p.add_argument("pred", help="the image to judge (e.g. an upscaled volume)")
+    p.add_argument("ref", help="the reference on the same grid (e.g. HRES or truth)")
+    p.add_argument("--map", help="write the full-size MS-SSIM map (OME-TIFF) here")
+    p.add_argument("--ssim-map", help="write the full-size SSIM map here")
+    p.add_argument("--data-range", type=float, default=None,
+                   help="intensity range for SSIM/PSNR (default: max - min of REF)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_quality)
+
+
+def add_resolution(sub) -> None:
+    p = sub.add_parser("resolution", help="effective resolution of TEST against REF (Gaussian-fit FWHM, FRC/FSC), um")
+    p.add_argument("test", help="the image to judge (e.g. an upscaled volume)")
+    p.add_argument("ref", help="the sharper reference on the same grid (e.g. HRES or truth)")
+    p.add_argument("--voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
+    p.add_argument("--method", choices=("gaussian", "frc", "both"), default="both",
+                   help="Gaussian fit (FWHM), Fourier ring/shell correlation, or both (default)")
+    p.add_argument("--max-sigma", type=float, default=None, metavar="UM",
+                   help="widest Gaussian sigma searched, um (default 8 voxels)")
+    p.add_argument("--plain-mse", action="store_true",
+                   help="compare grey values as they are (default: fit gain and offset at every sigma)")
+    p.add_argument("--per-axis", action="store_true", help="also fit one Gaussian sigma per axis")
+    p.add_argument("--curves", action="store_true", help="include the MSE and FRC curves in the JSON")
+    p.add_argument("--plot", metavar="OUT.png", help="draw the curves into this PNG")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_resolution)
+
+
+def add_baseline(sub) -> None:
+    p = sub.add_parser("baseline", help="classical upscaling of an LRES region: linear, cubic or Richardson-Lucy")
+    p.add_argument("lres", help="low-resolution scan")
+    p.add_argument("--registration", required=True, metavar="REG.json",
+                   help="gives the HRES voxel size and grid phase")
+    p.add_argument("--method", required=True, choices=("linear", "cubic", "rl"))
+    p.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1", help="region in LRES voxels (default: all)")
+    p.add_argument("--hres", help="registered HRES scan, to fit the PSF for rl")
+    p.add_argument("--psf-sigma", type=float, nargs="+", metavar="UM", help="PSF sigma for rl, um (1 or z y x)")
+    p.add_argument("--iterations", type=int, default=10, help="Richardson-Lucy iterations (default 10)")
+    p.add_argument("--lres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.tif|OUT.zarr")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_baseline)

@@ -1,0 +1,132 @@
+"""Training losses: L1, MSE, the MS-SSIM + L1 mix of Zhao et al. (2017), and MSE + SSIM.
+
+The (MS-)SSIM here is a differentiable, slice-wise (2D) version for small training
+patches: valid Gaussian windows (11 taps, sigma 1.5) and, for MS-SSIM, as many
+scales as the patch allows, with the standard weights renormalised. It is a loss,
+not the measurement: :mod:`napari_resolve.measure.similarity` computes the reported numbers.
+
+``mse+ssim`` is DFCAN's loss (Qiao et al. 2021), which
+``cnn-denoise-deblur-sr-digital-rock.txt`` trains its DFCAN with:
+``MSE + w * (1 - SSIM)``, ``w = 0.1`` by default. The original rescales prediction
+and target of each batch to [0, 1] first; here both are already normalised (the
+HRES range is 1), so SSIM uses a data range of 1 and no batch-dependent rescaling.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from napari_resolve.errors import InputError
+
+LOSSES = ("l1", "mse", "l1+msssim", "mse+ssim")
+_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+_RADIUS = 5
+
+
+def _gauss(device, dtype) -> torch.Tensor:
+    x = torch.arange(-_RADIUS, _RADIUS + 1, device=device, dtype=dtype)
+    g = torch.exp(-0.5 * (x / 1.5) ** 2)
+    return g / g.sum()
+
+
+def _blur(t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    t = F.conv2d(t, g.view(1, 1, 1, -1))
+    return F.conv2d(t, g.view(1, 1, -1, 1))
+
+
+def _slices(pred: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    b, z, y, x = pred.shape
+    return pred.reshape(b * z, 1, y, x).float(), ref.reshape(b * z, 1, y, x).float()
+
+
+def _ssim_parts(p: torch.Tensor, r: torch.Tensor, g: torch.Tensor, data_range: float):
+    """Luminance and contrast-structure maps of SSIM (valid Gaussian filtering)."""
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mp, mr = _blur(p, g), _blur(r, g)
+    vp = _blur(p * p, g) - mp * mp
+    vr = _blur(r * r, g) - mr * mr
+    cov = _blur(p * r, g) - mp * mr
+    cs = (2 * cov + c2) / (vp + vr + c2)
+    lum = (2 * mp * mr + c1) / (mp * mp + mr * mr + c1)
+    return lum, cs
+
+
+def ssim_2d(pred: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM over the slices of two (batch, z, y, x) tensors (differentiable).
+
+    Each slice's SSIM is the mean of its map over the voxels whose 11 x 11 window
+    lies inside the slice: for one slice, the number
+    :func:`napari_resolve.quality.ssim` reports.
+    """
+    _, _, y, x = pred.shape
+    if min(y, x) <= 2 * _RADIUS:
+        raise InputError(f"The SSIM loss needs patches larger than {2 * _RADIUS} voxels in y and x, got {y} x {x}.")
+    p, r = _slices(pred, ref)
+    lum, cs = _ssim_parts(p, r, _gauss(p.device, p.dtype), data_range)
+    return (lum * cs).mean()
+
+
+def ms_ssim_2d(pred: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Mean MS-SSIM over the slices of two (batch, z, y, x) tensors (differentiable)."""
+    _, _, y, x = pred.shape
+    p, r = _slices(pred, ref)
+    side = min(y, x)
+    n = max(k for k in range(1, 6) if side > 2 * _RADIUS * 2 ** (k - 1)) if side > 2 * _RADIUS else 0
+    if n == 0:
+        raise InputError(f"MS-SSIM loss needs patches larger than {2 * _RADIUS + 1} voxels in y and x, got {y} x {x}.")
+    w = torch.tensor(_WEIGHTS[:n], device=p.device)
+    w = w / w.sum()
+    g = _gauss(p.device, p.dtype)
+    values = []
+    for s in range(n):
+        lum, cs = _ssim_parts(p, r, g, data_range)
+        if s == n - 1:
+            values.append((lum * cs).mean(dim=(1, 2, 3)))
+        else:
+            values.append(cs.mean(dim=(1, 2, 3)))
+            p, r = F.avg_pool2d(p, 2), F.avg_pool2d(r, 2)
+    # relu: negative means to a fractional power are undefined (NaN gradients).
+    stacked = torch.stack([F.relu(v) + 1e-8 for v in values], dim=0)
+    return torch.prod(stacked ** w[:, None], dim=0).mean()
+
+
+def make_loss(name: str, msssim_weight: float = 0.84, ssim_weight: float = 0.1):
+    """The loss function ``loss(pred, target) -> scalar tensor`` called ``name``.
+
+    Parameters
+    ----------
+    name : {"l1", "mse", "l1+msssim", "mse+ssim"}
+        ``l1+msssim`` is ``w * (1 - MS-SSIM) + (1 - w) * L1`` (Zhao et al.);
+        ``mse+ssim`` is ``MSE + v * (1 - SSIM)`` (DFCAN).
+    msssim_weight : float
+        ``w`` above, 0 to 1.
+    ssim_weight : float
+        ``v`` above, at least 0 (DFCAN uses 0.1).
+
+    Raises
+    ------
+    InputError
+        For an unknown name or a weight out of range.
+    """
+    if name == "l1":
+        return F.l1_loss
+    if name == "mse":
+        return F.mse_loss
+    if name == "l1+msssim":
+        if not 0 <= msssim_weight <= 1:
+            raise InputError(f"msssim_weight must be between 0 and 1, got {msssim_weight}.")
+
+        def mix(pred, target):
+            return msssim_weight * (1 - ms_ssim_2d(pred, target)) + (1 - msssim_weight) * F.l1_loss(pred, target)
+
+        return mix
+    if name == "mse+ssim":
+        if not 0 <= ssim_weight < float("inf"):
+            raise InputError(f"ssim_weight must be 0 or more, got {ssim_weight}.")
+
+        def mse_ssim(pred, target):
+            return F.mse_loss(pred, target) + ssim_weight * (1 - ssim_2d(pred, target))
+
+        return mse_ssim
+    raise InputError(f"Unknown loss {name!r}; choose one of {', '.join(LOSSES)}.")
