@@ -22,11 +22,9 @@ def run(capsys, *argv):
     return code, out, err
 
 
-@pytest.fixture(scope="module")
-def foam(tmp_path_factory):
-    out = tmp_path_factory.mktemp("foam")
-    assert main(["phantom", str(out), "--size", "40", "--ratio", "3", "--seed", "4"]) == 0
-    return out
+@pytest.fixture
+def foam(foam_dir):
+    return foam_dir
 
 
 def test_phantom_writes_files_with_geometry(foam):
@@ -221,18 +219,10 @@ def test_demo_end_to_end(capsys, tmp_path):
     assert (other / "precious.txt").read_text() == "keep"
 
 
-@pytest.fixture(scope="module")
-def trained(foam, tmp_path_factory):
-    """A registration and a briefly trained small model, through the command line."""
-    out = tmp_path_factory.mktemp("trained")
-    reg = out / "reg.json"
-    assert main(["register", str(foam / "lres.tif"), str(foam / "hres.tif"), "-o", str(reg)]) == 0
-    model = out / "m.pt"
-    argv = ["train", str(foam / "lres.tif"), str(foam / "hres.tif"), "--registration", str(reg),
-            "--iterations", "6", "--batch-size", "2", "--patch-size", "32", "--model-option", "width=4",
-            "--device", "cpu", "-o", str(model)]
-    assert main(argv) == 0
-    return reg, model
+@pytest.fixture
+def trained(foam_registration, tiny_model):
+    """A registration and a briefly trained small model (tests/conftest.py), through the command line."""
+    return foam_registration, tiny_model
 
 
 def test_train_writes_a_model_and_reports_it(trained, foam, capsys, tmp_path):

@@ -50,12 +50,24 @@ def as_image(array, name: str = "image", *, min_size: int = 1) -> np.ndarray:
     return arr
 
 
-def voxel_tuple(voxel, ndim: int, name: str = "voxel size") -> tuple[float, ...]:
+def _voxel_parameter(name: str) -> str:
+    """The parameter a voxel size is given by, from how a message calls it ("LRES voxel size" -> lres_voxel_um)."""
+    for scan in ("lres", "hres"):
+        if name.lower().startswith(scan):
+            return f"{scan}_voxel_um"
+    return "voxel_um"
+
+
+def voxel_tuple(voxel, ndim: int, name: str = "voxel size", parameter: str | None = None) -> tuple[float, ...]:
     """Return a voxel size as a tuple of ``ndim`` positive floats in micrometres.
 
     A single number means an isotropic voxel. ``None`` raises, telling the
     user to supply the size, because guessing it would silently scale every
     physical measurement.
+
+    ``parameter`` is the parameter that gives the size, for the message (by
+    default ``lres_voxel_um``/``hres_voxel_um`` when ``name`` starts with LRES/HRES,
+    else ``voxel_um``).
 
     Raises
     ------
@@ -63,9 +75,11 @@ def voxel_tuple(voxel, ndim: int, name: str = "voxel size") -> tuple[float, ...]
         If the size is missing, has the wrong length, or is not positive.
     """
     if voxel is None:
+        param = parameter or _voxel_parameter(name)
         raise VoxelSizeError(
             f"The {name} is unknown (the file has no physical-size metadata). "
-            "Give it explicitly in micrometres, e.g. --voxel 3 or --voxel 3 1.5 1.5."
+            "Give it ({" + param + "}) in micrometres: one value (e.g. 3) or one per axis (e.g. 3 1.5 1.5).",
+            parameters=(param,),
         )
     if np.isscalar(voxel):
         values = (float(voxel),) * ndim

@@ -29,9 +29,13 @@ def resolve_device(device: str | None = "auto"):
     except (RuntimeError, TypeError):
         raise InputError(f"Unknown device {name!r}; use one of {', '.join(DEVICES)}.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("The CUDA GPU that was asked for is not available here; use --device auto or cpu.")
+        raise InputError(
+            "The CUDA GPU that was asked for is not available here; set {device} to auto or cpu.", parameters=("device",)
+        )
     if dev.type == "mps" and not has_mps:
-        raise InputError("Apple MPS was asked for but is not available here; use --device auto or cpu.")
+        raise InputError(
+            "Apple MPS was asked for but is not available here; set {device} to auto or cpu.", parameters=("device",)
+        )
     if dev.type not in ("cpu", "cuda", "mps"):
         raise InputError(f"Device {name!r} is not supported; use one of {', '.join(DEVICES)}.")
     return dev

@@ -110,7 +110,8 @@ class Volume:
         if self.voxel_um is None:
             raise VoxelSizeError(
                 f"The voxel size of {self.label} is unknown: its file has no physical-size "
-                "metadata. Give it explicitly in micrometres (e.g. --lres-voxel 3)."
+                "metadata. Give it ({voxel_um}) explicitly in micrometres, e.g. 3.",
+                parameters=("voxel_um",),
             )
         return self.voxel_um
 
@@ -351,7 +352,8 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     if path.exists() and not overwrite:
         raise FileFormatError(
             f"{path} already exists and was left untouched. Choose another name, or "
-            "allow overwriting (--overwrite on the command line)."
+            "allow overwriting ({overwrite}).",
+            parameters=("overwrite",),
         )
     if not path.parent.exists():
         raise FileFormatError(f"The folder {path.parent} does not exist. Create it first.")

@@ -443,7 +443,8 @@ def write_phantom(out_dir, *, overwrite: bool = False, **kwargs) -> tuple[dict[s
     if clash and not overwrite:
         raise FileFormatError(
             f"{out_dir} already holds {', '.join(clash)}; they were left untouched. "
-            "Choose another folder or add --overwrite."
+            "Choose another folder or allow overwriting ({overwrite}).",
+            parameters=("overwrite",),
         )
     ph = make_phantom(**kwargs)  # before creating the folder: bad parameters leave nothing behind
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -174,8 +174,9 @@ class JobControls(QWidget):
         try:
             self._on_run()
         except Exception as exc:  # a refusal, before any thread started
-            show_error(f"{self.job.name}: {error_message(exc)}")
-            self.status.setText(error_message(exc))
+            text = error_message(exc, self.job.labels)
+            show_error(f"{self.job.name}: {text}")
+            self.status.setText(text)
             return False
         return True
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from psygnal import Signal
@@ -44,10 +44,23 @@ class JobStopped(Exception):
     """Raised inside a callback-style job when Stop was pressed."""
 
 
-def error_message(exc: BaseException) -> str:
-    """The text a user sees for a failed job."""
+def parameter_label(name: str, labels: Mapping[str, str] | None = None) -> str:
+    """How a widget names a core parameter in a message: its field's label, quoted.
+
+    ``labels`` maps parameter names to the labels of the widget's fields; a
+    parameter the widget has no field for reads in words (``stage_weight`` ->
+    ``'stage weight'``), never as a command-line flag.
+    """
+    label = (labels or {}).get(name)
+    if label is None:
+        label = name.removesuffix("_um").replace("_", " ")
+    return f"'{label}'"
+
+
+def error_message(exc: BaseException, labels: Mapping[str, str] | None = None) -> str:
+    """The text a user sees for a failed job (parameters named by ``labels``, see :func:`parameter_label`)."""
     if isinstance(exc, ResolveError):
-        return str(exc)
+        return exc.render(lambda name: parameter_label(name, labels))
     if isinstance(exc, MemoryError):
         return "Out of memory. Choose a smaller region, or close other programs, and try again."
     return f"{type(exc).__name__}: {exc}"
@@ -117,14 +130,18 @@ class Job:
     ----------
     name : str
         What the job does, for messages ("Registration", "Training"...).
+    labels : mapping, optional
+        The widget's field labels by core parameter name, for error messages
+        (see :func:`parameter_label`).
     """
 
     state_changed = Signal(str)
     progress = Signal(object)
     finished = Signal(object)
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, labels: Mapping[str, str] | None = None):
         self.name = name
+        self.labels = dict(labels or {})
         self._state = "idle"
         self._stop = threading.Event()
         self.worker = None
@@ -201,7 +218,7 @@ class Job:
             return
         from napari.utils.notifications import show_error
 
-        self.error = error_message(exc)
+        self.error = error_message(exc, self.labels)
         if not isinstance(exc, ResolveError):
             log.error("%s failed", self.name, exc_info=(type(exc), exc, exc.__traceback__))
         show_error(f"{self.name} failed: {self.error}")

@@ -67,6 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def flag_namer(parser: argparse.ArgumentParser, command: str):
+    """How the command line names a core parameter in a message: the command's flag for it.
+
+    A parameter is the flag whose destination has its name, or its name less a
+    ``_um`` unit suffix (``lres_voxel_um`` -> ``--lres-voxel``); a parameter this
+    command has no flag for stays as it is (the core's own name).
+    """
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {
+        action.dest: max(action.option_strings, key=len)
+        for action in sub.choices[command]._actions
+        if action.option_strings
+    }
+
+    def name(parameter: str) -> str:
+        return flags.get(parameter) or flags.get(parameter.removesuffix("_um")) or parameter
+
+    return name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 2 user error)."""
     parser = build_parser()
@@ -81,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("once", ResolveWarning)
             result = args.func(args)
     except ResolveError as exc:
-        print(f"napari-resolve {args.command}: error: {exc}", file=sys.stderr)
+        print(f"napari-resolve {args.command}: error: {exc.render(flag_namer(parser, args.command))}", file=sys.stderr)
         return 2
     except MemoryError:
         print(
