@@ -19,13 +19,19 @@ UM = "um"
 MICRO = "µm"
 
 
-def format_values(values: Iterable[float], sep: str = " x ", digits: int | None = None) -> str:
+def format_values(values: Iterable[float], sep: str = " x ", digits: int | None = None, *,
+                  compact: bool = False, spec: str | None = None) -> str:
     """``(3.0, 1.5, 1.5)`` -> ``"3 x 1.5 x 1.5"``.
 
-    ``digits`` fixes the decimals (``"%.2f"``); by default the shortest form (``"%g"``).
+    ``digits`` fixes the decimals (``"%.2f"``), ``spec`` gives any format spec
+    (``".3g"``); by default the shortest form (``"%g"``). With ``compact``, equal
+    values collapse to one (an isotropic voxel, a ratio equal on every axis).
     """
-    fmt = "g" if digits is None else f".{digits}f"
-    return sep.join(f"{float(v):{fmt}}" for v in values)
+    vals = [float(v) for v in values]
+    if compact and vals and len({round(v, 9) for v in vals}) == 1:
+        vals = vals[:1]
+    fmt = spec or ("g" if digits is None else f".{digits}f")
+    return sep.join(f"{v:{fmt}}" for v in vals)
 
 
 def format_um(values: Iterable[float] | float, sep: str = " x ", *, compact: bool = False,
@@ -36,10 +42,8 @@ def format_um(values: Iterable[float] | float, sep: str = " x ", *, compact: boo
     voxel. ``unit=""`` leaves the unit out (a field that names it already);
     widgets pass :data:`MICRO`.
     """
-    vals = [float(values)] if isinstance(values, (int, float)) else [float(v) for v in values]
-    if compact and len({round(v, 9) for v in vals}) == 1:
-        vals = vals[:1]
-    text = format_values(vals, sep, digits)
+    vals = [float(values)] if isinstance(values, (int, float)) else values
+    text = format_values(vals, sep, digits, compact=compact)
     return f"{text} {unit}" if unit else text
 
 

@@ -50,6 +50,61 @@ def as_image(array, name: str = "image", *, min_size: int = 1) -> np.ndarray:
     return arr
 
 
+def per_axis(
+    value,
+    ndim: int,
+    name: str,
+    *,
+    minimum: str = "positive",
+    error: type[InputError] = InputError,
+    parameter: str | None = None,
+) -> tuple[float, ...]:
+    """Return one number (all axes) or one per axis as a tuple of ``ndim`` floats, in micrometres.
+
+    The one rule for per-axis lengths given as numbers (voxel sizes, offsets,
+    search radii, PSF widths); text typed into a field is parsed by
+    :func:`napari_resolve._text.parse_per_axis` first.
+
+    Parameters
+    ----------
+    value : float or sequence of float
+        One value (isotropic) or one per axis in (z, y, x) order.
+    ndim : int
+        Axes of the data.
+    name : str
+        How the message calls it, starting with a capital (``"The LRES voxel size"``).
+    minimum : {"positive", "non-negative", "any"}
+        What the values must be besides finite.
+    error : type
+        The exception to raise (a subclass of :class:`InputError`).
+    parameter : str, optional
+        The parameter that gives the value, named in the message after ``name``.
+    """
+    params = (parameter,) if parameter else ()
+    if parameter:
+        name = f"{name} ({{{parameter}}})"
+    if np.isscalar(value):
+        values = (float(value),) * ndim
+    else:
+        try:
+            values = tuple(float(v) for v in value)
+        except (TypeError, ValueError) as exc:
+            raise error(f"{name} must be numbers in micrometres, got {value!r}.", parameters=params) from exc
+        if len(values) == 1:
+            values = values * ndim
+    if len(values) != ndim:
+        raise error(
+            f"{name} has {len(values)} values {values} but the data has {ndim} "
+            "axes. Give one value (isotropic) or one per axis in (z, y, x) order.",
+            parameters=params,
+        )
+    ok = {"positive": lambda v: v > 0, "non-negative": lambda v: v >= 0, "any": lambda v: True}[minimum]
+    if not all(np.isfinite(v) and ok(v) for v in values):
+        kind = {"positive": "positive", "non-negative": "finite and non-negative", "any": "finite"}[minimum]
+        raise error(f"{name} must be {kind} micrometres, got {values}.", parameters=params)
+    return values
+
+
 def _voxel_parameter(name: str) -> str:
     """The parameter a voxel size is given by, from how a message calls it ("LRES voxel size" -> lres_voxel_um)."""
     for scan in ("lres", "hres"):
@@ -81,20 +136,8 @@ def voxel_tuple(voxel, ndim: int, name: str = "voxel size", parameter: str | Non
             "Give it ({" + param + "}) in micrometres: one value (e.g. 3) or one per axis (e.g. 3 1.5 1.5).",
             parameters=(param,),
         )
-    if np.isscalar(voxel):
-        values = (float(voxel),) * ndim
-    else:
-        values = tuple(float(v) for v in voxel)  # type: ignore[union-attr]
-        if len(values) == 1:
-            values = values * ndim
-    if len(values) != ndim:
-        raise VoxelSizeError(
-            f"The {name} has {len(values)} values {values} but the data has {ndim} "
-            "axes. Give one value (isotropic) or one per axis in (z, y, x) order."
-        )
-    if not all(np.isfinite(v) and v > 0 for v in values):
-        raise VoxelSizeError(f"The {name} must be positive micrometres, got {values}.")
-    return values
+    return per_axis(voxel, ndim, f"The {name}", minimum="positive", error=VoxelSizeError,
+                    parameter=parameter or _voxel_parameter(name))
 
 
 def same_shape(a: np.ndarray, b: np.ndarray, names: Sequence[str] = ("a", "b")) -> None:

@@ -77,7 +77,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, optimize
 
-from napari_resolve._validate import as_image, voxel_tuple
+from napari_resolve._validate import as_image, per_axis, voxel_tuple
 from napari_resolve.errors import (
     FileFormatError,
     InputError,
@@ -405,27 +405,6 @@ def _match(image: np.ndarray, template: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------- helpers
 
 
-def _per_axis(value, ndim: int, name: str, *, allow_negative: bool) -> tuple[float, ...]:
-    if np.isscalar(value):
-        values = (float(value),) * ndim
-    else:
-        try:
-            values = tuple(float(v) for v in value)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{name} must be numbers in um, got {value!r}.") from exc
-        if len(values) == 1:
-            values *= ndim
-    if len(values) != ndim:
-        raise InputError(
-            f"{name} has {len(values)} values {values} but the data has {ndim} axes. "
-            "Give one value per axis in (z, y, x) order."
-        )
-    if not all(math.isfinite(v) for v in values) or (not allow_negative and min(values) < 0):
-        kind = "finite" if allow_negative else "finite and non-negative"
-        raise InputError(f"{name} must be {kind} micrometres, got {values}.")
-    return values
-
-
 def _fmt(values: Sequence[float], digits: int = 2) -> str:
     return "(" + ", ".join(f"{v:.{digits}f}" for v in values) + ")"
 
@@ -713,11 +692,12 @@ def _search_window(geo: _Geometry, init_offset_um, search_radius_um) -> _Window:
                 stacklevel=3,  # the caller of register()
             )
         return _Window(np.zeros(ndim, int), last.copy(), np.zeros(ndim, bool), np.zeros(ndim, bool))
-    init = np.array(_per_axis(init_offset_um, ndim, "init_offset_um", allow_negative=True))
+    init = np.array(per_axis(init_offset_um, ndim, "The initial offset", minimum="any", parameter="init_offset_um"))
     if search_radius_um is None:
         radius = np.maximum(5 * vl, 0.25 * geo.extent_h)
     else:
-        radius = np.array(_per_axis(search_radius_um, ndim, "search_radius_um", allow_negative=False))
+        radius = np.array(per_axis(search_radius_um, ndim, "The search radius", minimum="non-negative",
+                                  parameter="search_radius_um"))
     p_init = (init + d0) / vl
     # One voxel of margin, so that a true position inside the radius never
     # shows as a border peak.
@@ -727,10 +707,11 @@ def _search_window(geo: _Geometry, init_offset_um, search_radius_um) -> _Window:
     hi = np.minimum(want_hi, last)
     if np.any(lo > hi):
         raise RegistrationError(
-            f"The HRES cannot lie within {_fmt(radius, 1)} um of init_offset_um {_fmt(init, 1)} "
-            f"and inside the LRES field: offsets from {_fmt(-d0, 1)} to "
+            f"The HRES cannot lie within {_fmt(radius, 1)} um ({{search_radius_um}}) of the initial offset "
+            f"{_fmt(init, 1)} um ({{init_offset_um}}) and inside the LRES field: offsets from {_fmt(-d0, 1)} to "
             f"{_fmt(last * vl - d0, 1)} um are possible. Check the initial offset, its "
-            "units (um, LRES frame) and the voxel sizes, or search without it."
+            "units (um, LRES frame) and the voxel sizes, or search without it.",
+            parameters=("search_radius_um", "init_offset_um"),
         )
     return _Window(lo, hi, want_lo > 0, want_hi < last)
 

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 from magicgui.widgets import ComboBox, Label, LineEdit
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from napari_resolve.errors import InputError
+from napari_resolve._text import MICRO, format_duration, parse_per_axis, parse_point  # noqa: F401 - re-exported
+from napari_resolve._text import format_duration as _duration  # noqa: F401 - until the training widget imports _text
+from napari_resolve._text import format_um as _format_um
 
 from ._workers import Job
+
+
+def format_um(values) -> str:
+    """Per-axis lengths as the widgets write them beside a "µm": ``(3.0, 3.0, 3.0)`` -> ``"3, 3, 3"``."""
+    return _format_um(values, ", ", unit="")
 
 
 def layer_combo(viewer, layer_type, label: str, *, optional: bool = False, tooltip: str = "") -> ComboBox:
@@ -50,11 +56,6 @@ def select_layer(combo: ComboBox, name_contains: str) -> None:
             return
 
 
-def format_um(values) -> str:
-    """``(3.0, 3.0, 3.0)`` -> ``"3, 3, 3"``."""
-    return ", ".join(f"{float(v):g}" for v in values)
-
-
 class VoxelSizeEdit(LineEdit):
     """Voxel size in um: one number (isotropic) or one per axis, "z, y, x"."""
 
@@ -70,52 +71,6 @@ class VoxelSizeEdit(LineEdit):
     def values(self, ndim: int, what: str) -> tuple[float, ...]:
         """The voxel size as ``ndim`` floats, or :class:`InputError` saying what is wrong."""
         return parse_per_axis(self.value, ndim, f"{what} voxel size", example="'3' or '3, 1, 1'")
-
-
-def parse_per_axis(text: str, ndim: int, what: str, example: str = "'3'") -> tuple[float, ...]:
-    """One positive number (all axes) or one per axis, in um -> ``ndim`` floats.
-
-    Raises
-    ------
-    InputError
-        Naming ``what`` and saying what to write instead.
-    """
-    raw = text
-    text = text.replace(";", ",").replace("µm", "").replace("um", "").strip()
-    try:
-        numbers = [float(t) for t in text.replace(",", " ").split()]
-    except ValueError:
-        raise InputError(f"The {what} {raw!r} is not a number list; write e.g. {example}.")
-    if len(numbers) == 1:
-        numbers *= ndim
-    if len(numbers) != ndim:
-        raise InputError(f"The {what} needs 1 or {ndim} numbers (um), got {len(numbers)}.")
-    if not all(math.isfinite(v) and v > 0 for v in numbers):
-        raise InputError(f"The {what} must be positive (um), got {raw!r}.")
-    return tuple(numbers)
-
-
-def parse_point(text: str, ndim: int, what: str) -> tuple[float, ...] | None:
-    """"z, y, x" in um -> floats; empty text -> None."""
-    text = text.replace(";", ",").replace("um", "").replace("µm", "").strip()
-    if not text:
-        return None
-    try:
-        numbers = tuple(float(t) for t in text.replace(",", " ").split())
-    except ValueError:
-        raise InputError(f"The {what} {text!r} is not a number list; write {ndim} numbers in um.")
-    if len(numbers) != ndim or not all(math.isfinite(v) for v in numbers):
-        raise InputError(f"The {what} needs {ndim} finite numbers (um), got {text!r}.")
-    return numbers
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 class JobControls(QWidget):
@@ -219,7 +174,7 @@ class JobControls(QWidget):
                 left = (time.perf_counter() - self._started) / step * (total - step)
             text = f"{step}/{total}"
             if left is not None and step > 0:
-                text += f" · about {_duration(left)} left"
+                text += f" · about {format_duration(left)} left"
             self.bar.setFormat(text)
         if not self.job.stopping:
             self.status.setText(getattr(record, "message", "") or "")

@@ -13,6 +13,7 @@ from typing import Any
 
 from psygnal import Signal
 
+from napari_resolve._text import MICRO, format_um, format_values
 from napari_resolve.errors import InputError
 
 from ._layers import KEY
@@ -66,19 +67,11 @@ class Session:
         m = self.model
         psnr = f", validation PSNR {m.val_psnr:.2f} dB" if m.val_psnr is not None else ""
         return (
-            f"{m.architecture}, ×{_ratio_text(m.ratio)} ({_um(m.lres_voxel_um)} → {_um(m.hres_voxel_um)} µm), "
+            f"{m.architecture}, ×{format_values(m.ratio, '×', compact=True, spec='.3g')} "
+            f"({format_um(m.lres_voxel_um, '×', compact=True, unit='')} → "
+            f"{format_um(m.hres_voxel_um, '×', compact=True, unit=MICRO)}), "
             f"{m.iteration} iterations{psnr}; {self.model_source}"
         )
-
-
-def _um(values) -> str:
-    values = [float(v) for v in values]
-    return f"{values[0]:g}" if len(set(values)) == 1 else "×".join(f"{v:g}" for v in values)
-
-
-def _ratio_text(ratio) -> str:
-    values = [float(v) for v in ratio]
-    return f"{values[-1]:.3g}" if len(set(round(v, 6) for v in values)) == 1 else "×".join(f"{v:.3g}" for v in values)
 
 
 def session_for(viewer) -> Session:
