@@ -6,6 +6,9 @@ whose ``offset_um`` and ``scale`` are exactly the ``translate`` and ``scale`` of
 the HRES layer in napari (the LRES layer has ``scale`` = LRES voxel size and
 ``translate`` = 0).
 
+This module is one algorithm (template matching, then sub-voxel NCC refinement
+and a verdict on its credibility), kept whole so that its steps read in order.
+
 Coordinates
 -----------
 Arrays are (z, y, x) or (y, x); positions are in micrometres, at voxel centres.
