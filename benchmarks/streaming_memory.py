@@ -25,7 +25,7 @@ import json, shutil, sys, time
 from pathlib import Path
 import numpy as np
 from scipy import ndimage
-from napari_resolve.learn.inference import run_predict
+from napari_resolve.learn.inference import plan_predict, run_predict
 from napari_resolve.models import build_model
 from napari_resolve.models.checkpoint import Checkpoint
 from napari_resolve.learn.normalisation import Normalisation
@@ -44,7 +44,8 @@ ckpt = Checkpoint("srcnn", net.config, net.state_dict(), Normalisation(0, 1), No
 before = hwm()
 out = folder / f"out.{fmt}"
 t0 = time.perf_counter()
-res = run_predict(ckpt, lres, 3.0, out_path=out, device="cpu", tile=256)
+plan = plan_predict(ckpt, lres, 3.0, out_path=out, device="cpu", tile=256)
+res = run_predict(plan)
 seconds = time.perf_counter() - t0
 size_on_disk = sum(p.stat().st_size for p in out.rglob("*")) if out.is_dir() else out.stat().st_size
 print(json.dumps({
@@ -52,7 +53,7 @@ print(json.dumps({
     "output_gib": float(np.prod(res.grid.shape)) * 4 / 2**30, "file_gib": size_on_disk / 2**30,
     "lres_gib": lres.nbytes / 2**30, "peak_rss_gib_before_predict": before, "peak_rss_gib": hwm(),
     "seconds": round(seconds, 1), "output_mvoxels_per_s": round(np.prod(res.grid.shape) / 1e6 / seconds, 1),
-    "tiles": res.tiles,
+    "tiles": res.tiles, "tile": list(plan.tile),
 }))
 shutil.rmtree(out) if out.is_dir() else out.unlink()
 """

@@ -170,7 +170,7 @@ def test_upscale_region_writes_the_file_and_opens_it_lazily(widget, small_model,
     w.z_first.value, w.z_last.value = 30, 35
     roi = w.upscale_region()
     assert roi == (slice(30, 36), slice(20, 32), slice(30, 43))
-    assert "6 × 12 × 13 LRES voxels → output" in w.region_label.value and "MiB" in w.region_label.value
+    assert "6 x 12 x 13 LRES voxels → output" in w.region_label.value and "MiB" in w.region_label.value
 
     path = tmp_path / name
     assert w.upscale(path)
@@ -207,17 +207,49 @@ def test_an_existing_file_is_refused_without_overwrite(widget, tmp_path, qtbot, 
     assert len(list(tmp_path.iterdir())) == 1
 
 
-def test_stop_during_an_upscale_leaves_no_file(widget, tmp_path, qtbot):
+@pytest.mark.parametrize(
+    "name, match",
+    [("out.png", "must be .tif"), ("missing/out.tif", "does not exist")],
+)
+def test_a_bad_output_is_refused_by_the_plan_before_a_thread_starts(widget, tmp_path, errors, name, match):
+    w, viewer, _lres, _hres = widget
+    w.region_combo.value = _rectangle(viewer, 60.0, 60.0, 80.0, 80.0)
+    assert not w.upscale(tmp_path / name)
+    assert w.upscale_job.state == "idle" and w.upscale_job.worker is None  # no thread was started
+    assert match in errors[-1] and "'Output'" in errors[-1]  # the core's message, naming this widget's field
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_stop_during_an_upscale_leaves_no_file(widget, tmp_path, qtbot, monkeypatch):
+    import threading
+
+    from napari_resolve.jobs import Progress
+    from napari_resolve.learn.inference import TileDone
+
     w, viewer, _lres, _hres = widget
     assert w.region_combo.value is None and w.upscale_region() == (slice(0, 64),) * 3  # the whole LRES
+    # The job waits after its first tile until Stop was pressed, so the test does not race the thread
+    # (on a fast machine the whole run could otherwise end before Stop arrives).
+    pressed = threading.Event()
+
+    def held(gen):
+        yield next(gen)
+        pressed.wait(60)
+        return (yield from gen)
+
+    start = w.upscale_job.start
+    monkeypatch.setattr(w.upscale_job, "start", lambda gen: start(held(gen)))
     records = []
     w.upscale_job.progress.connect(records.append)
     path = tmp_path / "whole.zarr"
     assert w.upscale(path)
     qtbot.waitUntil(lambda: len(records) >= 1, timeout=60_000)
+    assert isinstance(records[0], Progress) and isinstance(records[0].data, TileDone)
     assert records[0].total > 4
     w.upscale_controls.stop()
+    pressed.set()
     _wait(qtbot, w.upscale_job)
+    assert len(records) < records[0].total
     assert w.upscale_job.state == "stopped"
     assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary twin
     assert not any(layer.name.startswith("upscaled:") for layer in viewer.layers)
@@ -225,9 +257,9 @@ def test_stop_during_an_upscale_leaves_no_file(widget, tmp_path, qtbot):
 
 def _untrained_2d(lres, hres):
     """A 2D U-Net with its initial weights, for the section's voxel sizes and registration."""
+    from napari_resolve.learn.normalisation import Normalisation
     from napari_resolve.models import build_model
     from napari_resolve.models.checkpoint import Checkpoint
-    from napari_resolve.learn.normalisation import Normalisation
 
     net = build_model("unet25d", width=4)
     return Checkpoint(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from functools import cache
 
@@ -11,14 +13,22 @@ import torch
 
 from napari_resolve.errors import FileFormatError, InputError, ResolveError, VoxelSizeError
 from napari_resolve.geometry.grid import Grid, check_roi, resample_lres, upscale_grid
-from napari_resolve.learn.inference import PredictProgress, iter_predict, run_predict, tile_starts
-from napari_resolve.io import read_volume
+from napari_resolve.io import read_volume, write_volume
+from napari_resolve.jobs import Progress, drain
+from napari_resolve.learn.inference import (
+    PredictPlan,
+    TileDone,
+    iter_predict,
+    plan_predict,
+    run_predict,
+    tile_starts,
+)
+from napari_resolve.learn.normalisation import Normalisation
+from napari_resolve.learn.training import TrainConfig, run_train
 from napari_resolve.models import build_model
 from napari_resolve.models.checkpoint import Checkpoint, save_checkpoint
-from napari_resolve.learn.normalisation import Normalisation
 from napari_resolve.phantom import make_phantom
 from napari_resolve.registration import register
-from napari_resolve.learn.training import TrainConfig, run_train
 
 LV = (3.0, 3.0, 3.0)
 HV = (1.0, 1.0, 1.0)
@@ -182,15 +192,21 @@ def test_output_grid_follows_the_training_phase():
 def test_default_roi_is_the_whole_lres_and_progress_is_reported():
     ckpt = make_ckpt("srcnn", random=False)
     lres = lres3d()[:4, :8, :8]
-    gen = iter_predict(ckpt, lres, LV, device="cpu", tile=(6, 12, 12), overlap=(0, 4, 4))
+    plan = plan_predict(ckpt, lres, LV, device="cpu", tile=(6, 12, 12), overlap=(0, 4, 4))
     records = []
-    while True:
-        try:
-            records.append(next(gen))
-        except StopIteration as stop:
-            result = stop.value
-            break
-    assert all(isinstance(r, PredictProgress) for r in records)
+    result = drain(iter_predict(plan), records.append)
+    assert all(isinstance(r, Progress) and isinstance(r.data, TileDone) for r in records)
+    assert plan.n_tiles == len(records)
+    # Every tile's box lies in the result, and together they cover it.
+    covered = np.zeros(result.grid.shape, bool)
+    for r in records:
+        covered[r.data.box] = True
+    assert covered.all()
+    seconds = [r.data.seconds for r in records]
+    assert seconds == sorted(seconds) and records[-1].data.voxels >= covered.size
+    assert records[0].remaining_s is None  # the first tile includes warm-up: no estimate from it
+    assert all(r.remaining_s >= 0 for r in records[1:]) and records[-1].remaining_s == 0
+    assert "voxels/s" in records[-1].message
     assert [r.step for r in records] == list(range(1, len(records) + 1)) and {r.total for r in records} == {
         len(records)
     }
@@ -250,9 +266,9 @@ def test_existing_output_is_refused_before_any_tile(tmp_path):
     ckpt = make_ckpt("unet25d")
     out = tmp_path / "up.tif"
     out.write_bytes(b"precious")
-    gen = iter_predict(ckpt, lres3d(), LV, roi=ROI, out_path=out, device="cpu")
-    with pytest.raises(FileFormatError, match="already exists"):
-        next(gen)  # no progress record was produced
+    with pytest.raises(FileFormatError, match="already exists") as info:
+        iter_predict(ckpt, lres3d(), LV, roi=ROI, out_path=out, device="cpu")  # planned at once: no generator
+    assert info.value.parameters == ("overwrite",) and "{overwrite}" in info.value.template
     assert out.read_bytes() == b"precious"
     res = predict(ckpt, roi=ROI, out_path=out, overwrite=True, **WHOLE)
     assert read_volume(out).shape == res.grid.shape
@@ -319,6 +335,142 @@ def test_model_from_a_file(tmp_path):
         run_predict(tmp_path / "none.pt", lres3d(), LV, device="cpu")
 
 
+# ----------------------------------------------------------------------------- plan, then run
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if a network runs or the LRES is interpolated (the first work of a tile)."""
+
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("work started before the plan was complete")
+
+    monkeypatch.setattr(torch.nn.Module, "__call__", forbidden)
+    monkeypatch.setattr("napari_resolve.learn.inference.resample_lres", forbidden)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    "kw, error, match, parameter",
+    [
+        ({"roi": (slice(0, 40), slice(0, 4), slice(0, 4))}, InputError, "does not fit", None),
+        ({"lres_voxel_um": 2.0}, VoxelSizeError, "trained on 3 x 3 x 3 um", "lres_voxel_um"),
+        ({"tile": (4, 8, 8), "overlap": (0, 6, 6)}, InputError, "multiple of 4", "tile"),  # unet: pooling by 4
+        ({"tile": (4, 16, 16), "overlap": (0, 16, 4)}, InputError, "smaller than the tile", "overlap"),
+        ({"out_path": "exists.tif"}, FileFormatError, "already exists", "overwrite"),
+        ({"out_path": "missing/up.tif"}, FileFormatError, "does not exist", "out_path"),
+        ({"margin": -2}, InputError, "at least 0", "margin"),
+    ],
+)
+def test_plan_refuses_bad_input_before_any_work(tmp_path, no_work, kw, error, match, parameter):
+    (tmp_path / "exists.tif").write_bytes(b"keep")
+    kw = dict(kw)
+    lv = kw.pop("lres_voxel_um", LV)
+    out = tmp_path / kw.pop("out_path", "new.tif")
+    with pytest.raises(error, match=match) as info:
+        plan_predict(make_ckpt("unet25d"), lres3d(), lv, out_path=out, device="cpu", **{"roi": ROI, **kw})
+    if parameter is not None:  # named as a parameter, for the CLI's flag or the widget's label
+        assert parameter in info.value.parameters and "{" + parameter + "}" in info.value.template
+    assert "--" not in str(info.value)  # no command-line flag in a core message
+    assert sorted(os.listdir(tmp_path)) == ["exists.tif"] and (tmp_path / "exists.tif").read_bytes() == b"keep"
+
+
+def test_a_plan_does_no_work_and_runs_to_the_same_result(tmp_path, no_work):
+    ckpt = make_ckpt("unet25d", seed=7)
+    out = tmp_path / "up.zarr"
+    kw = dict(roi=ROI, tile=(4, 16, 16), overlap=(0, 4, 4), device="cpu")
+    plan = plan_predict(ckpt, lres3d(), LV, out_path=out, **kw)
+    assert isinstance(plan, PredictPlan) and os.listdir(tmp_path) == []
+    assert plan.grid == upscale_grid(ROI, LV, HV, PHASE) and plan.out_path == out and plan.device == "cpu"
+    assert plan.tile == (4, 16, 16) and plan.overlap == (0, 4, 4)
+    assert plan.n_tiles == np.prod([len(s) for s in plan.spans]) > 8
+    assert plan.nbytes == np.prod(plan.grid.shape) * 4
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.blend = "gaussian"
+    with pytest.raises(TypeError):
+        iter_predict(plan, lres3d())
+    no_work.undo()
+    res = run_predict(plan)
+    assert res.path == out and res.tiles == plan.n_tiles
+    mem = predict(ckpt, **{k: v for k, v in kw.items() if k != "device"})
+    np.testing.assert_array_equal(np.asarray(read_volume(out).data), mem.data)
+
+
+def test_out_of_memory_names_the_tile_and_device(monkeypatch):
+    plan = plan_predict(make_ckpt("unet25d"), lres3d(), LV, roi=ROI, device="cpu", **WHOLE)
+
+    def oom(*_args, **_kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(plan.network, "forward", oom)
+    with pytest.raises(ResolveError, match="ran out of memory") as info:
+        run_predict(plan)
+    assert info.value.parameters == ("tile", "device")
+    assert "smaller tile, or set device to cpu" in str(info.value)
+    assert "--tile" in info.value.render(lambda name: "--" + name)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+@pytest.fixture
+def cli_files(tmp_path):
+    model = save_checkpoint(make_ckpt("unet25d", seed=4), tmp_path / "m.pt")
+    lres = write_volume(tmp_path / "lres.tif", lres3d()[:6, :12, :12], LV)
+    return model, lres
+
+
+@pytest.fixture
+def planned(monkeypatch):
+    """Every plan the command line makes."""
+    from napari_resolve.learn import inference
+
+    plans, real = [], inference.plan_predict
+
+    def spy(*args, **kwargs):
+        plans.append(real(*args, **kwargs))
+        return plans[-1]
+
+    monkeypatch.setattr(inference, "plan_predict", spy)
+    return plans
+
+
+def _cli_predict(capsys, files, out, *flags):
+    from napari_resolve.cli import main
+
+    model, lres = files
+    assert main(["predict", str(model), str(lres), "--device", "cpu", "--tile", "16", "-o", str(out), *flags]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_cli_overlap_reaches_the_tiling(cli_files, tmp_path, capsys, planned):
+    narrow = _cli_predict(capsys, cli_files, tmp_path / "a.tif", "--overlap", "0")
+    wide = _cli_predict(capsys, cli_files, tmp_path / "b.tif", "--overlap", "8")
+    assert [p.overlap for p in planned] == [(0, 0, 0), (0, 8, 8)]  # slice-wise model: no z overlap
+    assert narrow["shape"] == wide["shape"] == [17, 35, 35]
+    # 35 voxels in tiles of 16: steps of 16 (3 tiles per axis) without overlap, of 8 (4 tiles) with it.
+    assert (narrow["tiles"], wide["tiles"]) == (2 * 3 * 3, 2 * 4 * 4)
+    a, b = (np.asarray(read_volume(tmp_path / n).data) for n in ("a.tif", "b.tif"))
+    np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)  # both seamless: the same result
+
+
+def test_cli_blend_reaches_the_plan(cli_files, tmp_path, capsys, planned):
+    _cli_predict(capsys, cli_files, tmp_path / "g.tif", "--overlap", "4", "--blend", "gaussian")
+    _cli_predict(capsys, cli_files, tmp_path / "l.tif", "--overlap", "4")
+    assert [p.blend for p in planned] == ["gaussian", "linear"]
+
+
+def test_cli_refuses_a_tile_too_small_for_the_overlap_naming_the_flags(cli_files, tmp_path, capsys):
+    from napari_resolve.cli import main
+
+    model, lres = cli_files
+    code = main(["predict", str(model), str(lres), "--device", "cpu", "--tile", "8", "--overlap", "6",
+                 "-o", str(tmp_path / "x.tif")])
+    err = capsys.readouterr().err
+    assert code == 2 and "multiple of 4" in err and "--tile" in err and "--overlap" in err
+    assert not (tmp_path / "x.tif").exists()
+
+
 # ----------------------------------------------------------------------------- 2D
 
 
@@ -375,3 +527,22 @@ def test_tile_starts_refuses_a_step_below_the_multiple():
     with pytest.raises(InputError, match="multiple of 4"):
         tile_starts(40, 8, 6, 4)
     assert tile_starts(40, 8, 4, 4)[:2] == [(0, 8), (4, 12)]
+
+
+def test_tile_and_overlap_arguments():
+    from napari_resolve.learn.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, DEFAULT_TILE_Z, overlap_shape, tile_shape
+
+    assert tile_shape(None, False, (1, 4, 4)) == (DEFAULT_TILE_Z, DEFAULT_TILE, DEFAULT_TILE)
+    assert tile_shape(30, False, (1, 4, 4)) == (DEFAULT_TILE_Z, 28, 28)  # rounded down to the pooling
+    assert tile_shape(30, True, (2, 2, 2)) == (30, 30, 30)  # a 3D network: a cube
+    assert tile_shape((40, 24), False, (1, 8, 8)) == (DEFAULT_TILE_Z, 40, 24)  # (y, x)
+    assert tile_shape((2, 3, 3), False, (1, 4, 4)) == (2, 4, 4)  # at least one multiple
+    assert overlap_shape(None, False) == (0, DEFAULT_OVERLAP, DEFAULT_OVERLAP)
+    assert overlap_shape(6, True) == (6, 6, 6) and overlap_shape((1, 2, 3), False) == (1, 2, 3)
+    for bad in [(0, 16, 16), (1, 2, 3, 4)]:
+        with pytest.raises(InputError, match="tile") as info:
+            tile_shape(bad, False, (1, 4, 4))
+        assert info.value.parameters == ("tile",)
+    with pytest.raises(InputError) as info:
+        overlap_shape((1, 2, 3, 4), False)
+    assert info.value.parameters == ("overlap",)

@@ -9,6 +9,11 @@ previews update that one layer and leave the viewer where it was.
 OME-TIFF or zarr file, tile by tile with progress and Stop, then opens the file
 lazily as the layer "upscaled: <file name>". The core writes under a temporary
 name and renames at the end, so a stopped or failed run leaves no file.
+
+Both are planned on the main thread with
+:func:`napari_resolve.learn.inference.plan_predict`, which refuses bad input (a
+model for another voxel size, an existing file...) before any thread starts; the
+widget only turns its fields into the plan's arguments and checks nothing itself.
 """
 
 from __future__ import annotations
@@ -21,38 +26,30 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton, SpinBox
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
+from napari_resolve._text import MICRO, format_bytes, format_rate, format_shape, format_um
 from napari_resolve.errors import FileFormatError, InputError
+from napari_resolve.learn.inference import OUTPUT_SUFFIXES, check_model_fits, iter_predict, output_grid, plan_predict
 
-from ._forms import JobControls, format_um, heading, layer_combo, select_layer
+from ._forms import JobControls, heading, layer_combo, select_layer
 from ._layers import add_or_update, check_plain_geometry, layer_data, shape_box_um, spatial_ndim, world_to_index
 from ._session import session_for
-from ._workers import Job
+from ._workers import Job, error_message
 
 PREVIEW_NAME = "upscaled preview"
 RESULT_PREFIX = "upscaled: "
-OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr")
+
+#: How the core's parameters read in this widget's messages (its field labels).
+LABELS = {
+    "tile": "Tile (HRES px)",
+    "out_path": "Output",
+    "overwrite": "overwrite an existing file",
+    "lres_voxel_um": "LRES voxel",
+    "roi": "Region",
+}
 
 
-def _size_text(nbytes: int) -> str:
-    """Bytes in GiB, or in MiB when that would read 0.00 GiB."""
-    gib = nbytes / 2**30
-    return f"{gib:.2f} GiB" if gib >= 0.01 else f"{nbytes / 2**20:.1f} MiB"
-
-
-def _rate_text(voxels_per_s: float) -> str:
-    return f"{voxels_per_s / 1e6:.2f} M voxels/s" if voxels_per_s >= 1e5 else f"{voxels_per_s / 1e3:.1f} k voxels/s"
-
-
-def _check_model_fits(ckpt, ndim: int, lres_voxel) -> None:
-    """Refuse a model that cannot run on this LRES, with the core's own message, before any thread starts."""
-    from napari_resolve.learn.inference import check_lres_voxels
-
-    if len(ckpt.hres_voxel_um) != ndim:
-        raise InputError(
-            f"The model was trained on {len(ckpt.hres_voxel_um)}D data; this LRES is {ndim}D. "
-            f"Choose a {len(ckpt.hres_voxel_um)}D LRES, or train a model on {ndim}D data."
-        )
-    check_lres_voxels(ckpt, tuple(lres_voxel))  # VoxelSizeError: trained on another LRES voxel size
+def _um(values) -> str:
+    return format_um(values, sep=", ", unit=MICRO)
 
 
 def open_lazily(path: str | Path):
@@ -120,8 +117,8 @@ class UpscaleWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
-        self.preview_job = Job("Preview")
-        self.upscale_job = Job("Upscale")
+        self.preview_job = Job("Preview", LABELS)
+        self.upscale_job = Job("Upscale", LABELS)
         self._pending: dict = {}  # what the running upscale writes, for its finished handler
         self._preview_style: dict = {}
         self._watched_shapes = None
@@ -137,12 +134,12 @@ class UpscaleWidget(QWidget):
         self.lres_combo = layer_combo(
             napari_viewer, napari.layers.Image, "LRES", tooltip="The low-resolution scan to upscale"
         )
-        self.lres_voxel_label = Label(value="", label="LRES voxel")
+        self.lres_voxel_label = Label(value="", label=LABELS["lres_voxel_um"])
         self.lres_voxel_label.tooltip = "The LRES layer's scale (µm); the model must have been trained at this size"
         self.region_combo = layer_combo(
             napari_viewer,
             napari.layers.Shapes,
-            "Region",
+            LABELS["roi"],
             optional=True,
             tooltip=(
                 "A Shapes layer with a rectangle (the selected or last one). (none): the preview is centred on the "
@@ -156,7 +153,7 @@ class UpscaleWidget(QWidget):
             min=16,
             max=1024,
             step=16,
-            label="Tile (HRES px)",
+            label=LABELS["tile"],
             tooltip="Preview tile size in y and x, in HRES voxels",
         )
         self.tile_depth = SpinBox(
@@ -183,13 +180,13 @@ class UpscaleWidget(QWidget):
         self.region_label.tooltip = "Size of the region (LRES voxels) and of the upscaled output (HRES voxels, float32)"
         self.output = FileEdit(
             mode="w",
-            filter="*.tif *.tiff *.zarr",
-            label="Output",
+            filter=" ".join("*" + suffix for suffix in OUTPUT_SUFFIXES),
+            label=LABELS["out_path"],
             tooltip="File to write: .tif (OME-TIFF) or .zarr; written under a temporary name, renamed when complete",
         )
         self.overwrite = CheckBox(
             value=False,
-            text="overwrite an existing file",
+            text=LABELS["overwrite"],
             tooltip="Without it, an existing output file is left untouched and nothing runs",
         )
 
@@ -272,8 +269,6 @@ class UpscaleWidget(QWidget):
         try:
             self.load_model(path)
         except Exception as exc:  # a bad file is a message, not a traceback
-            from ._workers import error_message
-
             show_error(f"Load model: {error_message(exc)}")
 
     # ------------------------------------------------------------------ inputs
@@ -330,13 +325,13 @@ class UpscaleWidget(QWidget):
         """
         ckpt = self.session.require_model()
         layer, data, lv, ndim = self._lres()
-        _check_model_fits(ckpt, ndim, lv)
+        check_model_fits(ckpt, data.shape, lv)  # the tile's extent below needs the model's HRES voxel
         hv = tuple(ckpt.hres_voxel_um)
         shape = tuple(int(n) for n in data.shape)
         centre = world_to_index(layer, self._centre_world(ndim))
         if np.any(centre < -0.5) or np.any(centre > np.asarray(shape) - 0.5):
             raise InputError(
-                f"The preview position ({format_um(self._centre_world(ndim))} µm) is outside the LRES "
+                f"The preview position ({_um(self._centre_world(ndim))}) is outside the LRES "
                 f"{layer.name!r}. Move the view (or the rectangle) onto the LRES."
             )
         sizes = ([self.tile_depth.value] if ndim == 3 else []) + [self.tile_size.value] * 2
@@ -386,33 +381,29 @@ class UpscaleWidget(QWidget):
         """Refresh the LRES voxel size and the region/output sizes (cheap: no data are read)."""
         layer = self.lres_combo.value
         try:
-            self.lres_voxel_label.value = "—" if layer is None else f"{format_um(layer.scale)} µm"
+            self.lres_voxel_label.value = "—" if layer is None else _um(layer.scale)
             text = self._region_text()
         except InputError as exc:
-            text = str(exc)
+            text = error_message(exc, LABELS)
         except RuntimeError:  # widget deleted while a layer event still arrives
             return
         self.region_label.value = text
 
     def _region_text(self) -> str:
-        from napari_resolve.geometry.grid import upscale_grid
-
         if self.lres_combo.value is None:
             return "Choose an LRES layer."
-        _layer, _data, lv, ndim = self._lres()
+        _layer, data, lv, _ndim = self._lres()
         roi = self.upscale_region()
-        sizes = [s.stop - s.start for s in roi]
-        text = f"Region: {' × '.join(map(str, sizes))} LRES voxels"
+        text = f"Region: {format_shape(s.stop - s.start for s in roi)} LRES voxels"
         ckpt = self.session.model
         if ckpt is None:
             return text + " (load or train a model to see the output size)."
         try:
-            _check_model_fits(ckpt, ndim, lv)
+            grid = output_grid(ckpt, data.shape, lv, roi)  # the core's checks, without building the network
         except InputError as exc:
-            return f"{text}.\n⚠ {exc}"
-        grid = upscale_grid(roi, lv, ckpt.hres_voxel_um, ckpt.phase_origin_um)
-        size = _size_text(int(np.prod(grid.shape)) * 4)
-        return f"{text} → output {' × '.join(map(str, grid.shape))} HRES voxels, {size}."
+            return f"{text}.\n⚠ {error_message(exc, LABELS)}"
+        size = format_bytes(int(np.prod(grid.shape)) * 4)
+        return f"{text} → output {format_shape(grid.shape)} HRES voxels, {size}."
 
     # ------------------------------------------------------------------ preview
 
@@ -421,8 +412,6 @@ class UpscaleWidget(QWidget):
         return self.preview_controls.run()
 
     def _start_preview(self) -> None:
-        from napari_resolve.learn.inference import iter_predict
-
         ckpt = self.session.require_model()
         roi = self.preview_region()
         layer, data, lv, _ndim = self._lres()
@@ -433,7 +422,8 @@ class UpscaleWidget(QWidget):
             64 * math.ceil((s.stop - s.start) * v / h / 64 + 0.1) for s, v, h in zip(roi, lv, ckpt.hres_voxel_um)
         )
         tile = tile if len(tile) == 3 else (16, *tile)
-        self.preview_job.start(iter_predict(ckpt, data, lv, roi=roi, tile=tile))
+        plan = plan_predict(ckpt, data, lv, roi=roi, tile=tile)  # refuses here, on the main thread
+        self.preview_job.start(iter_predict(plan))
 
     @staticmethod
     def _style_of(layer) -> dict:
@@ -473,7 +463,7 @@ class UpscaleWidget(QWidget):
         )
         restore()
         self.preview_controls.show_message(
-            f"Preview: {' × '.join(map(str, result.grid.shape))} HRES voxels in {result.seconds:.1f} s "
+            f"Preview: {format_shape(result.grid.shape)} HRES voxels in {result.seconds:.1f} s "
             f"({result.tiles} tile{'s' if result.tiles != 1 else ''}, {result.device})."
         )
 
@@ -486,32 +476,22 @@ class UpscaleWidget(QWidget):
         return self.upscale_controls.run()
 
     def _output_path(self) -> Path:
+        """The Output field as a path (its format, folder and existence are the plan's to check)."""
         value = self.output.value
         if value is None or str(value) in ("", "."):
             raise InputError("Choose an output file (.tif for OME-TIFF, or .zarr).")
-        path = Path(value).expanduser()
-        if path.suffix.lower() not in OUTPUT_SUFFIXES:
-            raise InputError(f"{path.name}: the output must end in .tif, .tiff (OME-TIFF) or .zarr.")
-        if not path.parent.is_dir():
-            raise InputError(f"The folder {path.parent} does not exist. Create it first, or choose another one.")
-        if path.exists() and not self.overwrite.value:
-            raise InputError(
-                f"{path.name} already exists and was left untouched. Choose another name, or tick 'overwrite'."
-            )
-        return path
+        return Path(value)
 
     def _start_upscale(self) -> None:
-        from napari_resolve.learn.inference import iter_predict
-
         ckpt = self.session.require_model()
-        layer, data, lv, ndim = self._lres()
-        _check_model_fits(ckpt, ndim, lv)
+        layer, data, lv, _ndim = self._lres()
         roi = self.upscale_region()
-        path = self._output_path()
+        # Every refusal (model, voxel size, output file...) happens here, before the thread starts.
+        plan = plan_predict(ckpt, data, lv, roi=roi, out_path=self._output_path(),
+                            overwrite=bool(self.overwrite.value))
         self._update_region_label()
         self._pending = {**self._style_of(layer), "shift": tuple(float(t) for t in layer.translate)}
-        gen = iter_predict(ckpt, data, lv, roi=roi, out_path=path, overwrite=bool(self.overwrite.value))
-        self.upscale_job.start(gen)
+        self.upscale_job.start(iter_predict(plan))
 
     def _upscale_finished(self, result) -> None:
         if result is None:
@@ -523,15 +503,13 @@ class UpscaleWidget(QWidget):
         grid, path = result.grid, Path(result.path)
         voxels = int(np.prod(grid.shape))
         summary = (
-            f"Wrote {path.name}: {' × '.join(map(str, grid.shape))} voxels ({_size_text(voxels * 4)}), "
-            f"{result.tiles} tiles in {result.seconds:.1f} s ({_rate_text(voxels / max(result.seconds, 1e-9))}, "
+            f"Wrote {path.name}: {format_shape(grid.shape)} voxels ({format_bytes(voxels * 4)}), "
+            f"{result.tiles} tiles in {result.seconds:.1f} s ({format_rate(voxels / max(result.seconds, 1e-9))}, "
             f"{result.device})."
         )
         try:
             data = open_lazily(path)
         except Exception as exc:  # the file is written; only showing it failed
-            from ._workers import error_message
-
             show_error(f"Upscale: {error_message(exc)}")
             self.upscale_controls.show_message(f"{summary} It could not be opened: {error_message(exc)}")
             return

@@ -1,9 +1,14 @@
-"""The ``predict`` command: upscale an LRES region with a model, streamed to a file."""
+"""The ``predict`` command: upscale an LRES region with a model, streamed to a file.
+
+Its defaults and choices are the core's (:mod:`napari_resolve.learn.tiling`), so
+the help text cannot drift from what :func:`~napari_resolve.learn.inference.plan_predict` does.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from napari_resolve._text import format_shape
 from napari_resolve.cli._common import (
     check_output,
     log,
@@ -12,25 +17,34 @@ from napari_resolve.cli._common import (
     run_with_progress,
     voxel_arg,
 )
+from napari_resolve.devices import DEVICES
+from napari_resolve.learn.tiling import (
+    BLENDS,
+    DEFAULT_BLEND,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    DEFAULT_TILE_Z,
+    DEFAULT_TILE_Z_3D,
+)
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
-    from napari_resolve.learn.inference import iter_predict
+    from napari_resolve.learn import inference
     from napari_resolve.models.checkpoint import load_checkpoint
 
-    out = check_output(args.output, [args.model, args.lres], args.overwrite)
+    # An output over an input, or an existing one without --overwrite, is refused before anything is read.
+    out = check_output(args.out_path, [args.model, args.lres], args.overwrite)
     ckpt = load_checkpoint(args.model)
     lres = read_input(args.lres, voxel_arg(args.lres_voxel), "LRES")
     roi = roi_arg(args.roi, lres.ndim, "LRES voxels")
-    log(f"Upscaling {args.lres} with {ckpt.architecture} (trained {ckpt.iteration} iterations) -> {out}")
-    result = run_with_progress(
-        iter_predict(
-            ckpt, lres.data, lres.voxel_um, roi=roi, tile=args.tile, overlap=args.overlap,
-            blend=args.blend, out_path=out, overwrite=args.overwrite, device=args.device,
-        )
+    plan = inference.plan_predict(
+        ckpt, lres.data, lres.voxel_um, roi=roi, tile=args.tile, overlap=args.overlap,
+        blend=args.blend, out_path=out, overwrite=args.overwrite, device=args.device,
     )
+    log(f"Upscaling {args.lres} with {ckpt.architecture} (trained {ckpt.iteration} iterations) -> {out}: "
+        f"{plan.n_tiles} tiles of {format_shape(plan.tile)} output voxels on {plan.device}")
+    result = run_with_progress(inference.iter_predict(plan))
     return result.summary()
-
 
 
 def add_predict(sub) -> None:
@@ -38,12 +52,18 @@ def add_predict(sub) -> None:
     p.add_argument("model", metavar="MODEL.pt")
     p.add_argument("lres", help="low-resolution scan")
     p.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1", help="region in LRES voxels (default: all)")
-    p.add_argument("--tile", type=int, default=None, help="tile size in output voxels (default 128)")
-    p.add_argument("--overlap", type=int, default=None, help="blending overlap of tiles, output voxels (default 16)")
-    p.add_argument("--blend", default="linear", choices=("linear", "gaussian"))
-    p.add_argument("--device", default="auto")
+    p.add_argument("--tile", type=int, default=None, metavar="N",
+                   help=f"tile size in y and x, output voxels (default {DEFAULT_TILE}); in z {DEFAULT_TILE_Z} slices "
+                        f"for slice-wise models, N (default {DEFAULT_TILE_Z_3D}) for 3D ones; rounded down to "
+                        "the network's downsampling")
+    p.add_argument("--overlap", type=int, default=None, metavar="N",
+                   help=f"blending overlap of neighbouring tiles, output voxels (default {DEFAULT_OVERLAP}; "
+                        "none in z for slice-wise models)")
+    p.add_argument("--blend", default=DEFAULT_BLEND, choices=BLENDS,
+                   help=f"blending weights: linear ramps over the overlap or a Gaussian (default {DEFAULT_BLEND})")
+    p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or e.g. cuda:1 (default auto)")
     p.add_argument("--lres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.tif|OUT.zarr",
+    p.add_argument("-o", "--output", dest="out_path", required=True, metavar="OUT.tif|OUT.zarr",
                    help="OME-TIFF or zarr, streamed slab by slab")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_predict)

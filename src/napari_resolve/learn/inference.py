@@ -1,15 +1,23 @@
 """Tiled prediction over an LRES region, blended without seams, streamed to disk.
 
+A prediction is planned, then run. :func:`plan_predict` checks everything on the
+caller's thread (the model file, the LRES and its voxel size, the ROI, the tile
+and overlap against the network's downsampling, the output file, the memory
+budget, the device) and returns a :class:`PredictPlan`; :func:`iter_predict`
+runs a plan tile by tile, yielding :class:`napari_resolve.jobs.Progress` records
+(with a :class:`TileDone` as ``data``); :func:`run_predict` drains it.
+
 How a region is upscaled:
 
 1. The output grid is the HRES-sized grid over the LRES ROI, in phase with the
-   grid the model was trained on (:func:`napari_resolve.grid.upscale_grid`).
-2. The grid is cut into overlapping tiles. Each tile's input is the LRES
-   interpolated (cubic) onto the tile's grid *extended by a margin*: in y and x
-   the network's receptive radius (rounded up to its downsampling factor), in z
-   the slices a 2.5D model consumes plus, for 3D models, their receptive radius.
-   The margin is interpolated from the real LRES around the tile, predicted, and
-   discarded, so the kept voxels never see the zero padding at a tile edge.
+   grid the model was trained on (:func:`napari_resolve.geometry.grid.upscale_grid`).
+2. The grid is cut into overlapping tiles (:mod:`napari_resolve.learn.tiling`).
+   Each tile's input is the LRES interpolated (cubic) onto the tile's grid
+   *extended by a margin*: in y and x the network's receptive radius (rounded up
+   to its downsampling factor), in z the slices a 2.5D model consumes plus, for
+   3D models, their receptive radius. The margin is interpolated from the real
+   LRES around the tile, predicted, and discarded, so the kept voxels never see
+   the zero padding at a tile edge.
 3. Tiles start on multiples of the network's downsampling factor, so pooling
    windows fall where they fall in a whole-volume pass.
 4. Overlapping tiles are blended with weights (linear ramps or a Gaussian)
@@ -27,11 +35,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from napari_resolve._text import format_bytes, format_rate, format_shape, format_um
 from napari_resolve._validate import voxel_tuple
 from napari_resolve.errors import (
     FileFormatError,
@@ -40,23 +50,129 @@ from napari_resolve.errors import (
     VoxelSizeError,
 )
 from napari_resolve.geometry.grid import Grid, check_roi, resample_lres, upscale_grid
+from napari_resolve.jobs import Progress, drain
+from napari_resolve.learn.sinks import SlabSink
+from napari_resolve.learn.tiling import (
+    BLENDS,
+    DEFAULT_BLEND,
+    DEFAULT_MEMORY_BUDGET,
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    axis_weights,
+    overlap_shape,
+    round_up,
+    tile_shape,
+    tile_starts,
+)
 
-#: Default in-plane tile (output voxels) and blending overlap.
-DEFAULT_TILE = 128
-DEFAULT_OVERLAP = 16
-#: Outputs above this many bytes must go to a file (they are streamed).
-DEFAULT_MEMORY_BUDGET = 2 * 2**30
-BLENDS = ("linear", "gaussian")
+__all__ = [
+    "BLENDS",
+    "DEFAULT_BLEND",
+    "DEFAULT_MEMORY_BUDGET",
+    "DEFAULT_OVERLAP",
+    "DEFAULT_TILE",
+    "OUTPUT_SUFFIXES",
+    "PredictPlan",
+    "PredictResult",
+    "TileDone",
+    "check_lres_voxels",
+    "check_model_fits",
+    "iter_predict",
+    "output_grid",
+    "plan_predict",
+    "run_predict",
+    "tile_starts",
+]
+
+#: Files a prediction can be streamed to: OME-TIFF or zarr.
+OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr")
 
 
 @dataclass(frozen=True)
-class PredictProgress:
-    """One finished tile: ``step`` of ``total``, with a message."""
+class TileDone:
+    """What a prediction's progress record carries (``Progress.data``) after each tile.
 
-    step: int
-    total: int
-    message: str
+    Attributes
+    ----------
+    box : tuple of slice
+        The tile's voxels in the result's grid (2 or 3 slices, like the result).
+    seconds : float
+        Wall time since the run started.
+    voxels : int
+        Output voxels predicted so far (a voxel in an overlap counts once for every tile that predicts it).
+    """
+
+    box: tuple[slice, ...]
     seconds: float
+    voxels: int
+
+    @property
+    def voxels_per_s(self) -> float:
+        """Prediction speed so far (output voxels per second)."""
+        return self.voxels / max(self.seconds, 1e-9)
+
+
+@dataclass(frozen=True, eq=False)
+class PredictPlan:
+    """A checked prediction, ready to run with :func:`iter_predict` (made by :func:`plan_predict`).
+
+    Attributes
+    ----------
+    checkpoint : Checkpoint
+        The model.
+    lres : array-like
+        The LRES scan (2D or 3D), read lazily tile by tile.
+    lres_voxel_um : tuple of float
+        Its voxel size (um).
+    grid : Grid
+        The result's grid: shape, voxel size and origin (um, LRES frame).
+    tile, overlap : (int, int, int)
+        Tile and blending overlap (output voxels, z y x), after rounding the
+        tile to the network's downsampling factor.
+    halo : (int, int, int)
+        Input margin predicted and discarded around each tile (output voxels).
+    blend : str
+        One of :data:`~napari_resolve.learn.tiling.BLENDS`.
+    device : str
+        The torch device the network runs on (``"cpu"``, ``"cuda"``...).
+    out_path : Path or None
+        The file the result is streamed to; None keeps it in memory.
+    overwrite : bool
+        Whether an existing ``out_path`` is replaced.
+    spans : tuple of three tuples of (start, stop)
+        The tiles along z, y and x (output voxels).
+    network : torch.nn.Module
+        The network with the model's weights (on the CPU until the run).
+    """
+
+    checkpoint: Any = field(repr=False)
+    lres: Any = field(repr=False)
+    lres_voxel_um: tuple[float, ...]
+    grid: Grid
+    tile: tuple[int, int, int]
+    overlap: tuple[int, int, int]
+    halo: tuple[int, int, int]
+    blend: str
+    device: str
+    out_path: Path | None
+    overwrite: bool
+    spans: tuple[tuple[tuple[int, int], ...], ...] = field(repr=False)
+    network: Any = field(repr=False)
+
+    @property
+    def ndim(self) -> int:
+        """2 for an image, 3 for a volume."""
+        return self.grid.ndim
+
+    @property
+    def n_tiles(self) -> int:
+        """Tiles the run will predict."""
+        return int(np.prod([len(s) for s in self.spans]))
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the result (float32)."""
+        return int(np.prod(self.grid.shape)) * 4
 
 
 @dataclass
@@ -73,7 +189,7 @@ class PredictResult:
         Shape, voxel size and origin (um, LRES frame) of the result: its napari
         ``scale`` and ``translate``.
     seconds : float
-        Wall time.
+        Wall time of the run.
     tiles : int
         Tiles predicted.
     device : str
@@ -100,121 +216,7 @@ class PredictResult:
         }
 
 
-# ----------------------------------------------------------------------------- tiling
-
-
-def _round_up(v: int, m: int) -> int:
-    return -(-v // m) * m
-
-
-def tile_starts(n: int, tile: int, overlap: int, multiple: int = 1) -> list[tuple[int, int]]:
-    """(start, stop) of tiles covering ``range(n)``.
-
-    Starts are multiples of ``multiple``; consecutive tiles overlap by at least
-    ``overlap`` voxels; the last tile ends at ``n`` (it may be shorter).
-    """
-    if tile >= n:
-        return [(0, n)]
-    step = (tile - overlap) // multiple * multiple
-    if step < 1:
-        raise InputError(
-            f"Tiles of {tile} voxels overlapping by {overlap} leave no step that is a multiple of {multiple} "
-            "(the network's downsampling); use a larger tile or a smaller overlap."
-        )
-    out, s = [], 0
-    while True:
-        out.append((s, min(s + tile, n)))
-        if s + tile >= n:
-            return out
-        s += step
-
-
-def _ramp(length: int, lo_overlap: int, hi_overlap: int, blend: str) -> np.ndarray:
-    """1D blending weight of one tile along one axis (positive everywhere)."""
-    i = np.arange(length, dtype=np.float64)
-    if blend == "gaussian":
-        sigma = max(length / 4, 1.0)
-        w = np.exp(-0.5 * ((i - (length - 1) / 2) / sigma) ** 2)
-        return np.maximum(w, 1e-3)
-    w = np.ones(length)
-    if lo_overlap > 0:
-        w = np.minimum(w, (i + 1) / (lo_overlap + 1))
-    if hi_overlap > 0:
-        w = np.minimum(w, (length - i) / (hi_overlap + 1))
-    return w
-
-
-def _axis_tiles(n: int, tile: int, overlap: int, multiple: int, blend: str):
-    """Tiles along one axis with their weights (overlaps with the neighbours)."""
-    spans = tile_starts(n, tile, overlap, multiple)
-    out = []
-    for k, (a, b) in enumerate(spans):
-        lo = spans[k - 1][1] - a if k > 0 else 0
-        hi = b - spans[k + 1][0] if k + 1 < len(spans) else 0
-        out.append((a, b, _ramp(b - a, lo, hi, blend).astype(np.float32)))
-    return out
-
-
-# ----------------------------------------------------------------------------- outputs
-
-
-class _Sink:
-    """Where finished slabs go: memory, a zarr array or a TIFF memory map."""
-
-    def __init__(self, grid: Grid, ndim_out: int, path: Path | None, tmp: Path | None):
-        self.path, self.grid = path, grid
-        shape = grid.shape if ndim_out == 3 else grid.shape[1:]
-        voxel = grid.voxel_um if ndim_out == 3 else grid.voxel_um[1:]
-        origin = grid.origin_um if ndim_out == 3 else grid.origin_um[1:]
-        self.squeeze = ndim_out == 2
-        if tmp is None:
-            self.array = np.empty(shape, np.float32)
-        elif tmp.suffix.lower() == ".zarr" or path.suffix.lower() == ".zarr":
-            from napari_resolve.io import create_zarr
-
-            self.array = create_zarr(tmp, shape, np.float32, voxel, origin)
-        else:
-            # Create the OME-TIFF with contiguous pixel data, note where the data
-            # start, and unmap it. Slabs are then written through short-lived
-            # maps of just their bytes: a map of the whole file would keep every
-            # written page in this process's resident memory until the end.
-            mm = _tiff_memmap(tmp, shape, voxel, origin, path.name)
-            self.tiff = (tmp, int(mm.offset), tuple(shape))
-            del mm
-            self.array = None
-
-    def write(self, z0: int, z1: int, slab: np.ndarray) -> None:
-        if self.array is None:
-            tmp, offset, shape = self.tiff
-            plane = int(np.prod(shape[1:])) if len(shape) == 3 else int(np.prod(shape))
-            rows = (z1 - z0) if len(shape) == 3 else 1
-            mm = np.memmap(tmp, np.float32, "r+", offset=offset + z0 * plane * 4,
-                           shape=(rows,) + tuple(shape[-2:]))
-            mm[:] = slab
-            mm.flush()
-            del mm
-        elif self.squeeze:
-            self.array[...] = slab[0]
-        else:
-            self.array[z0:z1] = slab
-
-    def close(self) -> None:
-        pass
-
-
-def _tiff_memmap(path: Path, shape, voxel, origin, name: str) -> np.memmap:
-    """An OME-TIFF on disk, written through a memory map (contiguous strips)."""
-    import tifffile
-
-    from napari_resolve.io import ome_metadata
-
-    md = ome_metadata(shape, voxel, origin, name)
-    big = int(np.prod(shape)) * 4 > 2**31 - 2**25
-    return tifffile.memmap(path, shape=tuple(shape), dtype="float32", ome=True, metadata=md,
-                           photometric="minisblack", bigtiff=big)
-
-
-# ----------------------------------------------------------------------------- prediction
+# ----------------------------------------------------------------------------- checks
 
 
 def check_lres_voxels(ckpt, lres_voxel: tuple[float, ...]) -> None:
@@ -228,33 +230,123 @@ def check_lres_voxels(ckpt, lres_voxel: tuple[float, ...]) -> None:
     trained = tuple(ckpt.lres_voxel_um)[-len(lres_voxel):]
     if any(abs(a / b - 1) > 0.01 for a, b in zip(lres_voxel, trained)):
         raise VoxelSizeError(
-            f"This LRES has {_um(lres_voxel)} voxels but the model was trained on {_um(trained)} LRES voxels; "
-            "it learned that resolution step only. Use an LRES scanned at the training voxel size, or "
-            "train a model on a pair at this voxel size."
+            f"This LRES has {format_um(lres_voxel)} voxels but the model was trained on {format_um(trained)} "
+            "LRES voxels; it learned that resolution step only. Use an LRES scanned at the training voxel size, "
+            "train a model on a pair at this voxel size, or correct {lres_voxel_um} if it is wrong.",
+            parameters=("lres_voxel_um",),
         )
 
 
-def _um(v) -> str:
-    return " x ".join(f"{x:g}" for x in v) + " um"
+def _checkpoint(model):
+    """A Checkpoint, or one loaded from a model file (FileFormatError if unusable)."""
+    from napari_resolve.models.checkpoint import Checkpoint, load_checkpoint
+
+    return model if isinstance(model, Checkpoint) else load_checkpoint(model)
 
 
-def iter_predict(
+def check_model_fits(ckpt, lres_shape, lres_voxel_um) -> tuple[float, ...]:
+    """Refuse a model that cannot run on an LRES of this shape and voxel size.
+
+    Parameters
+    ----------
+    ckpt : Checkpoint
+    lres_shape : sequence of int
+        The LRES shape (2D or 3D).
+    lres_voxel_um : float or sequence of float
+        Its voxel size (um).
+
+    Returns
+    -------
+    tuple of float
+        The LRES voxel size, one value per axis.
+
+    Raises
+    ------
+    InputError
+        If the LRES is not 2D or 3D, or the model was trained on data of another dimensionality.
+    VoxelSizeError
+        If the voxel size is missing, invalid or not the model's training LRES voxel size.
+    """
+    shape = tuple(lres_shape) if lres_shape is not None else None
+    if shape is None or len(shape) not in (2, 3):
+        raise InputError(f"The LRES must be a 2D image or a 3D volume, got shape {shape}.")
+    ndim, trained = len(shape), len(ckpt.hres_voxel_um)
+    if trained != ndim:
+        raise InputError(
+            f"The model was trained on {trained}D data; this LRES is {ndim}D. "
+            f"Choose a {trained}D LRES, or train a model on {ndim}D data."
+        )
+    lv = voxel_tuple(lres_voxel_um, ndim, "LRES voxel size")
+    check_lres_voxels(ckpt, lv)
+    return lv
+
+
+def output_grid(model, lres_shape, lres_voxel_um, roi=None) -> Grid:
+    """The grid a prediction of ``roi`` would have (cheap: no network is built, no data read).
+
+    Parameters
+    ----------
+    model : Checkpoint or path-like
+    lres_shape : sequence of int
+    lres_voxel_um : float or sequence of float
+    roi : sequence of slice, optional
+        LRES voxels (default all).
+
+    Returns
+    -------
+    Grid
+        HRES voxel size, in phase with the model's training grid (LRES frame).
+
+    Raises
+    ------
+    InputError
+        As :func:`check_model_fits`, or for an ROI outside the LRES.
+    """
+    ckpt = _checkpoint(model)
+    lv = check_model_fits(ckpt, lres_shape, lres_voxel_um)
+    roi = check_roi(roi, lres_shape, "the LRES (LRES voxels)")
+    return upscale_grid(roi, lv, ckpt.hres_voxel_um, ckpt.phase_origin_um)
+
+
+def _check_output(path: Path, overwrite: bool) -> None:
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise FileFormatError(
+            f"{path.name}: the output ({{out_path}}) must be .tif (OME-TIFF) or .zarr.", parameters=("out_path",)
+        )
+    if path.exists() and not overwrite:
+        raise FileFormatError(
+            f"{path} already exists and was left untouched. Choose another name, or allow overwriting ({{overwrite}}).",
+            parameters=("overwrite",),
+        )
+    if not path.parent.is_dir():
+        raise FileFormatError(
+            f"The folder {path.parent} does not exist. Create it first, or choose another {{out_path}}.",
+            parameters=("out_path",),
+        )
+
+
+# ----------------------------------------------------------------------------- plan
+
+
+def plan_predict(
     model,
     lres,
     lres_voxel_um,
     *,
     roi=None,
-    tile: int | tuple[int, int, int] | None = None,
-    overlap: int | tuple[int, int, int] | None = None,
+    tile: int | tuple[int, ...] | None = None,
+    overlap: int | tuple[int, ...] | None = None,
     margin: int | None = None,
-    blend: str = "linear",
+    blend: str = DEFAULT_BLEND,
     out_path: str | os.PathLike | None = None,
     overwrite: bool = False,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     device: str | None = "auto",
     grid: Grid | None = None,
-) -> Generator[PredictProgress, None, PredictResult]:
-    """Upscale an LRES region tile by tile; yields progress, returns the result.
+) -> PredictPlan:
+    """Check a prediction and plan its tiles; refuses bad input before any work.
+
+    Nothing is predicted, written or read from ``lres`` here (only its shape).
 
     Parameters
     ----------
@@ -263,14 +355,18 @@ def iter_predict(
     lres : array-like
         The LRES scan (2D or 3D; numpy, zarr or any lazily sliced array).
     lres_voxel_um : float or sequence of float
-        Its voxel size (um); must match the model's training LRES voxel size.
+        Its voxel size (um); must match the model's training LRES voxel size (1 %).
     roi : sequence of slice, optional
         LRES voxels to upscale (default all).
-    tile : int or (z, y, x), optional
+    tile : int or sequence of int, optional
         Output voxels per tile; an int sets y and x (z is chosen: 16 slices for
-        slice-wise models, the int for 3D ones). Default 128.
-    overlap : int or (z, y, x), optional
-        Blending overlap of neighbouring tiles (output voxels), default 16.
+        slice-wise models, the int for 3D ones), two ints y and x, three z, y, x.
+        Default :data:`~napari_resolve.learn.tiling.DEFAULT_TILE` in-plane.
+        Rounded down to the network's downsampling factor.
+    overlap : int or sequence of int, optional
+        Blending overlap of neighbouring tiles (output voxels), default
+        :data:`~napari_resolve.learn.tiling.DEFAULT_OVERLAP` (none in z for
+        slice-wise models).
     margin : int, optional
         In-plane input margin discarded around each tile; default the model's
         receptive radius. Smaller margins are faster but can show seams.
@@ -289,104 +385,143 @@ def iter_predict(
         Predict on this grid (LRES frame, HRES voxel size) instead of the one
         derived from ``roi`` (e.g. exactly the HRES grid, for validation).
 
+    Returns
+    -------
+    PredictPlan
+
+    Raises
+    ------
+    FileFormatError
+        For an unreadable model file, an output of another format, an existing
+        output without ``overwrite``, or a missing output folder.
+    VoxelSizeError
+        For an LRES voxel size other than the model's.
+    InputError
+        For wrong dimensions, an ROI outside the LRES, bad tile, overlap,
+        margin or blend values, or an unavailable device.
+    ResolveError
+        For an in-memory result larger than ``memory_budget``.
+    """
+    from napari_resolve.devices import resolve_device
+
+    ckpt = _checkpoint(model)
+    shape = tuple(int(n) for n in lres.shape) if hasattr(lres, "shape") else None
+    lv = check_model_fits(ckpt, shape, lres_voxel_um)
+    ndim = len(shape)
+    if blend not in BLENDS:
+        raise InputError(
+            f"Unknown blending {blend!r} ({{blend}}); choose one of {', '.join(BLENDS)}.", parameters=("blend",)
+        )
+    if grid is None:
+        grid = output_grid(ckpt, shape, lv, roi)
+    elif grid.ndim != ndim:
+        raise InputError(f"The grid is {grid.ndim}D but the LRES is {ndim}D.")
+
+    nbytes = int(np.prod(grid.shape)) * 4
+    path = Path(out_path).expanduser() if out_path is not None else None
+    if path is None and nbytes > memory_budget:
+        raise ResolveError(
+            f"The upscaled region would be {format_bytes(nbytes)} ({format_shape(grid.shape)} voxels), more than "
+            f"the {format_bytes(memory_budget)} allowed in memory. Write it to a file ({{out_path}}: .zarr or "
+            ".tif), which streams it slab by slab, or choose a smaller {roi}.",
+            parameters=("out_path", "roi"),
+        )
+    if path is not None:
+        _check_output(path, overwrite)
+
+    net = ckpt.build()  # FileFormatError if the weights do not fit the architecture
+    mz, my, mx = net.size_multiple
+    rz, ry, rx = net.receptive_radius
+    if margin is not None and int(margin) < 0:
+        raise InputError(f"The {{margin}} must be at least 0, got {margin}.", parameters=("margin",))
+    m_y = ry if margin is None else int(margin)
+    m_x = rx if margin is None else int(margin)
+    halo = (net.trim_z + rz, round_up(m_y, my), round_up(m_x, mx))
+    tile3 = tile_shape(tile, net.volumetric, (mz, my, mx))
+    ov3 = overlap_shape(overlap, net.volumetric)
+    if any(o < 0 or o >= t for o, t in zip(ov3, tile3)):
+        raise InputError(
+            f"The overlap {ov3} must be at least 0 and smaller than the tile {tile3} (output voxels, z y x); "
+            "choose a smaller {overlap} or a larger {tile}.",
+            parameters=("overlap", "tile"),
+        )
+    shape3 = grid.shape if ndim == 3 else (1,) + tuple(grid.shape)
+    spans = tuple(
+        tuple(tile_starts(n, t, o, m)) for n, t, o, m in zip(shape3, tile3, ov3, (mz, my, mx))
+    )
+    dev = resolve_device(device)
+    return PredictPlan(
+        checkpoint=ckpt, lres=lres, lres_voxel_um=lv, grid=grid, tile=tile3, overlap=ov3, halo=halo,
+        blend=blend, device=str(dev), out_path=path, overwrite=bool(overwrite), spans=spans, network=net,
+    )
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def iter_predict(plan, *args, **kwargs) -> Generator[Progress, None, PredictResult]:
+    """Upscale an LRES region tile by tile; yields progress, returns the result.
+
+    Parameters
+    ----------
+    plan : PredictPlan
+        Made by :func:`plan_predict`. For older callers, the arguments of
+        :func:`plan_predict` (``model, lres, lres_voxel_um, **options``) are
+        accepted too and planned at once (so bad input raises here, before
+        the generator is returned).
+
     Yields
     ------
-    PredictProgress
-        After every tile.
+    Progress
+        After every tile; ``data`` is a :class:`TileDone`, ``remaining_s`` an
+        estimate from the tiles after the first (which includes warm-up).
 
     Returns
     -------
     PredictResult
     """
+    if not isinstance(plan, PredictPlan):
+        plan = plan_predict(plan, *args, **kwargs)
+    elif args or kwargs:
+        raise TypeError("iter_predict(plan) takes no other arguments; give them to plan_predict.")
+    return _run(plan)
+
+
+def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
     import torch
 
-    from napari_resolve.devices import (
-        autocast_dtype,
-        describe_device,
-        is_out_of_memory,
-        resolve_device,
-    )
+    from napari_resolve.devices import autocast_dtype, describe_device, is_out_of_memory
     from napari_resolve.io import atomic_path
-    from napari_resolve.models.checkpoint import Checkpoint, load_checkpoint
 
     t0 = time.perf_counter()
-    ckpt = model if isinstance(model, Checkpoint) else load_checkpoint(model)
-    if not hasattr(lres, "shape") or len(lres.shape) not in (2, 3):
-        raise InputError(f"The LRES must be a 2D image or a 3D volume, got shape {getattr(lres, 'shape', None)}.")
-    ndim = len(lres.shape)
-    if len(ckpt.hres_voxel_um) != ndim:
-        raise InputError(f"The model was trained on {len(ckpt.hres_voxel_um)}D data; this LRES is {ndim}D.")
-    lv = voxel_tuple(lres_voxel_um, ndim, "LRES voxel size")
-    check_lres_voxels(ckpt, lv)
-    if blend not in BLENDS:
-        raise InputError(f"Unknown blending {blend!r}; choose one of {', '.join(BLENDS)}.")
-    if grid is None:
-        roi = check_roi(roi, lres.shape, "the LRES (LRES voxels)")
-        grid = upscale_grid(roi, lv, ckpt.hres_voxel_um, ckpt.phase_origin_um)
-    net = ckpt.build()
+    dev = torch.device(plan.device)
+    amp = autocast_dtype(dev)
+    net = plan.network.to(dev)
+    ckpt, grid, ndim = plan.checkpoint, plan.grid, plan.ndim
+    norm_in, norm_out = ckpt.norm_in, ckpt.norm_out
     # Work in 3D throughout: a 2D image is a one-slice volume.
-    lres3 = lres if ndim == 3 else _OneSlice(lres)
+    lv = plan.lres_voxel_um
+    lres3 = plan.lres if ndim == 3 else _OneSlice(plan.lres)
     lv3 = lv if ndim == 3 else (lv[0],) + lv
     grid3 = grid if ndim == 3 else Grid((1,) + grid.shape, (grid.voxel_um[0],) + grid.voxel_um, (0.0,) + grid.origin_um)
-
-    nbytes = int(np.prod(grid3.shape)) * 4
-    path = Path(out_path) if out_path is not None else None
-    if path is None and nbytes > memory_budget:
-        raise ResolveError(
-            f"The upscaled region would be {nbytes / 2**30:.1f} GiB ({' x '.join(map(str, grid.shape))} voxels), "
-            f"more than the {memory_budget / 2**30:.1f} GiB allowed in memory. Write it to a file "
-            "(-o OUT.zarr or OUT.tif), which streams it slab by slab, or choose a smaller ROI."
-        )
-    if path is not None and path.suffix.lower() not in (".tif", ".tiff", ".zarr"):
-        raise FileFormatError(f"{path.name}: the output must be .tif (OME-TIFF) or .zarr.")
-
     mz, my, mx = net.size_multiple
-    rz, ry, rx = net.receptive_radius
-    m_in = ry if margin is None else int(margin)
-    if m_in < 0:
-        raise InputError(f"margin must be >= 0, got {margin}.")
-    m_x = rx if margin is None else int(margin)
-    halo = (net.trim_z + rz, _round_up(m_in, my), _round_up(m_x, mx))
-    # Slice-wise models see 16 output slices per tile; 3D models a cube.
-    if tile is not None and np.isscalar(tile) and net.volumetric:
-        tz_default = int(tile)
-    else:
-        tz_default = 64 if net.volumetric else 16
-    if tile is None:
-        tile3 = (tz_default, DEFAULT_TILE, DEFAULT_TILE)
-    elif np.isscalar(tile):
-        tile3 = (tz_default, int(tile), int(tile))
-    else:
-        tile3 = tuple(int(t) for t in tile)
-    if overlap is None:
-        ov3 = (0 if not net.volumetric else DEFAULT_OVERLAP, DEFAULT_OVERLAP, DEFAULT_OVERLAP)
-    elif np.isscalar(overlap):
-        ov3 = (int(overlap) if net.volumetric else 0, int(overlap), int(overlap))
-    else:
-        ov3 = tuple(int(o) for o in overlap)
-    tile3 = tuple(max(m, t // m * m) for t, m in zip(tile3, (mz, my, mx)))
-    if any(o < 0 or o >= t for o, t in zip(ov3, tile3)):
-        raise InputError(f"The overlap {ov3} must be at least 0 and smaller than the tile {tile3}.")
-
-    dev = resolve_device(device)
-    amp = autocast_dtype(dev)
-    net = net.to(dev)
-    norm_in, norm_out = ckpt.norm_in, ckpt.norm_out
-    z_tiles = _axis_tiles(grid3.shape[0], tile3[0], ov3[0], mz, blend)
-    y_tiles = _axis_tiles(grid3.shape[1], tile3[1], ov3[1], my, blend)
-    x_tiles = _axis_tiles(grid3.shape[2], tile3[2], ov3[2], mx, blend)
-    total = len(z_tiles) * len(y_tiles) * len(x_tiles)
+    rz = net.receptive_radius[0]
+    z_spans, y_spans, x_spans = plan.spans
+    z_tiles = [(a, b, w) for (a, b), w in zip(z_spans, axis_weights(z_spans, plan.blend))]
+    y_tiles = [(a, b, w) for (a, b), w in zip(y_spans, axis_weights(y_spans, plan.blend))]
+    x_tiles = [(a, b, w) for (a, b), w in zip(x_spans, axis_weights(x_spans, plan.blend))]
+    total = plan.n_tiles
     _, ny, nx = grid3.shape
 
     def predict_tile(z0, z1, y0, y1, x0, x1) -> np.ndarray:
-        hz, hy, hx = halo
-        size_y = _round_up(y1 - y0 + 2 * hy, my)
-        size_x = _round_up(x1 - x0 + 2 * hx, mx)
-        size_z = _round_up(z1 - z0 + 2 * hz, mz)
+        hz, hy, hx = plan.halo
+        size_y = round_up(y1 - y0 + 2 * hy, my)
+        size_x = round_up(x1 - x0 + 2 * hx, mx)
+        size_z = round_up(z1 - z0 + 2 * hz, mz)
         sub = Grid(
             (size_z, size_y, size_x),
             grid3.voxel_um,
-            tuple(o + (s - h) * v for o, s, h, v in zip(grid3.origin_um, (z0, y0, x0), halo, grid3.voxel_um)),
+            tuple(o + (s - h) * v for o, s, h, v in zip(grid3.origin_um, (z0, y0, x0), plan.halo, grid3.voxel_um)),
         )
         inp = norm_in.apply(resample_lres(lres3, lv3, sub))
         t = torch.from_numpy(inp)[None].to(dev)
@@ -396,8 +531,8 @@ def iter_predict(
         out = out[zc : zc + (z1 - z0), hy : hy + (y1 - y0), hx : hx + (x1 - x0)]
         return norm_out.invert(out.cpu().numpy())
 
-    def run(sink: _Sink) -> Generator[PredictProgress, None, int]:
-        done = 0
+    def run(sink: SlabSink) -> Generator[Progress, None, int]:
+        done, voxels, t_first = 0, 0, None
         # Rolling accumulator over the z range of unfinished rows of tiles.
         buf_z0 = 0
         acc = np.zeros((0, ny, nx), np.float32)
@@ -414,15 +549,24 @@ def iter_predict(
                     except (RuntimeError, MemoryError) as exc:
                         if is_out_of_memory(exc):
                             raise ResolveError(
-                                f"{describe_device(dev)} ran out of memory on a tile of {tile3} voxels. "
-                                "Use a smaller --tile, or --device cpu."
+                                f"{describe_device(dev)} ran out of memory on a tile of {format_shape(plan.tile)} "
+                                "output voxels. Use a smaller {tile}, or set {device} to cpu.",
+                                parameters=("tile", "device"),
                             ) from exc
                         raise
                     w = wz[:, None, None] * wy[None, :, None] * wx[None, None, :]
                     acc[z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] += pred * w
                     wsum[z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] += w
                     done += 1
-                    yield PredictProgress(done, total, f"tile {done}/{total}", time.perf_counter() - t0)
+                    voxels += pred.size
+                    now = time.perf_counter()
+                    # The first tile pays for warm-up (device transfer, kernel selection): estimate from the rest.
+                    t_first = now if t_first is None else t_first
+                    left = (now - t_first) / (done - 1) * (total - done) if done > 1 else None
+                    box = (slice(z0, z1), slice(y0, y1), slice(x0, x1))
+                    info = TileDone(box if ndim == 3 else box[1:], now - t0, voxels)
+                    yield Progress(done, total, f"tile {done}/{total} ({format_rate(info.voxels_per_s)})",
+                                   data=info, remaining_s=left)
             # Slices before the next row's start are final: write them, forget them.
             final = z_tiles[k + 1][0] if k + 1 < len(z_tiles) else grid3.shape[0]
             n = final - buf_z0
@@ -433,24 +577,24 @@ def iter_predict(
         return done
 
     name = describe_device(dev)
+    path = plan.out_path
     if path is None:
-        sink = _Sink(grid3, ndim, None, None)
+        sink = SlabSink(grid3, ndim, None, None)
         tiles = yield from run(sink)
         return PredictResult(sink.array, None, grid, time.perf_counter() - t0, tiles, name)
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        sink = _Sink(grid3, ndim, path, tmp)
-        try:
-            tiles = yield from run(sink)
-        finally:
-            sink.close()
+    with atomic_path(path, overwrite=plan.overwrite) as tmp:
+        tiles = yield from run(SlabSink(grid3, ndim, path, tmp))
     return PredictResult(None, path, grid, time.perf_counter() - t0, tiles, name)
 
 
-def run_predict(model, lres, lres_voxel_um, **kwargs) -> PredictResult:
-    """:func:`iter_predict` run to the end (for scripts and tests)."""
-    from napari_resolve.jobs import drain
+def run_predict(model, lres=None, lres_voxel_um=None, **kwargs) -> PredictResult:
+    """A prediction planned (:func:`plan_predict`) and run to the end (for scripts and tests).
 
-    return drain(iter_predict(model, lres, lres_voxel_um, **kwargs))
+    ``model`` may also be a :class:`PredictPlan` (then give nothing else).
+    """
+    if isinstance(model, PredictPlan):
+        return drain(iter_predict(model))
+    return drain(iter_predict(plan_predict(model, lres, lres_voxel_um, **kwargs)))
 
 
 class _OneSlice:

@@ -1,0 +1,80 @@
+"""Where a tiled prediction's finished slabs go: memory, a zarr array or an OME-TIFF on disk.
+
+:func:`napari_resolve.learn.inference.iter_predict` finishes the output one slab
+of z slices at a time and hands each to a :class:`SlabSink`, so the whole output
+never has to be in memory when it goes to a file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_resolve.geometry.grid import Grid
+
+
+class SlabSink:
+    """Where finished slabs go: memory, a zarr array or a TIFF memory map.
+
+    Parameters
+    ----------
+    grid : Grid
+        The output grid, always 3D (a 2D result is one slice).
+    ndim_out : int
+        2 or 3: the dimensionality of the result that is kept or written.
+    path : Path or None
+        The final file name (for its format and the OME name); None keeps the result in memory.
+    tmp : Path or None
+        The temporary name written to (renamed to ``path`` by the caller when complete).
+    """
+
+    def __init__(self, grid: Grid, ndim_out: int, path: Path | None, tmp: Path | None):
+        self.path, self.grid = path, grid
+        shape = grid.shape if ndim_out == 3 else grid.shape[1:]
+        voxel = grid.voxel_um if ndim_out == 3 else grid.voxel_um[1:]
+        origin = grid.origin_um if ndim_out == 3 else grid.origin_um[1:]
+        self.squeeze = ndim_out == 2
+        if tmp is None:
+            self.array = np.empty(shape, np.float32)
+        elif tmp.suffix.lower() == ".zarr" or path.suffix.lower() == ".zarr":
+            from napari_resolve.io import create_zarr
+
+            self.array = create_zarr(tmp, shape, np.float32, voxel, origin)
+        else:
+            # Create the OME-TIFF with contiguous pixel data, note where the data
+            # start, and unmap it. Slabs are then written through short-lived
+            # maps of just their bytes: a map of the whole file would keep every
+            # written page in this process's resident memory until the end.
+            mm = tiff_memmap(tmp, shape, voxel, origin, path.name)
+            self.tiff = (tmp, int(mm.offset), tuple(shape))
+            del mm
+            self.array = None
+
+    def write(self, z0: int, z1: int, slab: np.ndarray) -> None:
+        """Store the finished output slices ``z0:z1`` (a ``(z1 - z0, y, x)`` float32 slab)."""
+        if self.array is None:
+            tmp, offset, shape = self.tiff
+            plane = int(np.prod(shape[1:])) if len(shape) == 3 else int(np.prod(shape))
+            rows = (z1 - z0) if len(shape) == 3 else 1
+            mm = np.memmap(tmp, np.float32, "r+", offset=offset + z0 * plane * 4,
+                           shape=(rows,) + tuple(shape[-2:]))
+            mm[:] = slab
+            mm.flush()
+            del mm
+        elif self.squeeze:
+            self.array[...] = slab[0]
+        else:
+            self.array[z0:z1] = slab
+
+
+def tiff_memmap(path: Path, shape, voxel, origin, name: str) -> np.memmap:
+    """An OME-TIFF on disk, written through a memory map (contiguous strips)."""
+    import tifffile
+
+    from napari_resolve.io import ome_metadata
+
+    md = ome_metadata(shape, voxel, origin, name)
+    big = int(np.prod(shape)) * 4 > 2**31 - 2**25
+    return tifffile.memmap(path, shape=tuple(shape), dtype="float32", ome=True, metadata=md,
+                           photometric="minisblack", bigtiff=big)

@@ -1,0 +1,147 @@
+"""How tiled prediction cuts a region into tiles and blends them: the defaults and the tile arithmetic.
+
+This module is the one home of the tiling defaults (:data:`DEFAULT_TILE`,
+:data:`DEFAULT_OVERLAP`, :data:`BLENDS`...) and of the in-memory budget of a
+prediction; :mod:`napari_resolve.learn.inference`, the ``predict`` command and
+the Preview-and-upscale widget import them from here. It needs only numpy, so
+the command line can build its help from these values without loading torch.
+
+Tiles start on multiples of the network's downsampling factor (so pooling windows
+fall where they fall in a whole-volume pass) and consecutive tiles overlap by at
+least the blending overlap. Blend weights are positive everywhere; the caller
+divides the weighted sum by the sum of the weights, so they sum to 1 at every voxel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_resolve.errors import InputError
+
+#: In-plane tile (y, x), in output (HRES) voxels.
+DEFAULT_TILE = 128
+#: Output slices per tile of a slice-wise (2D / 2.5D) network: each output slice is
+#: independent, so a thin slab keeps memory low at no cost in exactness.
+DEFAULT_TILE_Z = 16
+#: Output slices per tile of a 3D network when no tile is given (a cube of an int
+#: ``tile`` otherwise): its memory grows with the cube.
+DEFAULT_TILE_Z_3D = 64
+#: Blending overlap of neighbouring tiles (output voxels), in-plane; also in z for
+#: 3D networks (slice-wise ones need none in z).
+DEFAULT_OVERLAP = 16
+#: Blending weights: linear ramps over the overlap, or a Gaussian over the tile.
+BLENDS = ("linear", "gaussian")
+DEFAULT_BLEND = "linear"
+#: An in-memory result may take at most this many bytes; larger ones must be
+#: streamed to a file.
+DEFAULT_MEMORY_BUDGET = 2 * 2**30
+
+
+def round_up(v: int, m: int) -> int:
+    """The smallest multiple of ``m`` that is at least ``v``."""
+    return -(-v // m) * m
+
+
+def tile_starts(n: int, tile: int, overlap: int, multiple: int = 1) -> list[tuple[int, int]]:
+    """(start, stop) of tiles covering ``range(n)``.
+
+    Starts are multiples of ``multiple``; consecutive tiles overlap by at least
+    ``overlap`` voxels; the last tile ends at ``n`` (it may be shorter).
+
+    Raises
+    ------
+    InputError
+        If ``tile - overlap`` leaves no step that is a multiple of ``multiple``.
+    """
+    if tile >= n:
+        return [(0, n)]
+    step = (tile - overlap) // multiple * multiple
+    if step < 1:
+        raise InputError(
+            f"Tiles of {tile} voxels overlapping by {overlap} leave no step that is a multiple of {multiple} "
+            "(the network's downsampling); use a larger {tile} or a smaller {overlap}.",
+            parameters=("tile", "overlap"),
+        )
+    out, s = [], 0
+    while True:
+        out.append((s, min(s + tile, n)))
+        if s + tile >= n:
+            return out
+        s += step
+
+
+def ramp(length: int, lo_overlap: int, hi_overlap: int, blend: str) -> np.ndarray:
+    """1D blending weight of one tile along one axis (positive everywhere).
+
+    ``lo_overlap`` and ``hi_overlap`` are the voxels shared with the previous and
+    the next tile; ``"linear"`` ramps over them, ``"gaussian"`` ignores them.
+    """
+    i = np.arange(length, dtype=np.float64)
+    if blend == "gaussian":
+        sigma = max(length / 4, 1.0)
+        w = np.exp(-0.5 * ((i - (length - 1) / 2) / sigma) ** 2)
+        return np.maximum(w, 1e-3)
+    w = np.ones(length)
+    if lo_overlap > 0:
+        w = np.minimum(w, (i + 1) / (lo_overlap + 1))
+    if hi_overlap > 0:
+        w = np.minimum(w, (length - i) / (hi_overlap + 1))
+    return w
+
+
+def axis_weights(spans: list[tuple[int, int]] | tuple[tuple[int, int], ...], blend: str) -> list[np.ndarray]:
+    """The float32 weight of every tile of :func:`tile_starts` along its axis (from its overlaps)."""
+    out = []
+    for k, (a, b) in enumerate(spans):
+        lo = spans[k - 1][1] - a if k > 0 else 0
+        hi = b - spans[k + 1][0] if k + 1 < len(spans) else 0
+        out.append(ramp(b - a, lo, hi, blend).astype(np.float32))
+    return out
+
+
+def tile_shape(tile, volumetric: bool, multiple: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The (z, y, x) tile in output voxels for a ``tile`` argument, rounded down to the network's multiple.
+
+    ``None`` gives the defaults; an int sets y and x (and z for a 3D network);
+    two ints set y and x, three z, y and x. Every axis is at least one multiple.
+
+    Raises
+    ------
+    InputError
+        If ``tile`` is not one, two or three positive numbers.
+    """
+    z_default = DEFAULT_TILE_Z_3D if volumetric else DEFAULT_TILE_Z
+    if tile is None:
+        tile3 = (z_default, DEFAULT_TILE, DEFAULT_TILE)
+    elif np.isscalar(tile):
+        tile3 = (int(tile) if volumetric else DEFAULT_TILE_Z, int(tile), int(tile))
+    else:
+        tile3 = tuple(int(t) for t in tile)
+        tile3 = (z_default, *tile3) if len(tile3) == 2 else tile3
+    if len(tile3) != 3 or any(t < 1 for t in tile3):
+        raise InputError(
+            f"The {{tile}} must be one positive number (y and x), two (y, x) or three (z, y, x); got {tile!r}.",
+            parameters=("tile",),
+        )
+    return tuple(max(m, t // m * m) for t, m in zip(tile3, multiple))
+
+
+def overlap_shape(overlap, volumetric: bool) -> tuple[int, int, int]:
+    """The (z, y, x) blending overlap for an ``overlap`` argument (slice-wise networks need none in z).
+
+    ``None`` gives :data:`DEFAULT_OVERLAP`; an int sets y and x (and z for a 3D
+    network); two ints set y and x, three z, y and x.
+    """
+    z_default = DEFAULT_OVERLAP if volumetric else 0
+    if overlap is None:
+        return (z_default, DEFAULT_OVERLAP, DEFAULT_OVERLAP)
+    if np.isscalar(overlap):
+        return (int(overlap) if volumetric else 0, int(overlap), int(overlap))
+    ov3 = tuple(int(o) for o in overlap)
+    ov3 = (z_default, *ov3) if len(ov3) == 2 else ov3
+    if len(ov3) != 3:
+        raise InputError(
+            f"The {{overlap}} must be one number (y and x), two (y, x) or three (z, y, x); got {overlap!r}.",
+            parameters=("overlap",),
+        )
+    return ov3
