@@ -287,3 +287,14 @@ def test_fewer_scales_warning_points_at_the_caller():
     with pytest.warns(ResolveWarning) as record:
         quality.ms_ssim(pred, ref)
     assert record[0].filename == __file__
+
+
+def test_ms_ssim_scales_is_the_one_rule():
+    from napari_resolve.measure.similarity import ms_ssim_scales
+
+    # n scales need every side longer than 2 * RADIUS * 2 ** (n - 1) = 10 * 2 ** n voxels
+    assert ms_ssim_scales((161, 161)) == 5
+    assert ms_ssim_scales((160, 400)) == 4
+    assert ms_ssim_scales((1, 30, 30)) == ms_ssim_scales((30, 30)) == 2  # one slice counts as 2D
+    assert ms_ssim_scales((30, 200, 200)) == 2
+    assert ms_ssim_scales((5, 100, 100)) == 1  # not even one fits: ms_ssim refuses the shape

@@ -153,14 +153,6 @@ class QualityResult:
     resolution: dict = field(default_factory=dict)
 
 
-def ms_ssim_scales(shape) -> int:
-    """MS-SSIM scales that fit ``shape`` (as :mod:`napari_resolve.measure.similarity` chooses them)."""
-    from napari_resolve.measure.similarity import MS_SSIM_WEIGHTS, RADIUS
-
-    side = min(shape)
-    return max([n for n in range(1, len(MS_SSIM_WEIGHTS) + 1) if side > 2 * RADIUS * 2 ** (n - 1)] or [1])
-
-
 def block_size(shape) -> int:
     """Edge of the blocks the map is ranked in: 16 voxels (32 pixels in 2D), less for small overlaps."""
     size = 16 if len(shape) == 3 else 32
@@ -340,6 +332,8 @@ def iter_quality(
     data_range = float(ref.max() - ref.min())
     if not data_range > 0:
         raise InputError("The HRES is constant over the overlap, so there is nothing to compare; check the layers.")
+    from napari_resolve.measure.similarity import ms_ssim_scales
+
     scales = ms_ssim_scales(overlap.shape)
     if scales < 5:
         notes.append(f"MS-SSIM used {scales} of 5 scales (5 need an overlap over 160 voxels a side)")

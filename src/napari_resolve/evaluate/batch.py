@@ -640,14 +640,6 @@ def _shape(v) -> str:
 # ----------------------------------------------------------------------------- the job
 
 
-def _n_scales(shape: tuple[int, ...]) -> int:
-    """MS-SSIM scales that fit (as quality.ms_ssim chooses them, without its warning)."""
-    from napari_resolve.measure.similarity import MS_SSIM_WEIGHTS, RADIUS
-
-    side = min(s for i, s in enumerate(shape) if not (len(shape) == 3 and i == 0 and s == 1))
-    return max(n for n in range(1, len(MS_SSIM_WEIGHTS) + 1) if side > 2 * RADIUS * 2 ** (n - 1))
-
-
 def _scores(pred: np.ndarray, ref: np.ndarray, data_range: float, scales: int, device) -> dict[str, float]:
     from napari_resolve.measure.similarity import ms_ssim, psnr, ssim
 
@@ -753,9 +745,9 @@ def iter_evaluate(
 
 def _evaluate(ckpt, model_name, root, pairs, unpaired, lres_voxel, hres_voxel, align, border, data_range, device,
               tile) -> Generator[Progress, None, EvalResult]:
-    from napari_resolve.measure.baselines import interpolate
-    from napari_resolve.learn.inference import iter_predict
     from napari_resolve.io import read_volume
+    from napari_resolve.learn.inference import iter_predict
+    from napari_resolve.measure.baselines import interpolate
 
     t0 = time.perf_counter()
     n = len(pairs)
@@ -796,7 +788,9 @@ def _evaluate(ckpt, model_name, root, pairs, unpaired, lres_voxel, hres_voxel, a
                 f"{pair.hres}: the compared HRES region is constant, so it has no intensity range for PSNR/SSIM. "
                 "Remove this pair, or give --data-range."
             )
-        scales = _n_scales(ref.shape)
+        from napari_resolve.measure.similarity import ms_ssim_scales
+
+        scales = ms_ssim_scales(ref.shape)
         row = EvalRow(
             category=pair.category,
             name=pair.name,

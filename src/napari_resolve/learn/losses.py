@@ -18,15 +18,17 @@ import torch
 import torch.nn.functional as F
 
 from napari_resolve.errors import InputError
+from napari_resolve.measure.similarity import MS_SSIM_WEIGHTS as _WEIGHTS
+from napari_resolve.measure.similarity import RADIUS as _RADIUS
+from napari_resolve.measure.similarity import SIGMA as _SIGMA
+from napari_resolve.measure.similarity import ms_ssim_scales
 
 LOSSES = ("l1", "mse", "l1+msssim", "mse+ssim")
-_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-_RADIUS = 5
 
 
 def _gauss(device, dtype) -> torch.Tensor:
     x = torch.arange(-_RADIUS, _RADIUS + 1, device=device, dtype=dtype)
-    g = torch.exp(-0.5 * (x / 1.5) ** 2)
+    g = torch.exp(-0.5 * (x / _SIGMA) ** 2)
     return g / g.sum()
 
 
@@ -71,10 +73,9 @@ def ms_ssim_2d(pred: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -
     """Mean MS-SSIM over the slices of two (batch, z, y, x) tensors (differentiable)."""
     _, _, y, x = pred.shape
     p, r = _slices(pred, ref)
-    side = min(y, x)
-    n = max(k for k in range(1, 6) if side > 2 * _RADIUS * 2 ** (k - 1)) if side > 2 * _RADIUS else 0
-    if n == 0:
+    if min(y, x) <= 2 * _RADIUS:
         raise InputError(f"MS-SSIM loss needs patches larger than {2 * _RADIUS + 1} voxels in y and x, got {y} x {x}.")
+    n = ms_ssim_scales((y, x))
     w = torch.tensor(_WEIGHTS[:n], device=p.device)
     w = w / w.sum()
     g = _gauss(p.device, p.dtype)

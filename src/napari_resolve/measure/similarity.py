@@ -92,6 +92,7 @@ __all__ = [
     "ms_ssim",
     "ms_ssim_map",
     "mse",
+    "ms_ssim_scales",
     "psnr",
     "ssim",
     "ssim_map",
@@ -158,10 +159,38 @@ def _device(device) -> torch.device:
     return dev
 
 
+def ms_ssim_scales(shape) -> int:
+    """Most MS-SSIM scales (1 to 5) that fit an image of ``shape``.
+
+    Each scale halves the image, and the 11-tap window must fit inside the smallest
+    side at the coarsest scale: ``n`` scales need every side longer than
+    ``2 * RADIUS * 2 ** (n - 1)`` voxels. A ``(1, Y, X)`` volume counts as a 2D image.
+    This is the one home of the rule: the loss, the Quality step, the batch evaluation
+    and :func:`ms_ssim` all ask here.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Shape of the image (2D) or volume (3D), in voxels.
+
+    Returns
+    -------
+    int
+        The number of scales, at least 1 (when not even one fits, :func:`ms_ssim`
+        refuses the shape with a message).
+    """
+    dims = tuple(int(s) for s in shape)
+    if len(dims) == 3 and dims[0] == 1:
+        dims = dims[1:]
+    side = min(dims)
+    fitting = [n for n in range(1, len(MS_SSIM_WEIGHTS) + 1) if side > 2 * RADIUS * 2 ** (n - 1)]
+    return max(fitting or [1])
+
+
 def _n_scales(shape: tuple[int, ...], scales) -> int:
     """Number of MS-SSIM scales for ``shape``; warns when fewer than 5 had to be used."""
     side = min(shape)
-    fits = max(n for n in range(1, 6) if side > (2 * RADIUS) * 2 ** (n - 1))
+    fits = ms_ssim_scales(shape)
     if scales is None:
         if fits < len(MS_SSIM_WEIGHTS):
             warnings.warn(
