@@ -132,3 +132,25 @@ def check_hres_voxel(hres, reg, path: str) -> None:
             f"{path} has voxels of {hres.voxel_um} um but the registration was made with "
             f"{reg.hres_voxel_um} um. Register this HRES again, or give --hres-voxel."
         )
+
+
+def read_placed(path: str, voxel, label: str, registration=None):
+    """Read an input and place it in the LRES world frame, as napari would show it.
+
+    Returns ``(volume, (shape, scale, translate))``: the geometry that
+    :func:`napari_resolve.geometry.overlap.overlap_region` and ``plan_overlap`` take.
+    An input with a ``registration`` (the HRES) is placed by it (its ``offset_um``
+    and ``scale``); any other input by its own voxel size and origin metadata
+    (a ``predict`` output carries the origin of its region in the LRES frame).
+    """
+    vol = read_input(path, voxel, label)
+    if registration is None:
+        return vol, (vol.shape, tuple(vol.voxel_um), tuple(vol.origin_um))
+    check_hres_voxel(vol, registration, path)
+    if len(registration.offset_um) != vol.ndim:
+        raise InputError(
+            f"{path} is {vol.ndim}D but the registration places a {len(registration.offset_um)}D HRES; "
+            "give the HRES that was registered."
+        )
+    placed = registration.layer_kwargs()
+    return vol, (vol.shape, tuple(placed["scale"]), tuple(placed["translate"]))
