@@ -26,7 +26,7 @@ import os
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -336,6 +336,60 @@ def _read_zarr(path: Path) -> Volume:
 # --------------------------------------------------------------------------- writing
 
 
+def check_output(
+    path: str | os.PathLike,
+    *,
+    inputs: Sequence[str | os.PathLike] = (),
+    overwrite: bool = False,
+    parameter: str = "output",
+) -> Path:
+    """Refuse an output that would destroy data or fail only after the work is done.
+
+    The one home of the output rules, checked by every job before it starts (so
+    nothing is computed in vain) and again by :func:`atomic_path` when it writes:
+    an output is never one of the inputs, never replaces an existing file unless
+    ``overwrite``, and its folder must exist.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The output file or folder (``.zarr``).
+    inputs : sequence of str or path-like
+        The job's input files; the output may be none of them, even with ``overwrite``.
+    overwrite : bool
+        Allow replacing an existing ``path``.
+    parameter : str
+        The caller's name of the output parameter, named in the messages.
+
+    Returns
+    -------
+    Path
+        ``path`` with ``~`` expanded.
+
+    Raises
+    ------
+    FileFormatError
+        If ``path`` is an input, exists without ``overwrite``, or its folder is missing.
+    """
+    path = Path(path).expanduser()
+    for src in inputs:
+        if Path(src).expanduser().resolve() == path.resolve():
+            raise FileFormatError(
+                f"The output {path} is one of the inputs; choose another {{{parameter}}}.", parameters=(parameter,)
+            )
+    if path.exists() and not overwrite:
+        raise FileFormatError(
+            f"{path} already exists and was left untouched. Choose another name, or allow overwriting ({{overwrite}}).",
+            parameters=("overwrite",),
+        )
+    if not path.parent.is_dir():
+        raise FileFormatError(
+            f"The folder {path.parent} does not exist. Create it first, or choose another {{{parameter}}}.",
+            parameters=(parameter,),
+        )
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it to ``path`` only on success.
@@ -346,17 +400,9 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     Raises
     ------
     FileFormatError
-        If ``path`` exists and ``overwrite`` is False, or its folder is missing.
+        As :func:`check_output`.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileFormatError(
-            f"{path} already exists and was left untouched. Choose another name, or "
-            "allow overwriting ({overwrite}).",
-            parameters=("overwrite",),
-        )
-    if not path.parent.exists():
-        raise FileFormatError(f"The folder {path.parent} does not exist. Create it first.")
+    path = check_output(path, overwrite=overwrite)
     tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp

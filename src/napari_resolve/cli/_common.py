@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_resolve.errors import FileFormatError, InputError, ResolveError, ResolveWarning
+from napari_resolve.errors import InputError, ResolveError, ResolveWarning
 
 
 def log(message: str) -> None:
@@ -71,20 +71,16 @@ def voxel_arg(values: Sequence[float] | None) -> tuple[float, ...] | float | Non
     return values[0] if len(values) == 1 else tuple(values)
 
 
-def check_output(path: str | Path | None, inputs: Sequence[str | Path], overwrite: bool) -> Path | None:
-    """Refuse to write over an input, over an existing file without --overwrite, or
-    into a missing folder: checked before any work, so nothing is computed in vain."""
-    if path is None:
-        return None
-    path = Path(path)
-    for src in inputs:
-        if Path(src).resolve() == path.resolve():
-            raise FileFormatError(f"The output {path} is one of the inputs; choose another output name.")
-    if path.exists() and not overwrite:
-        raise FileFormatError(f"{path} already exists and was left untouched; choose another name or add --overwrite.")
-    if not path.parent.is_dir():
-        raise FileFormatError(f"The folder {path.parent} does not exist. Create it first.")
-    return path
+def check_output(
+    path: str | Path | None, inputs: Sequence[str | Path], overwrite: bool, parameter: str = "output"
+) -> Path | None:
+    """:func:`napari_resolve.io.check_output` for an optional output flag (None: no output asked for).
+
+    ``parameter`` is the flag's destination, so a message names the flag.
+    """
+    from napari_resolve.io import check_output as check
+
+    return None if path is None else check(path, inputs=inputs, overwrite=overwrite, parameter=parameter)
 
 
 def read_input(path: str, voxel, label: str, *, need_voxel: bool = True):

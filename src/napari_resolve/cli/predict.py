@@ -33,7 +33,7 @@ def cmd_predict(args: argparse.Namespace) -> dict:
     from napari_resolve.models.checkpoint import load_checkpoint
 
     # An output over an input, or an existing one without --overwrite, is refused before anything is read.
-    out = check_output(args.out_path, [args.model, args.lres], args.overwrite)
+    out = check_output(args.out_path, [args.model, args.lres], args.overwrite, parameter="out_path")
     ckpt = load_checkpoint(args.model)
     lres = read_input(args.lres, voxel_arg(args.lres_voxel), "LRES")
     roi = roi_arg(args.roi, lres.ndim, "LRES voxels")

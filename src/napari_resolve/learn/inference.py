@@ -50,6 +50,7 @@ from napari_resolve.errors import (
     VoxelSizeError,
 )
 from napari_resolve.geometry.grid import Grid, check_roi, resample_lres, upscale_grid
+from napari_resolve.io import check_output
 from napari_resolve.jobs import Progress, drain
 from napari_resolve.learn.sinks import SlabSink
 from napari_resolve.learn.tiling import (
@@ -313,16 +314,7 @@ def _check_output(path: Path, overwrite: bool) -> None:
         raise FileFormatError(
             f"{path.name}: the output ({{out_path}}) must be .tif (OME-TIFF) or .zarr.", parameters=("out_path",)
         )
-    if path.exists() and not overwrite:
-        raise FileFormatError(
-            f"{path} already exists and was left untouched. Choose another name, or allow overwriting ({{overwrite}}).",
-            parameters=("overwrite",),
-        )
-    if not path.parent.is_dir():
-        raise FileFormatError(
-            f"The folder {path.parent} does not exist. Create it first, or choose another {{out_path}}.",
-            parameters=("out_path",),
-        )
+    check_output(path, overwrite=overwrite, parameter="out_path")
 
 
 # ----------------------------------------------------------------------------- plan
