@@ -1,4 +1,4 @@
-"""Batch evaluation (napari_resolve.evaluate.batch): pairing, geometry, scores, statistics, CSV."""
+"""Batch evaluation (napari_resolve.evaluate): pairing, geometry, scores, statistics, CSV."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ import tifffile
 
 from napari_resolve.measure.baselines import interpolate
 from napari_resolve.errors import FileFormatError, InputError, ResolveWarning, VoxelSizeError
-from napari_resolve.evaluate.batch import (
-    ALL_CATEGORY,
-    find_pairs,
-    iter_evaluate,
-    run_evaluate,
-    summarise_metric,
-    summary_csv_path,
-    write_csv,
-)
+from napari_resolve.evaluate.batch import iter_evaluate, plan_evaluate, run_evaluate
+from napari_resolve.evaluate.discovery import find_pairs
+from napari_resolve.evaluate.records import summary_csv_path, write_csv
+from napari_resolve.evaluate.stats import ALL_CATEGORY, summarise_metric
+from napari_resolve.jobs import drain
 from napari_resolve.geometry.grid import Grid
 from napari_resolve.io import write_volume
 from napari_resolve.models import build_model
@@ -154,16 +150,11 @@ def test_two_files_of_one_kind_are_refused(tmp_path):
 
 def test_identity_model_equals_cubic_and_scores_are_the_quality_functions(folder):
     with pytest.warns(ResolveWarning, match=r"1 image file\(s\).*no partner.*orphan_lres\.tif"):
-        job = iter_evaluate(identity_model(), folder, device="cpu")
+        plan = plan_evaluate(identity_model(), folder, device="cpu")
     records = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResolveWarning)  # 4 MS-SSIM scales on 88 voxels: noted
-        while True:
-            try:
-                records.append(next(job))
-            except StopIteration as stop:
-                res = stop.value
-                break
+        res = drain(iter_evaluate(plan), records.append)
     assert [r.step for r in records if "checking" in r.message] == [0] * 12
     assert [r.step for r in records if "PSNR" in r.message] == list(range(1, 13))
     assert all(r.total == 12 for r in records)
@@ -266,7 +257,7 @@ def test_lres_voxel_size_not_the_models_is_refused_before_any_upscaling(tmp_path
     write_volume(tmp_path / "foams" / "z_hres.tif", hres, HV)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResolveWarning)
-        job = iter_evaluate(identity_model(), tmp_path, device="cpu")
+        job = iter_evaluate(plan_evaluate(identity_model(), tmp_path, device="cpu"))
     steps = []
     with pytest.raises(VoxelSizeError, match=r"z_lres\.tif: This LRES has 2 x 2 um voxels.*trained on 4 x 4 um"):
         for rec in job:
@@ -303,9 +294,11 @@ def test_files_without_voxel_sizes_take_the_models(tmp_path):
     "kw, match",
     [({"align": "corner"}, "Unknown alignment"), ({"border": -1}, "border"), ({"data_range": 0}, "data_range")],
 )
-def test_bad_arguments_are_refused_at_once(folder, kw, match):
-    with pytest.raises(InputError, match=match):
-        iter_evaluate(identity_model(), folder, **kw)
+def test_bad_arguments_are_refused_by_the_plan_naming_the_parameter(folder, kw, match):
+    with pytest.raises(InputError, match=match) as info:
+        plan_evaluate(identity_model(), folder, **kw)
+    assert info.value.parameters == tuple(kw)  # the CLI renders it as --align / --border / --data-range
+    assert "--" not in str(info.value)
 
 
 # ----------------------------------------------------------------------------- statistics

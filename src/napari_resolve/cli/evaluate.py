@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from napari_resolve.cli._common import check_output, log, run_with_progress, voxel_arg
-from napari_resolve.errors import FileFormatError
+from napari_resolve.cli._common import log, run_with_progress, voxel_arg
+from napari_resolve.evaluate.batch import ALIGNS
 
 
 def cmd_evaluate(args: argparse.Namespace) -> dict:
-    from napari_resolve.evaluate.batch import iter_evaluate, summary_csv_path, write_csv
+    from napari_resolve.evaluate.batch import check_csv_outputs, iter_evaluate, plan_evaluate, write_csv
 
-    out = check_output(args.output, [args.model], args.overwrite)
-    if out.suffix.lower() != ".csv":
-        raise FileFormatError(f"{out.name}: the evaluation table must be a .csv file.")
-    check_output(summary_csv_path(out), [args.model], args.overwrite)
-    job = iter_evaluate(
+    # Both tables are checked before any work; the model and the pairs are inputs.
+    check_csv_outputs(args.output, overwrite=args.overwrite, inputs=[args.model])
+    plan = plan_evaluate(
         args.model, args.pairs_dir, lres_voxel_um=voxel_arg(args.lres_voxel),
         hres_voxel_um=voxel_arg(args.hres_voxel), align=args.align, border=args.border,
         data_range=args.data_range, device=args.device, tile=args.tile,
     )
-    log(f"Evaluating {args.model} against cubic interpolation on the pairs in {args.pairs_dir}...")
-    result = run_with_progress(job)
-    table, summary = write_csv(result, out, overwrite=args.overwrite)
+    log(f"Evaluating {args.model} against cubic interpolation on the {len(plan.pairs)} pairs in "
+        f"{args.pairs_dir}...")
+    result = run_with_progress(iter_evaluate(plan))
+    table, summary = write_csv(result, args.output, overwrite=args.overwrite)
     log(f"Wrote {table} and {summary}")
     return result.summary() | {"csv": str(table), "summary_csv": str(summary)}
 
@@ -35,7 +34,7 @@ def add_evaluate(sub) -> None:
                    help="NAME_lres.tif + NAME_hres.tif, or lres/NAME.tif + hres/NAME.tif; sub-folders are categories")
     p.add_argument("-o", "--output", required=True, metavar="SCORES.csv",
                    help="per-image table; the summary goes to SCORES_summary.csv")
-    p.add_argument("--align", default="auto", choices=("auto", "edge", "centre", "origins"),
+    p.add_argument("--align", default="auto", choices=ALIGNS,
                    help="HRES grid vs LRES: same corner of the field (edge, binning), voxel-0 centres together "
                         "(centre), or the files' origins; auto: the origins if the two files' differ, else edge")
     p.add_argument("--border", type=float, default=1.0, help="LRES voxels left out at every edge (default 1)")

@@ -1,5 +1,10 @@
-"""Batch evaluation of a model against interpolation on a folder of LRES/HRES pairs."""
+"""Batch evaluation of a model against interpolation on a folder of LRES/HRES pairs.
 
-from napari_resolve.evaluate.batch import EvalResult, find_pairs, iter_evaluate, run_evaluate, write_csv
+``discovery`` finds the pairs, ``batch`` plans and runs the job and writes its
+tables, ``stats`` holds the paired statistics.
+"""
 
-__all__ = ["EvalResult", "find_pairs", "iter_evaluate", "run_evaluate", "write_csv"]
+from napari_resolve.evaluate.batch import EvalResult, iter_evaluate, plan_evaluate, run_evaluate, write_csv
+from napari_resolve.evaluate.discovery import find_pairs
+
+__all__ = ["EvalResult", "find_pairs", "iter_evaluate", "plan_evaluate", "run_evaluate", "write_csv"]
