@@ -1,6 +1,6 @@
 """Does training with MDCNN's coarse output branches converge faster? Loss against iterations.
 
-``mdcnn-multiscale-inverse-problems.txt`` reports that coarse outputs at 1/2, 1/4 ...
+Wang et al. 2018 <https://arxiv.org/abs/1810.12183> reports that coarse outputs at 1/2, 1/4 ...
 resolution, trained jointly with the full-resolution one (same weight at first,
 dropped later), make a U-Net converge much faster. Here the default ``unet25d`` is
 trained on the 64^3 foam phantom at ratio 3 (LRES 3 um -> HRES 1 um, registered)

@@ -250,7 +250,8 @@ def _unseen_region(lres_shape, meta: dict, ratio: int, side: int = 24) -> tuple[
         if best is not None:
             return tuple(slice(int(a), int(a) + side) for a in best[1])
         side -= 4
-    raise InputError("The phantom is too small for a test region outside the HRES; use a larger --size.")
+    raise InputError("The phantom is too small for a test region outside the HRES; use a larger {size}.",
+                     parameters=("size",))
 
 
 def _table(report: dict, ratio: int, hres_um: float, lres_um: float) -> str:

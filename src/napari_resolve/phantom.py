@@ -1,6 +1,6 @@
 """Synthetic foam phantom: a realistic, seeded LRES/HRES test case with known truth.
 
-Modelled on the foam phantoms of ``deepnet-resolution-recovery-xrm.txt`` (Pelt et
+Modelled on the foam phantoms of DeepNet 2024 <https://doi.org/10.1515/mim-2024-0017> (Pelt et
 al. foams): polydisperse, non-overlapping spherical pores in a solid matrix inside
 a cylinder (air outside), scanned twice:
 

@@ -1,6 +1,6 @@
 """Regions of interest and output grids, in one place for training, inference and baselines.
 
-Conventions (see ``DESIGN.md``): arrays are (z, y, x); voxel ``i`` of a grid with
+Conventions (docs/architecture.md): arrays are (z, y, x); voxel ``i`` of a grid with
 origin ``o`` (um) and voxel size ``v`` (um) has its centre at ``o + i * v``. The
 LRES frame has the centre of LRES voxel 0 at the origin.
 
