@@ -155,3 +155,125 @@ def test_broken_ngff_metadata_is_a_clear_error(tmp_path, vol):
     group.attrs["multiscales"] = [{"version": "0.4", "datasets": []}]
     with pytest.raises(FileFormatError, match="multiscales"):
         read_volume(tmp_path / "broken.zarr")
+
+
+# ----------------------------------------------------------------------------- damaged files (issue 13)
+
+
+@pytest.fixture
+def stack_tif(tmp_path):
+    """A 12-slice OME-TIFF as napari-resolve writes it, and its data."""
+    data = (np.random.default_rng(1).random((12, 16, 16)) * 1000).astype(np.uint16)
+    path = tmp_path / "stack.tif"
+    write_volume(path, data, (3.0, 1.0, 1.0))
+    return path, data
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.999])
+def test_a_truncated_tiff_is_refused_not_read_as_its_first_slice(stack_tif, tmp_path, fraction):
+    path, _ = stack_tif
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(path.read_bytes()[: int(path.stat().st_size * fraction)])
+    with pytest.raises(FileFormatError, match="cut.tif is truncated or damaged") as info:
+        read_volume(cut)
+    if fraction < 0.9:
+        assert "slice(s) readable" in str(info.value) and "past the end of the file" in str(info.value)
+
+
+def test_imagej_stack_with_fewer_pages_than_it_promises_is_refused(tmp_path):
+    data = np.arange(8 * 6 * 5, dtype=np.uint16).reshape(8, 6, 5)
+    path = tmp_path / "ij.tif"
+    tifffile.imwrite(path, data, imagej=True)
+    raw = path.read_bytes()
+    # Re-write the description so it promises 10 images: the file holds 8.
+    doctored = raw.replace(b"images=8", b"images=9", 1)
+    assert doctored != raw
+    path.write_bytes(doctored)
+    with pytest.raises(FileFormatError, match=r"truncated or damaged: 8 of 9 slices readable"):
+        read_volume(path)
+
+
+def test_a_1d_tiff_is_refused_like_a_4d_one(tmp_path):
+    from napari_resolve._reader import read_layer
+
+    path = tmp_path / "profile.tif"
+    tifffile.imwrite(path, np.arange(100, dtype=np.uint16))
+    with pytest.raises(InputError, match="1D array of 100 values.*2D image or a 3D volume"):
+        read_volume(path)
+    with pytest.raises(InputError, match="1D"):
+        read_layer(str(path))  # the napari reader says the same, instead of a shape-(100,) layer
+
+
+def test_fuzzed_tiffs_give_the_file_or_a_clear_error(tmp_path, stack_tif):
+    """Seeded byte mutations and truncations of small TIFFs: a volume of the written
+    shape, or a project error; never another exception, never a shorter volume."""
+    from napari_resolve.errors import ResolveError
+
+    path, data = stack_tif
+    ij, zlib, plane = tmp_path / "ij.tif", tmp_path / "zlib.tif", tmp_path / "plane.tif"
+    tifffile.imwrite(ij, data, imagej=True, resolution=(1.0, 1.0), metadata={"spacing": 3.0, "unit": "um"})
+    tifffile.imwrite(zlib, data, compression="zlib")
+    tifffile.imwrite(plane, data[0])
+    sources = [(p.read_bytes(), shape) for p, shape in
+               ((path, data.shape), (ij, data.shape), (zlib, data.shape), (plane, data.shape[1:]))]
+    outcomes = {"volume": 0, "error": 0}
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        raw, shape = sources[seed % len(sources)]
+        b = bytearray(raw)
+        kind = seed % 3
+        if kind == 0:  # a few bytes anywhere
+            for _ in range(int(rng.integers(1, 6))):
+                b[int(rng.integers(len(b)))] = int(rng.integers(256))
+        elif kind == 1:  # cut short
+            b = b[: int(rng.integers(8, len(b)))]
+        else:  # one byte in the header and first IFD
+            b[int(rng.integers(0, min(len(b), 400)))] = int(rng.integers(256))
+        mutated = tmp_path / f"m{seed}.tif"
+        mutated.write_bytes(bytes(b))
+        try:
+            got = read_volume(mutated)
+        except ResolveError:
+            outcomes["error"] += 1
+        else:
+            assert got.shape == shape, f"seed {seed}: read {got.shape}, the file holds {shape}"
+            outcomes["volume"] += 1
+        mutated.unlink()
+    # Both outcomes occur: pixel-data mutations still read, structural ones are refused.
+    assert outcomes["volume"] > 40 and outcomes["error"] > 200
+
+
+# ----------------------------------------------------------------------------- outputs (issue 13)
+
+
+def test_overwrite_replaces_only_a_zarr_store_not_any_folder_named_zarr(tmp_path, vol):
+    folder = tmp_path / "notes.zarr"
+    folder.mkdir()
+    (folder / "thesis.docx").write_bytes(b"years of work")
+    with pytest.raises(FileFormatError, match="not a zarr store.*left untouched"):
+        write_volume(folder, vol, 1.0, overwrite=True)
+    assert (folder / "thesis.docx").read_bytes() == b"years of work"
+    # A folder where a TIFF should go is not replaced either.
+    (tmp_path / "out.tif").mkdir()
+    with pytest.raises(FileFormatError, match="is a folder, not a file"):
+        write_volume(tmp_path / "out.tif", vol, 1.0, overwrite=True)
+
+
+@pytest.mark.parametrize("name", ["race.tif", "race.zarr"])
+def test_an_output_that_appears_while_a_job_runs_is_not_replaced(tmp_path, vol, name):
+    from napari_resolve.io import atomic_path
+
+    import shutil
+
+    ours = tmp_path / "work" / name
+    ours.parent.mkdir()
+    write_volume(ours, vol, 1.0)  # this job's result, as its writer would put it at the temporary path
+    path = tmp_path / name
+    with pytest.raises(FileFormatError, match="appeared while this job ran.*saved as race-2"):
+        with atomic_path(path) as tmp:
+            (shutil.copytree if ours.is_dir() else shutil.copy)(ours, tmp)
+            write_volume(path, vol * 0, 2.0)  # another job finishes first
+    assert read_volume(path).voxel_um[0] == 2.0  # the other result stands
+    kept = tmp_path / name.replace("race", "race-2")
+    np.testing.assert_allclose(np.asarray(read_volume(kept).data), vol)  # and this one is not lost
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -21,7 +21,9 @@ replaced when ``overwrite=True``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -33,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_resolve._text import format_bytes
 from napari_resolve._validate import voxel_tuple
 from napari_resolve.errors import FileFormatError, InputError, VoxelSizeError
 
@@ -188,23 +191,75 @@ def _squeeze_axes(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
             "as its own file first."
         )
     squeeze = tuple(i for i in range(data.ndim) if i not in keep)
-    return data.squeeze(axis=squeeze) if squeeze else data
+    data = data.squeeze(axis=squeeze) if squeeze else data
+    if data.size == 0:
+        raise FileFormatError(f"{path.name} holds no pixels (shape {data.shape}); the file is empty or damaged.")
+    if data.ndim < 2:
+        raise InputError(
+            f"{path.name} is a 1D array of {data.shape[0]} values; napari-resolve needs a 2D image or a 3D "
+            "volume. Save the profile as an image, or open the image it came from."
+        )
+    return data
+
+
+class _TiffLog(logging.Handler):
+    """Collects what tifffile logs while a file is parsed.
+
+    tifffile recovers from a broken structure (an IFD or tag value past the end of
+    the file) by logging and reading less: a truncated 3D file comes back as its
+    first slice. What it logs is the only sign, so it is turned into an error here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+#: What tifffile logs when a file's structure points past its end or is broken.
+_DAMAGE = ("invalid page offset", "invalid value offset", "raised", "truncat", "corrupt", "invalid tag",
+           "incorrect", "does not match", "out of bounds", "invalid offset")
+#: Largest decoded size accepted per byte of a compressed file before decoding (a
+#: damaged header can promise terabytes); well above any real compression ratio.
+_MAX_INFLATION = 2000
 
 
 def _read_tiff(path: Path) -> Volume:
     import tifffile
 
+    size = path.stat().st_size
+    log = _TiffLog()
+    tlog = logging.getLogger("tifffile")
+    tlog.addHandler(log)
+    propagate, tlog.propagate = tlog.propagate, False  # its lines become our one message
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
+            _check_tiff_complete(path, tif, series, size, log.messages)
             data = series.asarray()
             axes = series.axes
             voxel, origin, meta = _tiff_geometry(tif, axes)
-    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError) as exc:
+        damage = [m for m in log.messages if any(k in m.lower() for k in _DAMAGE)]
+        if damage:
+            raise FileFormatError(f"{path.name} is truncated or damaged: {_damage_text(damage[0], size)}. "
+                                  "Copy or export it again.")
+    except (FileFormatError, InputError):
+        raise
+    except MemoryError:
         raise FileFormatError(
-            f"{path.name} could not be read as a TIFF ({exc}). The file may be corrupt or "
-            "truncated; re-export it from the acquisition software."
+            f"{path.name}: its header describes an image too large for memory; the file is probably damaged. "
+            "Re-export or copy it again."
+        ) from None
+    except Exception as exc:  # tifffile raises many types (TypeError, IndexError...) on a damaged file
+        raise FileFormatError(
+            f"{path.name} could not be read as a TIFF ({type(exc).__name__}: {exc}). The file may be corrupt "
+            "or truncated; re-export it from the acquisition software."
         ) from exc
+    finally:
+        tlog.removeHandler(log)
+        tlog.propagate = propagate
     data = _squeeze_axes(data, axes, path)
     # Geometry was gathered per spatial axis letter; the kept axes are (z,) y, x.
     spatial = "ZYX"[-data.ndim :]
@@ -216,6 +271,65 @@ def _read_tiff(path: Path) -> Volume:
     org = tuple(origin.get(a, 0.0) for a in spatial) if origin else None
     name = path.name.split(".")[0]
     return Volume(data=data, voxel_um=vox, origin_um=org, name=name, source=str(path), metadata=meta)
+
+
+def _damage_text(logged: str, size: int) -> str:
+    """tifffile's log line about a broken structure, in words."""
+    import re
+
+    m = re.search(r"invalid (page|value) offset (\d+)", logged)
+    if m:
+        what = "the entry of the next slice" if m[1] == "page" else "its metadata"
+        return f"{what}, at byte {int(m[2]):,}, runs past the end of the file ({size:,} bytes)"
+    return logged
+
+
+def _promised_planes(tif) -> int | None:
+    """How many image planes the file's OME or ImageJ metadata says it holds (None: it does not say)."""
+    try:
+        if tif.is_ome and tif.ome_metadata:
+            root = ET.fromstring(tif.ome_metadata)
+            pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+            if pixels is not None:
+                # Colour samples of one pixel (RGB) share a plane; other channels have their own.
+                channels = int(pixels.get("SizeC", 1)) if tif.pages[0].samplesperpixel == 1 else 1
+                n = int(pixels.get("SizeZ", 1)) * int(pixels.get("SizeT", 1)) * channels
+                return n
+        if tif.is_imagej and tif.imagej_metadata:
+            return int(tif.imagej_metadata.get("images", 1))
+    except (ET.ParseError, ValueError, TypeError, AttributeError):
+        return None
+    return None
+
+
+def _check_tiff_complete(path: Path, tif, series, size: int, logged: list[str]) -> None:
+    """Refuse a file whose pages, metadata or data offsets promise more than it holds."""
+    pages = list(series.pages) if series.pages else []
+    readable = 0
+    for page in pages:
+        if page is None:
+            break
+        offsets, counts = getattr(page, "dataoffsets", ()), getattr(page, "databytecounts", ())
+        if any(o + c > size for o, c in zip(offsets, counts)) or (offsets and not any(counts)):
+            break
+        readable += 1
+    planes = max(1, int(np.prod(series.shape[: -2 if series.axes[-1:] != "S" else -3] or [1])))
+    promised = _promised_planes(tif)
+    total = max(planes, promised or 0, len(pages))
+    chain = [m for m in logged if "invalid page offset" in m.lower()]
+    if readable < len(pages) or (promised and promised > planes) or chain:
+        what = f"{readable} of {total} slices readable" if total > readable else f"only {readable} slice(s) readable"
+        if chain:
+            what += f"; {_damage_text(chain[0], size)}"
+        elif readable < len(pages):
+            what += f"; the image data run past its end ({size:,} bytes)"
+        raise FileFormatError(f"{path.name} is truncated or damaged: {what}. Copy or export it again.")
+    nbytes = int(np.prod(series.shape, dtype=np.float64)) * series.dtype.itemsize
+    if nbytes > max(size, 1) * _MAX_INFLATION:
+        raise FileFormatError(
+            f"{path.name}: its header describes {format_bytes(nbytes)} of image data in a file of "
+            f"{format_bytes(size)}; the file is damaged. Copy or export it again."
+        )
 
 
 def _tiff_geometry(tif, axes: str) -> tuple[dict | None, dict | None, dict]:
@@ -382,6 +496,21 @@ def check_output(
             f"{path} already exists and was left untouched. Choose another name, or allow overwriting ({{overwrite}}).",
             parameters=("overwrite",),
         )
+    if path.exists():
+        # Overwriting replaces like with like: a zarr store only by a zarr store, a file
+        # only by a file. A folder that merely has a .zarr name may hold anything.
+        if path.suffix.lower() in ZARR_SUFFIXES:
+            if not (path.is_dir() and _looks_like_zarr(path)):
+                raise FileFormatError(
+                    f"{path} exists but is not a zarr store, so it was left untouched even with overwriting "
+                    f"allowed. Choose another {{{parameter}}}.",
+                    parameters=(parameter,),
+                )
+        elif not path.is_file():
+            raise FileFormatError(
+                f"{path} exists and is a folder, not a file; it was left untouched. Choose another {{{parameter}}}.",
+                parameters=(parameter,),
+            )
     if not path.parent.is_dir():
         raise FileFormatError(
             f"The folder {path.parent} does not exist. Create it first, or choose another {{{parameter}}}.",
@@ -406,19 +535,89 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
-        if path.is_dir() and tmp.is_dir():
-            # os.replace cannot swap directories: move the old one aside first.
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
+        if overwrite and path.exists():
+            check_output(path, overwrite=True)  # still the kind of thing it may replace
+            _replace(tmp, path)
         else:
-            os.replace(tmp, path)
+            _publish(tmp, path)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Put ``tmp`` in the place of an existing ``path`` (overwriting was allowed)."""
+    if path.is_dir() and tmp.is_dir():
+        # os.replace cannot swap directories: move the old one aside first.
+        old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+#: What a rename or link onto a name that is taken fails with.
+_TAKEN = (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR)
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` to ``path`` only if nothing is there, checked in the same system call.
+
+    The existence check before a job can be minutes old: another job may have
+    written the same output since. A hard link (files) or a rename onto a missing
+    name (folders; POSIX refuses a non-empty target) fails if it has, where
+    os.replace would silently replace the other result. Then this result is kept
+    under a visible name of its own and the user is told.
+    """
+    try:
+        if tmp.is_dir():
+            if path.exists():
+                raise FileExistsError(errno.EEXIST, "exists", str(path))
+            os.rename(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    raise
+                # This file system has no hard links (FAT, some network shares): check, then rename.
+                if path.exists():
+                    raise FileExistsError(errno.EEXIST, "exists", str(path)) from exc
+                os.replace(tmp, path)
+            else:
+                tmp.unlink()
+    except OSError as exc:
+        if exc.errno not in _TAKEN:
+            raise
+        kept = _free_name(path)
+        os.replace(tmp, kept)
+        raise FileFormatError(
+            f"{path} appeared while this job ran (another job writing the same output?) and was left untouched; "
+            f"this result was saved as {kept.name} instead."
+        ) from None
+
+
+def _free_name(path: Path) -> Path:
+    """``name-2.tif``, ``name-3.tif``, ... : the first that does not exist."""
+    name = path.name
+    stem, suffix = (name[: -len(s)], s) if (s := _suffix(name)) else (name, "")
+    for i in range(2, 10_000):
+        candidate = path.with_name(f"{stem}-{i}{suffix}")
+        if not candidate.exists():
+            return candidate
+    return path.with_name(f"{stem}-{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def _suffix(name: str) -> str:
+    """The image suffix of a file name, with ``.ome.tif``/``.ome.zarr`` kept whole."""
+    low = name.lower()
+    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr"):
+        if low.endswith(suffix):
+            return name[-len(suffix):]
+    return Path(name).suffix
 
 
 def write_volume(
