@@ -79,3 +79,14 @@ def test_bad_parameters(kwargs):
     args = dict(size=16, ratio=2) | kwargs
     with pytest.raises(InputError):
         make_phantom(**args)
+
+
+@pytest.mark.parametrize("flag, value", [("--hres-voxel", "0"), ("--hres-voxel", "-1"), ("--hres-voxel", "nan"),
+                                         ("--blur", "-0.5")])
+def test_phantom_settings_out_of_range_get_a_message_not_a_traceback(tmp_path, capsys, flag, value):
+    from napari_resolve.cli import main
+
+    assert main(["phantom", str(tmp_path / "p"), flag, value]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the "Making a foam phantom" log line
+    assert last.startswith("napari-resolve phantom: error: " + flag) and "Traceback" not in last
+    assert not (tmp_path / "p").exists()

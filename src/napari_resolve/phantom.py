@@ -24,6 +24,7 @@ that fills the field.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,17 @@ def block_mean(volume: np.ndarray, ratio: int) -> np.ndarray:
     return cropped.reshape(split).mean(axis=axes, dtype=np.float64).astype(np.float32)
 
 
+def _positive(value, name: str, what: str, *, zero: bool = False) -> None:
+    """Refuse a non-finite, negative (or, unless ``zero``, zero) setting, naming the parameter."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and (v >= 0 if zero else v > 0)):
+        bound = ">= 0" if zero else "> 0"
+        raise InputError(f"{{{name}}} must be {what} {bound}, got {value!r}.", parameters=(name,))
+
+
 def make_phantom(
     size: int | tuple[int, ...] = 64,
     ratio: int = 3,
@@ -293,6 +305,14 @@ def make_phantom(
         raise InputError(f"size must give {ndim} axes of at least 8 LRES voxels, got {size}.")
     if not 0 < porosity <= 0.5:
         raise InputError(f"porosity must be in (0, 0.5], got {porosity}.")
+    _positive(hres_voxel_um, "hres_voxel_um", "an HRES voxel size in um")
+    for name, value in (("blur_um", blur_um), ("hres_blur_um", hres_blur_um)):
+        if value is not None:
+            _positive(value, name, "a blur in um (0: none)", zero=True)
+    for name, value in (("photons", photons), ("hres_photons", hres_photons)):
+        _positive(value, name, "a photon count per unit intensity")
+    for name, value in (("read_noise", read_noise), ("hres_read_noise", hres_read_noise)):
+        _positive(value, name, "a noise level (0: none)", zero=True)
     lo_r, hi_r = pore_radius_um
     if not 0 < lo_r <= hi_r:
         raise InputError(f"pore_radius_um must be (min, max) with 0 < min <= max, got {pore_radius_um}.")
