@@ -282,10 +282,10 @@ def test_repeated_structure_is_ambiguous():
 
 def test_hres_larger_than_lres_raises():
     ph = phantom(40, 2, seed=0)
-    with pytest.raises(RegistrationError, match="larger than the LRES"):
-        register(ph.hres, ph.lres, 2.0, 2.0)
-    # Also when the voxel sizes make the HRES physically larger.
-    with pytest.raises(RegistrationError, match="larger"):
+    with pytest.raises(RegistrationError, match="larger than the LRES field"):
+        register(ph.lres[:10], ph.hres, 2.0, 1.0)
+    # Voxel sizes that make the HRES the coarser scan are refused before any field is compared.
+    with pytest.raises(VoxelSizeError, match="swapped"):
         register(ph.lres, ph.hres, 2.0, 3.0)
 
 
@@ -431,9 +431,20 @@ def test_search_radius_without_init_warns_and_searches_everything():
     assert res.search_lo_um == (-0.5, -0.5)
 
 
-def test_hres_voxel_larger_than_lres_voxel_warns():
-    from napari_resolve.errors import ResolveWarning
+@pytest.mark.parametrize("hres_voxel", [2.5, 2.0, (1.0, 2.5)], ids=["coarser", "equal", "coarser-on-x"])
+def test_an_hres_that_is_not_the_finer_scan_is_refused(hres_voxel):
+    from napari_resolve.errors import VoxelSizeError
 
     ph = phantom(96, 2, ndim=2, seed=0)
-    with pytest.warns(ResolveWarning, match="swapped"):
-        register(ph.lres, ph.hres[:30, :30], 2.0, 2.5)
+    with pytest.raises(VoxelSizeError, match="HRES voxels .* (larger than|the same size as) the LRES voxels .*swapped"):
+        register(ph.lres, ph.hres[:30, :30], 2.0, hres_voxel)
+
+
+def test_a_registration_record_with_a_coarser_hres_is_refused():
+    from napari_resolve.registration import Registration
+
+    ph = phantom(96, 2, ndim=2, seed=0)
+    record = register(ph.lres, ph.hres, 2.0, 1.0).to_dict()
+    record["hres_voxel_um"] = [6.0, 6.0]
+    with pytest.raises(RegistrationError, match="not usable.*HRES voxels .*larger"):
+        Registration.from_dict(record)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from napari_resolve._text import format_um
 from napari_resolve.errors import InputError, VoxelSizeError
 
 
@@ -147,3 +148,46 @@ def same_shape(a: np.ndarray, b: np.ndarray, names: Sequence[str] = ("a", "b")) 
             f"{names[0]} has shape {a.shape} but {names[1]} has shape {b.shape}; "
             "they must cover the same voxels. Resample or crop one onto the other first."
         )
+
+
+def voxel_ratio(lres_voxel_um: Sequence[float], hres_voxel_um: Sequence[float], *,
+                axes: str | None = None) -> tuple[float, ...]:
+    """LRES voxel / HRES voxel per axis, refusing an HRES that is not the finer scan.
+
+    The one rule for which scan is which: the HRES must have voxels no larger
+    than the LRES on every axis and smaller on at least one, or there is no
+    resolution to recover (a "6 um HRES" against a 3 um LRES would be
+    "upscaled" to 6 um).
+
+    Parameters
+    ----------
+    lres_voxel_um, hres_voxel_um : sequence of float
+        Checked voxel sizes (um), one per axis, e.g. from :func:`voxel_tuple`.
+    axes : str, optional
+        Axis names for the message (default ``"zyx"`` or ``"yx"``).
+
+    Raises
+    ------
+    VoxelSizeError
+        If the HRES voxel is larger on some axis, or not smaller on any.
+    """
+    lv = tuple(float(v) for v in lres_voxel_um)
+    hv = tuple(float(v) for v in hres_voxel_um)
+    axes = axes or "zyx"[-len(lv):]
+    ratio = tuple(a / b for a, b in zip(lv, hv))
+    tol = 1e-6  # voxel sizes read from files carry rounding
+    coarser = [axes[i] for i, f in enumerate(ratio) if f < 1 - tol]
+    if coarser or all(f <= 1 + tol for f in ratio):
+        if coarser:
+            how = f"larger than the LRES voxels ({{lv_text}}) on {'axes' if len(coarser) > 1 else 'axis'} " \
+                  f"{', '.join(coarser)}"
+        else:
+            how = "the same size as the LRES voxels ({lv_text})"
+        how = how.replace("{lv_text}", format_um(lv, compact=True) + ", {lres_voxel_um}")
+        raise VoxelSizeError(
+            f"The HRES voxels ({format_um(hv, compact=True)}, {{hres_voxel_um}}) are {how}, so there is "
+            "no resolution to recover. The HRES must be the finer scan: check that the two scans (and "
+            "their voxel sizes) are not swapped.",
+            parameters=("hres_voxel_um", "lres_voxel_um"),
+        )
+    return ratio

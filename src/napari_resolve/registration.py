@@ -80,12 +80,13 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, optimize
 
-from napari_resolve._validate import as_image, per_axis, voxel_tuple
+from napari_resolve._validate import as_image, per_axis, voxel_ratio, voxel_tuple
 from napari_resolve.errors import (
     FileFormatError,
     InputError,
     RegistrationError,
     ResolveWarning,
+    VoxelSizeError,
 )
 
 __all__ = ["Registration", "register"]
@@ -274,6 +275,10 @@ class Registration:
             raise RegistrationError(
                 "The registration record's offset_um or scale is not a finite 2D/3D value."
             )
+        try:
+            voxel_ratio(kwargs["lres_voxel_um"], kwargs["hres_voxel_um"])
+        except VoxelSizeError as exc:
+            raise RegistrationError(f"The registration record is not usable: {exc}") from exc
         if kwargs["status"] not in ("ok", "unreliable"):
             raise RegistrationError(
                 f"The registration record's status must be 'ok' or 'unreliable', got {kwargs['status']!r}."
@@ -513,7 +518,8 @@ def register(
         Unusable arrays (not 2D/3D, NaN or infinite values, different ndim,
         constant HRES) or arguments.
     VoxelSizeError
-        A voxel size is missing, non-positive or has the wrong length.
+        A voxel size is missing, non-positive or has the wrong length, or the
+        HRES voxel is not smaller than the LRES voxel (the scans are swapped).
     RegistrationError
         The HRES is larger than the LRES, too small to match, or cannot fit in
         the search window.
@@ -599,8 +605,8 @@ def _check_inputs(lres, hres, lres_voxel_um, hres_voxel_um, min_ncc) -> tuple[_G
 
     Returns the :class:`_Geometry` of the HRES in the LRES and ``min_ncc`` as a
     float; raises :class:`InputError`, :class:`VoxelSizeError` or
-    :class:`RegistrationError` as :func:`register` documents, and warns when
-    the HRES voxel is the larger one.
+    :class:`RegistrationError` as :func:`register` documents (a VoxelSizeError
+    also when the HRES voxel is not the smaller one).
     """
     lres_arr = as_image(lres, "LRES")
     hres_arr = as_image(hres, "HRES")
@@ -617,9 +623,9 @@ def _check_inputs(lres, hres, lres_voxel_um, hres_voxel_um, min_ncc) -> tuple[_G
         raise InputError(f"min_ncc must be between -1 and 1, got {min_ncc}.")
     min_ncc = float(min_ncc)
 
+    f = np.array(voxel_ratio(vl, vh, axes=axes))  # HRES voxels per LRES voxel; refuses a coarser HRES
     L = np.array(lres_arr.shape)
     H = np.array(hres_arr.shape)
-    f = vl / vh  # HRES voxels per LRES voxel
     extent_l = L * vl
     extent_h = H * vh
     too_big = [axes[a] for a in range(ndim) if extent_h[a] > extent_l[a] * (1 + 1e-6)]
@@ -637,13 +643,6 @@ def _check_inputs(lres, hres, lres_voxel_um, hres_voxel_um, min_ncc) -> tuple[_G
             "Use a larger HRES region or check the voxel sizes."
         )
 
-    if np.any(f < 1):
-        warnings.warn(
-            f"The HRES voxel {_fmt(vh, 3)} um is larger than the LRES voxel {_fmt(vl, 3)} um on "
-            "some axis. Check that the two scans and their voxel sizes are not swapped.",
-            ResolveWarning,
-            stacklevel=3,  # the caller of register()
-        )
     # Template voxel 0 lies d0 after HRES voxel 0; its centre voxel qc HRES voxels after.
     d0 = (vl - vh) / 2
     qc = (nt * f - 1) / 2

@@ -13,10 +13,12 @@ at, and (for resuming) the optimiser and schedule state.
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from napari_resolve._validate import voxel_ratio, voxel_tuple
 from napari_resolve.errors import FileFormatError, InputError
 from napari_resolve.learn.normalisation import Normalisation
 
@@ -88,26 +90,66 @@ class Checkpoint:
     def build(self):
         """The network with these weights, in eval mode on the CPU.
 
+        The network is first laid out on torch's ``meta`` device (no memory), so a
+        file whose settings describe a network its weights do not fill (say a
+        width of a million channels in a small file) is refused before anything
+        is allocated.
+
         Raises
         ------
         FileFormatError
-            If the weights do not fit the architecture (a damaged or edited file).
+            If the weights do not fit the architecture (a damaged or edited file),
+            or hold NaN or infinite values.
         """
+        import torch
+
         from napari_resolve.models import build_model
 
         try:
-            model = build_model(self.architecture, **self.config)
-        except InputError as exc:
+            with torch.device("meta"):
+                skeleton = build_model(self.architecture, **self.config)
+        except (InputError, TypeError, ValueError) as exc:
             raise FileFormatError(f"The model file's architecture cannot be rebuilt: {exc}") from exc
+        self._check_weights(skeleton.state_dict())
+        model = build_model(self.architecture, **self.config)
         try:
             model.load_state_dict(self.state_dict)
         except RuntimeError as exc:
-            first = " ".join(line.strip() for line in str(exc).strip().splitlines()[:2])
-            raise FileFormatError(
-                f"The weights in the model file do not fit a {self.architecture} network ({first}). "
-                "The file is damaged or was edited; train the model again."
-            ) from exc
+            raise self._misfit(" ".join(line.strip() for line in str(exc).strip().splitlines()[:2])) from exc
         return model.eval()
+
+    def _check_weights(self, expected: dict[str, Any]) -> None:
+        """Refuse weights that do not match the laid-out network, or are not finite."""
+        import torch
+
+        weights = self.state_dict
+        if not isinstance(weights, dict):
+            raise self._misfit(f"the weights are a {type(weights).__name__}, not a table of tensors")
+        missing = sorted(set(expected) - set(weights))
+        unexpected = sorted(set(weights) - set(expected))
+        if missing or unexpected:
+            parts = [f"missing {', '.join(missing[:3])}" if missing else "",
+                     f"unexpected {', '.join(unexpected[:3])}" if unexpected else ""]
+            raise self._misfit("; ".join(p for p in parts if p))
+        for key, ref in expected.items():
+            value = weights[key]
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(ref.shape):
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise self._misfit(f"{key} is {shape}, the network needs {tuple(ref.shape)}")
+        bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:
+            raise FileFormatError(
+                f"The model file's weights hold NaN or infinite values ({', '.join(bad[:3])}"
+                f"{' ...' if len(bad) > 3 else ''}): the training diverged or the file was damaged, and "
+                "every prediction would be NaN. Train the model again (a lower learning rate helps "
+                "when training diverges)."
+            )
+
+    def _misfit(self, detail: str) -> FileFormatError:
+        return FileFormatError(
+            f"The weights in the model file do not fit a {self.architecture} network ({detail}). "
+            "The file is damaged or was edited; train the model again."
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The plain dict written to disk."""
@@ -145,7 +187,7 @@ class Checkpoint:
                 "upgrade napari-resolve to read it."
             )
         try:
-            return cls(
+            ckpt = cls(
                 architecture=str(d["architecture"]),
                 config=dict(d["config"]),
                 state_dict=d["state_dict"],
@@ -163,7 +205,24 @@ class Checkpoint:
                 extra=dict(d.get("extra") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise FileFormatError(f"{source} is damaged: its record lacks or garbles {exc}. Train the model again.") from exc
+            raise FileFormatError(
+                f"{source} is damaged: its record lacks or garbles {exc}. Train the model again."
+            ) from exc
+        ckpt._check_voxels(source)
+        return ckpt
+
+    def _check_voxels(self, source: str) -> None:
+        """Refuse voxel sizes a prediction could not use (zero, negative, swapped, of different lengths)."""
+        lv, hv = self.lres_voxel_um, self.hres_voxel_um
+        try:
+            if len(lv) != len(hv) or len(lv) not in (2, 3):
+                raise InputError(f"it gives {len(lv)} LRES and {len(hv)} HRES voxel sizes")
+            voxel_ratio(voxel_tuple(lv, len(lv), "LRES voxel size"), voxel_tuple(hv, len(hv), "HRES voxel size"))
+        except InputError as exc:
+            raise FileFormatError(
+                f"{source} records voxel sizes a model cannot have ({exc.render()}). The file is damaged "
+                "or was edited; train the model again."
+            ) from exc
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -212,10 +271,18 @@ def load_checkpoint(path: str | os.PathLike, *, architecture: str | None = None)
         raise FileFormatError(f"Model file {path} does not exist. Check the path, or train a model first.")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch.load on junk raises almost anything (KeyError, EOFError...)
-        first = (str(exc).splitlines() or ["no details"])[0][:160]
+    except pickle.UnpicklingError as exc:
+        # weights_only refuses anything but tensors and plain values: the file holds Python objects or
+        # code (a pickle), which could run code if loaded. That is a safety refusal, not damage.
         raise FileFormatError(
-            f"{path} cannot be read as a model file ({type(exc).__name__}: {first}). "
+            f"{path} holds Python objects or code besides tensors and plain values, which napari-resolve "
+            "refuses to load for safety (loading them could run code on this computer). A trusted model "
+            "file is one written by napari-resolve itself (train, or save_checkpoint); if you made this "
+            "file, save it again with save_checkpoint."
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - torch.load on junk raises almost anything (KeyError, EOFError...)
+        raise FileFormatError(
+            f"{path} cannot be read as a model file ({type(exc).__name__}: {_first_sentence(exc)}). "
             "It is damaged, truncated or not a napari-resolve model; train the model again."
         ) from exc
     ckpt = Checkpoint.from_dict(data, source=str(path))
@@ -226,3 +293,13 @@ def load_checkpoint(path: str | os.PathLike, *, architecture: str | None = None)
         )
     ckpt.build()  # fail now, with a clear message, if the weights do not fit
     return ckpt
+
+
+def _first_sentence(exc: BaseException, limit: int = 200) -> str:
+    """The first sentence of an exception's message, cut at a word, never mid-sentence without saying so."""
+    text = " ".join(str(exc).split()) or "no details"
+    end = text.find(". ")
+    text = text if end < 0 else text[:end]
+    if len(text) > limit:
+        text = text[:limit].rsplit(" ", 1)[0] + " ..."
+    return text.rstrip(".")
