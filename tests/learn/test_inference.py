@@ -546,3 +546,13 @@ def test_tile_and_overlap_arguments():
     with pytest.raises(InputError) as info:
         overlap_shape((1, 2, 3, 4), False)
     assert info.value.parameters == ("overlap",)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_a_non_finite_prediction_is_refused_and_nothing_is_written(tmp_path):
+    """An output that overflows float32 (here: a target range of 6e38) is an error, never a silent NaN/inf file."""
+    ckpt = make_ckpt("unet25d", random=False, norm_in=Normalisation(0.2, 1.3), norm_out=Normalisation(-3e38, 3e38))
+    out = tmp_path / "up.tif"
+    with pytest.raises(ResolveError, match="NaN or infinite voxels .*nothing was written.*cpu"):
+        predict(ckpt, roi=ROI, tile=(8, 20, 16), overlap=(3, 6, 8), out_path=out)
+    assert os.listdir(tmp_path) == []

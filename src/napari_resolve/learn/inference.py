@@ -521,7 +521,19 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
             out = net(t)[0].float()
         zc = rz  # a 3D model's z halo is still in its output; a 2.5D model consumed its own
         out = out[zc : zc + (z1 - z0), hy : hy + (y1 - y0), hx : hx + (x1 - x0)]
-        return norm_out.invert(out.cpu().numpy())
+        pred = norm_out.invert(out.cpu().numpy())
+        if not np.isfinite(pred).all():
+            # The input is finite (as_image refuses NaN) and load_checkpoint refuses non-finite weights, so
+            # this is an overflow (float16 autocast on a GPU) or a diverged model: never write it silently.
+            bad = int((~np.isfinite(pred)).sum())
+            precision = f"{str(amp).removeprefix('torch.')} mixed precision on " if amp is not None else ""
+            raise ResolveError(
+                f"The model predicted {bad} NaN or infinite voxels in the tile at output voxels "
+                f"{(z0, y0, x0)} ({precision}{describe_device(dev)}); nothing was written. Run on the "
+                "CPU (set {device} to cpu), or train the model again if it does the same there.",
+                parameters=("device",),
+            )
+        return pred
 
     def run(sink: SlabSink) -> Generator[Progress, None, int]:
         done, voxels, t_first = 0, 0, None
