@@ -25,3 +25,27 @@ def test_predict_refuses_non_positive_and_absurd_tiles(foam_dir, tiny_model, tmp
         code, stdout, err = _run(capsys, "predict", tiny_model, foam_dir / "lres.tif", "-o", out, "--tile", tile)
         assert code == 2 and stdout == "" and not out.exists(), (tile, err)
         assert err.count("\n") == 1 and "--tile" in err, err
+
+
+def test_sigterm_stops_like_ctrl_c_and_leaves_no_partial_output(foam_dir, tiny_model, tmp_path):
+    """What a job scheduler or `kill` sends: the temporary output is removed and the command says it stopped."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "up.tif"
+    entry = "import sys; from napari_resolve.cli import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", entry, "predict", str(tiny_model), str(foam_dir / "lres.tif"),
+           "-o", str(out), "--tile", "32", "--device", "cpu"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:  # wait for the first tile: the partial file exists by then
+        seen.append(line)
+        if line.startswith("[1/"):
+            break
+    assert any(p.name.startswith(".up.tif") for p in tmp_path.iterdir()), (seen, list(tmp_path.iterdir()))
+    proc.send_signal(signal.SIGTERM)
+    stdout, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 143, (proc.returncode, rest)
+    assert stdout == "" and "stopped by SIGTERM" in rest and "Traceback" not in rest
+    assert list(tmp_path.iterdir()) == []

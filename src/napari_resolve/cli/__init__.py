@@ -13,8 +13,11 @@ them, so ``napari-resolve --help`` is quick.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Sequence
 
@@ -22,6 +25,32 @@ from napari_resolve import __version__
 from napari_resolve.cli import data, evaluate, measure, pores, predict, train
 from napari_resolve.cli._common import emit, show_warning
 from napari_resolve.errors import ResolveError, ResolveWarning
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's or ``kill``'s stop), raised where the program runs, like Ctrl-C.
+
+    A KeyboardInterrupt, so that every stop path a Ctrl-C takes runs for it too:
+    temporary outputs are removed (:func:`napari_resolve.io.atomic_path`) and a
+    training keeps the best model so far.
+    """
+
+
+@contextlib.contextmanager
+def _sigterm_stops():
+    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only, as Python allows)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class UsageError(Exception):
@@ -96,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{exc.prog}: error: {exc} (see {exc.prog} --help)", file=sys.stderr)
         return 2
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigterm_stops():
             warnings.showwarning = show_warning
             warnings.simplefilter("once", ResolveWarning)
             result = args.func(args)
@@ -113,9 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # permission denied, disk full...: the system's words suffice
         print(f"napari-resolve {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"napari-resolve {args.command}: stopped.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        how = "by SIGTERM" if isinstance(exc, Terminated) else "by Ctrl-C"
+        print(f"napari-resolve {args.command}: stopped {how}; unfinished outputs were removed.", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     try:
         if result is not None:
             emit(result)
