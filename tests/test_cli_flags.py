@@ -146,3 +146,64 @@ def test_demo_seed_and_ratio(capsys, tmp_path):
     report = json.loads((out / "demo_report.json").read_text())
     assert report["phantom"]["ratio"] == 2 and report["phantom"]["params"]["seed"] == 5
     assert read_volume(out / "lres.tif").voxel_um == (2.0, 2.0, 2.0)
+
+
+def test_phantom_noise_size_pore_and_contrast_flags_reach_the_phantom(capsys, tmp_path):
+    argv = ["phantom", str(tmp_path / "{}"), "--size", "24", "--seed", "3"]
+    assert main([a.format("plain") for a in argv]) == 0
+    assert main([a.format("set") for a in argv] + [
+        "--hres-size", "20", "--photons", "900", "--read-noise", "0.05", "--hres-photons", "150",
+        "--pore-radius", "3", "6", "--porosity", "0.15", "--hres-gain", "2", "--hres-offset", "0.5"]) == 0
+    capsys.readouterr()
+    plain = json.loads((tmp_path / "plain" / "meta.json").read_text())
+    meta = json.loads((tmp_path / "set" / "meta.json").read_text())
+    params = meta["params"]
+    assert params["photons"] == 900 and params["read_noise"] == 0.05 and params["hres_photons"] == 150
+    assert params["pore_radius_um"] == [3.0, 6.0] and params["porosity_target"] == 0.15
+    # ...and by their effect on the images:
+    assert meta["hres_shape"] == [20, 20, 20] and plain["hres_shape"] != [20, 20, 20]
+    truth = read_volume(tmp_path / "set" / "truth_labels.tif").data
+    truth_plain = read_volume(tmp_path / "plain" / "truth_labels.tif").data
+    assert (truth > 0).mean() < (truth_plain > 0).mean() - 0.04  # porosity 0.15 against 0.3 (measured 0.10, 0.17)
+    # Pores of 3-6 um instead of 2.5-10 um: less than half the mean pore volume (measured 400 against 1100 voxels).
+    assert (truth > 0).sum() / meta["pore_count"] < 0.5 * (truth_plain > 0).sum() / plain["pore_count"]
+    hres = read_volume(tmp_path / "set" / "hres.tif").data
+    hres_plain = read_volume(tmp_path / "plain" / "hres.tif").data
+    assert hres.mean() > 1.6 * hres_plain.mean() + 0.3  # gain 2 and offset 0.5 against 1 and 0
+
+
+def test_register_min_ncc_decides_the_verdict(foam_dir, capsys, tmp_path):
+    lres, hres = str(foam_dir / "lres.tif"), str(foam_dir / "hres.tif")
+    assert main(["register", lres, hres]) == 0
+    ncc = _json(capsys)[0]["ncc"]
+    assert 0.5 < ncc < 0.995
+    assert main(["register", lres, hres, "--min-ncc", "0.995", "-o", str(tmp_path / "r.json")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("napari-resolve register: error:") and f"NCC {ncc:.3f} < 0.995" in last
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_resolution_max_sigma_plain_mse_and_per_axis(foam_dir, capsys, tmp_path):
+    from scipy import ndimage
+
+    from napari_resolve.io import write_volume
+
+    ref = read_volume(foam_dir / "hres.tif")
+    sigma = 1.5  # um = HRES voxels
+    blurred = ndimage.gaussian_filter(np.asarray(ref.data, np.float32), sigma)
+    test = write_volume(tmp_path / "test.tif", 2.0 * blurred + 0.3, ref.voxel_um)  # other contrast
+    argv = ["resolution", str(test), str(foam_dir / "hres.tif"), "--method", "gaussian"]
+
+    def fit(*extra):
+        assert main(argv + list(extra)) == 0
+        return _json(capsys)[0]["gaussian"]
+
+    default = fit()
+    assert default["fit_contrast"] and abs(default["sigma_um"] - sigma) < 0.25 and default["sigma_axes_um"] is None
+    assert abs(default["gain"] - 2.0) < 0.2
+    per_axis = fit("--per-axis")
+    assert len(per_axis["sigma_axes_um"]) == 3 and all(abs(s - sigma) < 0.4 for s in per_axis["sigma_axes_um"])
+    capped = fit("--max-sigma", "0.75")
+    assert capped["sigma_um"] <= 0.75 + 1e-9 and capped["at_limit"]
+    plain = fit("--plain-mse")
+    assert not plain["fit_contrast"] and abs(plain["sigma_um"] - sigma) > 0.25  # contrast mismatch misleads it

@@ -620,7 +620,7 @@ def _check_inputs(lres, hres, lres_voxel_um, hres_voxel_um, min_ncc) -> tuple[_G
     vl = np.array(voxel_tuple(lres_voxel_um, ndim, "LRES voxel size"))
     vh = np.array(voxel_tuple(hres_voxel_um, ndim, "HRES voxel size"))
     if not -1.0 <= float(min_ncc) <= 1.0:
-        raise InputError(f"min_ncc must be between -1 and 1, got {min_ncc}.")
+        raise InputError(f"{{min_ncc}} must be between -1 and 1, got {min_ncc}.", parameters=("min_ncc",))
     min_ncc = float(min_ncc)
 
     f = np.array(voxel_ratio(vl, vh, axes=axes))  # HRES voxels per LRES voxel; refuses a coarser HRES
@@ -1034,7 +1034,7 @@ def _verdict(
     problems: list[str] = []
     advice: list[str] = []
     if ncc < min_ncc:
-        problems.append(f"the correlation after alignment is low (NCC {ncc:.2f} < {min_ncc:.2f})")
+        problems.append(f"the correlation after alignment is low (NCC {ncc:.3f} < {min_ncc:g}, the least credible NCC)")
         advice.append(
             "check that the HRES shows part of this LRES sample and that both voxel sizes are right"
         )
