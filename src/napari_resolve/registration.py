@@ -80,6 +80,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, optimize
 
+from napari_resolve._text import format_values
 from napari_resolve._validate import as_image, per_axis, voxel_ratio, voxel_tuple
 from napari_resolve.errors import (
     FileFormatError,
@@ -414,7 +415,8 @@ def _match(image: np.ndarray, template: np.ndarray) -> np.ndarray:
 
 
 def _fmt(values: Sequence[float], digits: int = 2) -> str:
-    return "(" + ", ".join(f"{v:.{digits}f}" for v in values) + ")"
+    """``(25.95, 7.00, 24.01)``: a position or size as the messages show it (z, y, x)."""
+    return f"({format_values(values, ', ', digits)})"
 
 
 def _local_maxima(values: np.ndarray) -> np.ndarray:
