@@ -19,26 +19,29 @@ def log(message: str) -> None:
 
 
 def run_with_progress(job):
-    """Drain a core generator (records with step, total, message); return its result.
+    """Drain a core job (:class:`~napari_resolve.jobs.Progress` records); return its result.
 
     On a terminal the records rewrite one status line; in a log (not a
     terminal) each new step is one line, so logs stay short.
     """
+    from napari_resolve.jobs import drain
+
     tty = sys.stderr.isatty()
     last_step = None
-    while True:
-        try:
-            rec = next(job)
-        except StopIteration as stop:
-            if tty:
-                print(file=sys.stderr)
-            return stop.value
+
+    def show(rec) -> None:
+        nonlocal last_step
         text = f"[{rec.step}/{rec.total}] {rec.message}"
         if tty:
             print(f"\r{text[:100]:<100}", end="", file=sys.stderr, flush=True)
         elif rec.step != last_step:
             log(text)
         last_step = rec.step
+
+    result = drain(job, show)
+    if tty:
+        print(file=sys.stderr)
+    return result
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):
