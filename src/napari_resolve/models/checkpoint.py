@@ -289,7 +289,8 @@ def load_checkpoint(path: str | os.PathLike, *, architecture: str | None = None)
     if architecture is not None and ckpt.architecture != architecture:
         raise FileFormatError(
             f"{path} holds a {ckpt.architecture!r} model, not {architecture!r}. Choose the matching "
-            f"--model ({ckpt.architecture}) or start a new training without --resume."
+            f"{{model}} ({ckpt.architecture}), or start a new training instead of resuming ({{resume}}).",
+            parameters=("model", "resume"),
         )
     ckpt.build()  # fail now, with a clear message, if the weights do not fit
     return ckpt
