@@ -4,18 +4,32 @@ labels (:mod:`.match`) and several inputs compared on their common box (:mod:`.c
 The public names are re-exported here.
 """
 
+from napari_resolve.pores.compare import (
+    MeasuredInput,
+    PoreComparison,
+    PoreInput,
+    iter_compare_pores,
+    plan_compare_pores,
+    run_compare_pores,
+)
 from napari_resolve.pores.match import PoreMatch, match_pores
 from napari_resolve.pores.segment import PorePlan, analyse_pores, iter_analyse_pores, plan_analyse_pores
 from napari_resolve.pores.stats import PoreResult, pore_table, porosity
 
 __all__ = [
+    "MeasuredInput",
+    "PoreComparison",
+    "PoreInput",
     "PoreMatch",
     "PorePlan",
     "PoreResult",
     "analyse_pores",
     "iter_analyse_pores",
+    "iter_compare_pores",
     "match_pores",
     "plan_analyse_pores",
+    "plan_compare_pores",
     "pore_table",
     "porosity",
+    "run_compare_pores",
 ]
