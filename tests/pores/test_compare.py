@@ -134,6 +134,12 @@ def test_refusals_happen_in_the_plan_and_name_the_input_and_parameter(foam_input
     lres, truth, hres = foam_inputs
     with pytest.raises(InputError, match="at least one image"):
         plan_compare_pores([])
+    # Mappings and tuples are inputs too.
+    plan = plan_compare_pores([{"name": "a", "array": lres.image, "voxel_um": 3.0},
+                               ("b", hres.image, hres.voxel_um, hres.origin_um)])
+    assert plan.names == ["a", "b"] and plan.items[0].plan.shape == (16, 16, 16)
+    with pytest.raises(InputError, match="lacks its name or image"):
+        plan_compare_pores([{"name": "a", "voxel_um": 3.0}])
     with pytest.raises(InputError, match="'lres' is given more than once"):
         plan_compare_pores([lres, lres])
     far = PoreInput("far", hres.image, hres.voxel_um, (1000.0, 1000.0, 1000.0))

@@ -204,11 +204,11 @@ def _as_input(item, index: int) -> PoreInput:
     if isinstance(item, PoreInput):
         return item
     if isinstance(item, Mapping):
-        try:
-            return PoreInput(item["name"], item["image"], item.get("voxel_um"), item.get("origin_um"))
-        except KeyError as exc:
-            raise InputError(f"Input {index + 1} lacks its {exc.args[0]!r}; give name, image, voxel_um "
-                             "and origin_um.") from None
+        image = item.get("image", item.get("array"))
+        if "name" not in item or image is None:
+            raise InputError(f"Input {index + 1} lacks its name or image; give name, image (or array), voxel_um "
+                             "and origin_um.")
+        return PoreInput(item["name"], image, item.get("voxel_um"), item.get("origin_um"))
     try:
         return PoreInput(*item)
     except TypeError:
