@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 
 from napari_resolve._qt._layers import is_produced
-from napari_resolve._qt.pores_widget import (
-    OVERLAP,
-    WHOLE,
-    PoresWidget,
-    crop_slices,
-    min_volume_voxels,
-    overlap_region,
-    sanitise,
-)
-from napari_resolve.errors import InputError
+from napari_resolve._qt.pores_widget import OVERLAP, WHOLE, PoresWidget
+from napari_resolve.errors import InputError, ResolveError
+from napari_resolve.pores.compare import sanitise
 
 
 def _wait(qtbot, job, timeout=30_000):
@@ -178,7 +171,7 @@ def test_csv_export(measured, tmp_path):
     path = tmp_path / "foam.csv"
     written = widget.export_csv(path)
     rows = _read_csv(path)
-    assert [r["layer"] for r in rows] == [lres.name, hres.name]
+    assert [r["name"] for r in rows] == [lres.name, hres.name]
     for row, result in zip(rows, widget.results.values()):
         assert float(row["porosity_percent"]) == pytest.approx(100 * result.porosity)
         assert int(row["pore_count"]) == result.count
@@ -186,7 +179,7 @@ def test_csv_export(measured, tmp_path):
         assert float(row["voxel_x_um"]) == result.voxel_um[-1]
         assert row["region_lo_um"] == row["region_hi_um"] == ""  # whole layers
         per_pore = tmp_path / row["per_pore_file"]
-        assert per_pore.name == f"foam_{sanitise(row['layer'])}.csv"
+        assert per_pore.name == f"foam_{sanitise(row['name'])}.csv"
         pores = _read_csv(per_pore)
         assert len(pores) == result.count and "diameter_um" in pores[0]
     assert written == [path, tmp_path / f"foam_{sanitise(lres.name)}.csv", tmp_path / f"foam_{sanitise(hres.name)}.csv"]
@@ -194,7 +187,7 @@ def test_csv_export(measured, tmp_path):
 
     # Again without overwrite: refused, files unchanged; with it: rewritten.
     content = path.read_bytes()
-    with pytest.raises(InputError, match="already exist"):
+    with pytest.raises(ResolveError, match="already exist"):
         widget.export_csv(path)
     assert path.read_bytes() == content
     path.write_text("old")
@@ -204,7 +197,7 @@ def test_csv_export(measured, tmp_path):
     # A clash with one per-input file alone refuses the whole export.
     clash = tmp_path / f"other_{sanitise(lres.name)}.csv"
     clash.write_text("keep me")
-    with pytest.raises(InputError, match="already exist"):
+    with pytest.raises(ResolveError, match="already exist"):
         widget.export_csv(tmp_path / "other")  # ".csv" is added
     assert clash.read_text() == "keep me" and not (tmp_path / "other.csv").exists()
 
@@ -307,13 +300,6 @@ def test_section_2d(registered_section, qtbot, tmp_path):
     assert len(rows[0]["region_lo_um"].split()) == 2
 
 
-def test_min_volume_voxels():
-    assert min_volume_voxels(0, (1, 1, 1)) is None
-    assert min_volume_voxels(1, (3, 3, 3)) == 8  # never below the core's noise removal
-    assert min_volume_voxels(10, (1, 1, 1)) == int(np.ceil(np.pi / 6 * 1000))
-    assert min_volume_voxels(10, (1, 1)) == int(np.ceil(np.pi / 4 * 100))
-
-
 def test_stop_keeps_the_widget_usable(section_viewer, qtbot):
     viewer, lres, hres = section_viewer
     widget = PoresWidget(viewer)
@@ -366,12 +352,13 @@ def test_inputs_that_do_not_overlap_are_refused(registered_viewer, qtbot, monkey
     assert widget.job.state == "idle" and len(viewer.layers) == n_layers
     message = shown[-1]
     assert lres.name in message and hres.name in message
-    assert "do not overlap" in message and "Pick layers that overlap" in message and "'whole layers'" in message
+    assert "do not overlap" in message and "Pick inputs that overlap" in message
+    assert "measure whole inputs instead ('Region')" in message  # the parameter named by the form's label
 
     # Overlapping by 5 um along x: less than 4 LRES voxels (12 um).
     hres.translate = (30.0, 60.0, 186.0)  # x edges 185.5.. against the LRES's ..190.5
     assert not widget.run()
-    assert "only 5 µm along x" in shown[-1] and "whole layers" in shown[-1]
+    assert "only 5 µm along x" in shown[-1] and "whole inputs" in shown[-1]
 
     # A 2D image and a 3D volume have no common region.
     flat = viewer.add_image(np.random.default_rng(0).random((32, 32), dtype=np.float32), name="flat")
@@ -389,33 +376,6 @@ def test_inputs_that_do_not_overlap_are_refused(registered_viewer, qtbot, monkey
     assert viewer.layers[f"pores: {hres.name}"].data.shape == hres.data.shape
 
 
-def test_overlap_geometry():
-    # Anisotropic voxels; a fine layer inside a coarse one, off the coarse grid.
-    coarse = ((10, 20, 20), (4.0, 2.0, 2.0), (0.0, 0.0, 0.0))  # edges: z -2..38, y and x -1..39
-    fine = ((40, 30, 30), (0.5, 0.5, 0.5), (4.25, 10.25, 20.25))  # edges: z 4..24, y 10..25, x 20..35
-    lo, hi = overlap_region({"coarse": coarse, "fine": fine})
-    np.testing.assert_allclose(lo, (4, 10, 20))
-    np.testing.assert_allclose(hi, (24, 25, 35))
-    # Coarse centres in the box: z 4..24 (both on the edges, kept), y 10..24, x 20..34.
-    assert crop_slices(*coarse, lo, hi) == (slice(1, 7), slice(5, 13), slice(10, 18))
-    assert crop_slices(*fine, lo, hi) == (slice(0, 40), slice(0, 30), slice(0, 30))
-    # A box that misses a layer gives empty slices, never negative ones.
-    assert crop_slices(*coarse, (100, 0, 0), (120, 10, 10))[0] == slice(10, 10)
-    # Overlapping by 7 um along x, less than 4 coarse voxels (8 um): refused.
-    with pytest.raises(InputError, match=r"only 7 µm along x \(at least 8 µm needed: 4 voxels"):
-        overlap_region({"coarse": coarse, "fine": ((40, 30, 30), (0.5, 0.5, 0.5), (4.25, 10.25, 32.25))})
-    with pytest.raises(InputError, match="do not overlap"):
-        overlap_region({"coarse": coarse, "fine": ((40, 30, 30), (0.5, 0.5, 0.5), (4.25, 10.25, 60.0))})
-    # A slab of 2 slices (8 um) is thinner than 4 coarse voxels along z (16 um): it needs only to lie inside.
-    slab = ((2, 30, 30), (4.0, 2.0, 2.0), (10.0, 0.0, 0.0))  # z edges 8..16
-    lo, hi = overlap_region({"coarse": coarse, "slab": slab})
-    assert hi[0] - lo[0] == pytest.approx(8)
-    assert crop_slices(*coarse, lo, hi)[0] == slice(2, 5)  # z centres 8, 12 and 16 (8, 16 on the edges)
-    half = ((2, 30, 30), (4.0, 2.0, 2.0), (34.0, 0.0, 0.0))  # z edges 32..40: half of it outside
-    with pytest.raises(InputError, match="only 6 µm along z"):
-        overlap_region({"coarse": coarse, "slab": half})
-
-
 def test_a_lazy_layer_is_cropped_before_it_is_read(registered_viewer, qtbot, monkeypatch):
     import napari_resolve._qt.pores_widget as module
 
@@ -423,14 +383,14 @@ def test_a_lazy_layer_is_cropped_before_it_is_read(registered_viewer, qtbot, mon
     viewer, lres, hres = registered_viewer
     lazy = viewer.add_image(da.from_array(lres.data, chunks=16), name="LRES lazy", scale=lres.scale)
     started = []
-    real = module.measure_inputs
-    monkeypatch.setattr(module, "measure_inputs", lambda inputs: started.append(inputs) or real(inputs))
+    real = module.iter_compare_pores
+    monkeypatch.setattr(module, "iter_compare_pores", lambda plan: started.append(plan) or real(plan))
     widget = PoresWidget(viewer)
     qtbot.addWidget(widget)
     _measure(qtbot, widget, [lres, lazy, hres])
-    # The job got the crop still as a dask array: only it is read, in the worker.
-    (image,) = [item.image for item in started[0] if item.name == lazy.name]
-    assert isinstance(image, da.Array) and image.shape == (25, 25, 25)
+    # The plan, made on the main thread, holds only the crop of the dask array, read into memory.
+    (item,) = [item for item in started[0].items if item.name == lazy.name]
+    assert isinstance(item.plan.image, np.ndarray) and item.plan.shape == (25, 25, 25)
     # ... and measures exactly what the same data in memory gives.
     np.testing.assert_array_equal(widget.results[lazy.name].labels, widget.results[lres.name].labels)
     translates = [viewer.layers[f"pores: {layer.name}"].translate for layer in (lazy, lres)]

@@ -1,7 +1,9 @@
 """The Pores dock widget: segment and measure pores on several images side by side.
 
-The user picks any image layers (LRES, upscaled, HRES, a baseline...); one job
-runs :func:`napari_resolve.pores.iter_analyse_pores` on each in turn. Every
+The user picks any image layers (LRES, upscaled, HRES, a baseline...); the
+core's comparison job (:mod:`napari_resolve.pores.compare`) measures each in
+turn: the widget reads the layers and calls :func:`plan_compare_pores` on the
+main thread, then runs :func:`iter_compare_pores` in a worker. Every
 input gets a labels layer ``"pores: <layer name>"`` lying over it, a row in a
 table (porosity, count, diameters, sphericity) and a curve in a pore size
 distribution plot, so that what the LRES misses and what an upscaled volume
@@ -16,11 +18,7 @@ sample. "whole layers" measures each input over its own extent.
 
 from __future__ import annotations
 
-import csv
 import math
-import re
-from dataclasses import dataclass
-from pathlib import Path
 
 import napari
 import numpy as np
@@ -28,16 +26,20 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 from qtpy.QtWidgets import QAbstractItemView, QStyledItemDelegate, QVBoxLayout, QWidget
 
 from napari_resolve.errors import InputError
-from napari_resolve.geometry.overlap import (  # noqa: F401 - MIN_OVERLAP_VOXELS and extent_um re-exported for the tests
-    MIN_OVERLAP_VOXELS,
-    WHOLE,
-    crop_slices,
-    extent_um,
-    overlap_region,
-    region_text,
+from napari_resolve.geometry.overlap import WHOLE, region_text
+from napari_resolve.pores.compare import (  # noqa: F401 - min_volume_voxels, summary_row, sanitise: moved from here
+    COMMON,
+    MeasuredInput,
+    PoreInput,
+    iter_compare_pores,
+    min_volume_voxels,
+    plan_compare_pores,
+    pores_per_mm,
+    sanitise,
+    summary_row,
+    write_tables,
 )
-from napari_resolve.jobs import Progress
-from napari_resolve.pores.segment import iter_analyse_pores
+from napari_resolve.pores.compare import WHOLE as WHOLE_INPUTS
 
 from ._forms import JobControls, format_um, heading
 from ._layers import add_or_update, check_plain_geometry, is_produced, layer_data, origin_um, spatial_ndim, voxel_um
@@ -47,15 +49,22 @@ from ._workers import Job, error_message
 #: Names of the plugin's quality maps: listed, but never selected by default.
 MAP_PREFIXES = ("MS-SSIM map", "SSIM map")
 
-#: Progress steps given to each input in the job's global count.
-_STEPS_PER_INPUT = 100
-
 OTSU = "Otsu (automatic)"
 FIXED = "Fixed grey value"
 BY_NUMBER = "% of pores"
 BY_VOLUME = "% of pore volume"
 
 OVERLAP = "where all inputs overlap"
+
+#: The form's labels of the core's parameters, for messages.
+_LABELS = {
+    "inputs": "Images",
+    "region": "Region",
+    "threshold": "Grey value",
+    "pores_are": "Pores are",
+    "min_diameter_um": "Min. ⌀ (µm)",
+    "edge_kill": "Skip pores cut by the edge",
+}
 
 _AXES = {2: "yx", 3: "zyx"}
 
@@ -135,148 +144,6 @@ def layer_select(viewer, layer_type, label: str, *, tooltip: str = "", default=N
     return select
 
 
-@dataclass(frozen=True)
-class InputMeasured(Progress):
-    """The record yielded when one input is measured; it carries the result.
-
-    Attributes
-    ----------
-    name : str
-        The input layer's name when the job started.
-    result : napari_resolve.pores.PoreResult
-    scale, translate : tuple of float
-        Voxel size and origin (um) of the measured array (the input layer's,
-        moved to the first voxel of the crop), for its labels layer.
-    region : tuple or None
-        The world box (lo, hi) in um the input was cropped to; None for the
-        whole layer.
-    """
-
-    name: str = ""
-    result: object = None
-    scale: tuple = ()
-    translate: tuple = ()
-    region: tuple | None = None
-
-
-@dataclass(frozen=True)
-class _Input:
-    name: str
-    image: object  # the (cropped) layer data; a lazy array is read in the worker
-    scale: tuple
-    translate: tuple
-    options: dict
-    region: tuple | None = None
-
-
-def _renumbered(gen, name: str, index: int, count: int):
-    """Yield ``gen``'s records as steps of the whole job, naming the input; return its result."""
-    total = _STEPS_PER_INPUT * count
-    base = _STEPS_PER_INPUT * index
-    prefix = f"{name} ({index + 1}/{count})"
-    try:
-        while True:
-            try:
-                record = next(gen)
-            except StopIteration as done:
-                return done.value
-            except InputError as exc:  # the core says "image"; say which layer
-                raise InputError(f"{name}: {exc}") from exc
-            frac = record.step / record.total if record.total else 0.0
-            step = base + min(_STEPS_PER_INPUT - 1, int(frac * _STEPS_PER_INPUT))
-            yield Progress(step, total, f"{prefix}: {record.message}")
-    finally:
-        gen.close()
-
-
-def measure_inputs(inputs):
-    """The job: measure each input in turn, yielding an :class:`InputMeasured` after each.
-
-    Parameters
-    ----------
-    inputs : sequence of _Input
-        Arrays and geometry read from the layers on the main thread.
-
-    Returns
-    -------
-    dict of str to PoreResult
-    """
-    results = {}
-    count = len(inputs)
-    for i, item in enumerate(inputs):
-        gen = iter_analyse_pores(item.image, item.scale, **item.options)
-        result = yield from _renumbered(gen, item.name, i, count)
-        results[item.name] = result
-        yield InputMeasured(
-            _STEPS_PER_INPUT * (i + 1),
-            _STEPS_PER_INPUT * count,
-            f"{item.name}: {result.count} pores, porosity {100 * result.porosity:.1f} %",
-            name=item.name,
-            result=result,
-            scale=item.scale,
-            translate=item.translate,
-            region=item.region,
-        )
-    return results
-
-
-def min_volume_voxels(diameter_um: float, voxel_um) -> int | None:
-    """Voxels of the smallest kept pore object of equivalent diameter ``diameter_um``.
-
-    ``None`` (the core's default noise removal) for 0. Never below the core's
-    default (8 voxels in 3D, 4 pixels in 2D), so noise removal stays on.
-    """
-    if diameter_um <= 0:
-        return None
-    ndim = len(voxel_um)
-    cell = float(np.prod(voxel_um))
-    size = math.pi / 6 * diameter_um**3 if ndim == 3 else math.pi / 4 * diameter_um**2
-    return max(8 if ndim == 3 else 4, math.ceil(size / cell - 1e-9))
-
-
-def _density(result) -> float:
-    """Counted pores per mm^3 of sample (per mm^2 in 2D)."""
-    s = result.summary()
-    sample = s["sample_volume_um3"] if result.ndim == 3 else s["sample_area_um2"]
-    per_um = result.count / sample if sample else 0.0
-    return per_um * (1e9 if result.ndim == 3 else 1e6)
-
-
-def summary_row(result, region=None) -> dict:
-    """One input's figures for the table and the CSV, with units in the keys.
-
-    ``region`` is the world box (lo, hi) in um the input was cropped to; the
-    CSV gives each corner as "z y x" (blank for a whole layer).
-    """
-    s = result.summary()
-    three = result.ndim == 3
-    voxel = [float(v) for v in result.voxel_um]
-    row = {
-        "ndim": result.ndim,
-        "porosity_percent": 100 * s["porosity"],
-        "pore_count": s["count"],
-        ("pores_per_mm3" if three else "pores_per_mm2"): _density(result),
-        "mean_diameter_um": s["mean_diameter_um"],
-        "median_diameter_um": s["median_diameter_um"],
-        ("mean_sphericity" if three else "mean_circularity"): s["mean_sphericity"],
-        "voxel_z_um": voxel[0] if three else None,
-        "voxel_y_um": voxel[-2],
-        "voxel_x_um": voxel[-1],
-        "threshold": s["threshold"],
-        "region_lo_um": None if region is None else " ".join(f"{v:.12g}" for v in region[0]),
-        "region_hi_um": None if region is None else " ".join(f"{v:.12g}" for v in region[1]),
-    }
-    for key in ("pore_volume_um3", "sample_volume_um3", "pore_area_um2", "sample_area_um2"):
-        if key in s:
-            row[key] = s[key]
-    return row
-
-
-def sanitise(name: str) -> str:
-    """A layer name made safe for a file name: ``"LRES foam 3um"`` -> ``"LRES_foam_3um"``."""
-    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "layer"
-
-
 def _nice_width(span: float) -> float:
     """A round bin width near ``span / 20`` (1, 2, 2.5 or 5 times a power of ten)."""
     if not (span > 0 and math.isfinite(span)):
@@ -319,8 +186,7 @@ class PoresWidget(QWidget):
         self.viewer = napari_viewer
         self.results: dict = {}
         self.regions: dict = {}
-        self._geometry: dict[str, tuple] = {}  # name -> (scale, translate) of the measured array
-        self._planned: list[str] = []
+        self._measured: dict[str, MeasuredInput] = {}  # name -> what the job yielded for it
 
         self.inputs = layer_select(
             napari_viewer,
@@ -384,7 +250,7 @@ class PoresWidget(QWidget):
         form = Container(widgets=fields)
         form.margins = (0, 0, 0, 0)
 
-        self.job = Job("Pore analysis")
+        self.job = Job("Pore analysis", labels=_LABELS)
         self.controls = JobControls(self.job, "Measure pores", self._start)
         self.job.progress.connect(self._progress)
         self.job.finished.connect(self._finished)
@@ -442,91 +308,61 @@ class PoresWidget(QWidget):
         """Validate the form and start measuring (the Measure button); False if refused."""
         return self.controls.run()
 
-    def _options(self, voxel: tuple, image) -> dict:
-        options = {"pores_are": self.pores_are.value, "edge_kill": bool(self.edge.value)}
-        if self.method.value == FIXED:
-            value = float(self.grey.value)
-            data = np.asarray(image)  # the grey range needs the data (a lazy crop is read here)
-            lo, hi = float(np.nanmin(data)), float(np.nanmax(data))
-            if not lo <= value <= hi:
-                raise InputError(
-                    f"The grey value {value:g} lies outside the range of an input ({lo:.4g} to {hi:.4g}); "
-                    "choose a value inside every selected image's range, or use Otsu."
-                )
-            options["threshold"] = value
-        minimum = min_volume_voxels(float(self.min_diameter.value), voxel)
-        if minimum is not None:
-            options["min_volume_voxels"] = minimum
-        return options
-
     def _start(self) -> None:
         layers = [layer for layer in self.inputs.value if layer in self.viewer.layers]
         if not layers:
             raise InputError("Select at least one image layer under 'Images' (Ctrl-click to pick several).")
-        geometries = {}
+        inputs = []
         for layer in layers:
             spatial_ndim(layer)
             check_plain_geometry(layer, "input")
-            data = layer_data(layer)
-            geometries[layer.name] = (tuple(data.shape), voxel_um(layer), origin_um(layer))
-        # With one input its overlap is itself: measure it whole.
-        region = overlap_region(geometries) if self.region.value == OVERLAP and len(layers) > 1 else None
-        inputs = []
-        for layer in layers:
-            shape, scale, translate = geometries[layer.name]
-            image = layer_data(layer)
-            if region is not None:
-                box = crop_slices(shape, scale, translate, *region)
-                if any(s.stop - s.start < 1 for s in box):  # overlap_region's size check makes this rare
-                    raise InputError(
-                        f"{layer.name!r} has no voxel centre inside the common region {region_text(region)}. "
-                        f"Pick layers that overlap more, or choose '{WHOLE}' under Region."
-                    )
-                # Slicing keeps a dask or zarr array lazy: only the crop is read, in the worker.
-                image = image[box]
-                # The crop's voxel 0 sits at the first kept voxel, so its labels lie exactly over the input.
-                translate = tuple(t + s.start * v for t, s, v in zip(translate, box, scale))
-            try:
-                options = self._options(scale, image)
-            except InputError as exc:
-                raise InputError(f"{layer.name}: {exc}") from exc
-            inputs.append(_Input(layer.name, image, scale, translate, options, region))
+            # Layer data and geometry are read here, on the main thread; the plan crops a lazy array before
+            # reading it, so only the common box of a big LRES is loaded.
+            inputs.append(PoreInput(layer.name, layer_data(layer), voxel_um(layer), origin_um(layer)))
+        plan = plan_compare_pores(
+            inputs,
+            region=COMMON if self.region.value == OVERLAP else WHOLE_INPUTS,
+            threshold=float(self.grey.value) if self.method.value == FIXED else "otsu",
+            pores_are=self.pores_are.value,
+            edge_kill=bool(self.edge.value),
+            min_diameter_um=float(self.min_diameter.value),
+        )
         # A new run defines the table: its rows and curves come from this run only.
         self.results = {}
         self.regions = {}
-        self._geometry = {}
-        self._planned = [item.name for item in inputs]
+        self._measured = {}
         self._refresh()
-        self.job.start(measure_inputs(inputs))
+        self.job.start(iter_compare_pores(plan))
 
     def _progress(self, record) -> None:
-        if not isinstance(record, InputMeasured):
+        measured = record.data
+        if not isinstance(measured, MeasuredInput):
             return
-        name, result = record.name, record.result
+        name, result = measured.name, measured.result
         self.results[name] = result
-        self.regions[name] = record.region
-        self._geometry[name] = (record.scale, record.translate)
+        self.regions[name] = measured.region
+        self._measured[name] = measured
         add_or_update(
             self.viewer,
             f"pores: {name}",
             result.labels,
             kind="labels",
-            scale=record.scale,
-            translate=record.translate,
-            metadata={"pores_of": name, "region_um": record.region, "summary": result.summary()},
+            scale=measured.voxel_um,
+            translate=measured.origin_um,
+            metadata={"pores_of": name, "region_um": measured.region, "summary": result.summary()},
         )
         self._refresh()
 
-    def _finished(self, results) -> None:
-        if results is None:
+    def _finished(self, comparison) -> None:
+        if comparison is None:
             if self.results:
                 done = ", ".join(self.results)
                 self.controls.show_message(
                     f"{self.controls.status.text()} Measured so far: {done} (kept in the table)."
                 )
             return
-        parts = [f"{name}: {100 * r.porosity:.1f} %, {r.count} pores" for name, r in results.items()]
-        where = "whole layers" if set(self.regions.values()) == {None} else "the common region"
+        parts = [f"{m.name}: {100 * m.result.porosity:.1f} %, {m.result.count} pores" for m in comparison.measured]
+        where = "whole layers" if comparison.region is None else "the common region"
         self.controls.show_message(f"Done on {where}. " + "; ".join(parts) + ".")
 
     def _region_line(self) -> str:
@@ -576,7 +412,7 @@ class PoresWidget(QWidget):
                 [
                     f"{100 * s['porosity']:.2f}",
                     str(s["count"]),
-                    f"{_density(result):.0f}",
+                    f"{pores_per_mm(result):.0f}",
                     _text(s["mean_diameter_um"], 2),
                     _text(s["median_diameter_um"], 2),
                     _text(s["mean_sphericity"], 3),
@@ -641,15 +477,15 @@ class PoresWidget(QWidget):
 
     # -------------------------------------------------------------- export
 
-    def export_csv(self, path, overwrite: bool = False) -> list[Path]:
-        """Write the summary table and one per-pore table per input.
+    def export_csv(self, path, overwrite: bool = False) -> list:
+        """Write the summary table and one per-pore table per input (:func:`napari_resolve.pores.compare.write_tables`).
 
         Parameters
         ----------
         path : str or os.PathLike
             The summary file (``.csv`` is added if there is no suffix): one row
             per input, units in the column names. Next to it go the per-pore
-            tables ``<stem>_<layer name>.csv`` (see :meth:`PoreResult.to_csv`).
+            tables ``<stem>_<layer name>.csv``.
         overwrite : bool
             Replace existing files. Without it, nothing is written if any of
             the files exists.
@@ -662,54 +498,19 @@ class PoresWidget(QWidget):
         Raises
         ------
         InputError
-            If there is nothing to export, the folder is missing, or a file
-            exists and ``overwrite`` is False.
+            If there is nothing to export.
+        FileFormatError
+            If the folder is missing, or a file exists and ``overwrite`` is False.
         """
-        from napari_resolve.io import atomic_path
-
-        if not self.results:
+        if not self._measured:
             raise InputError("There are no results yet: measure pores first, then export.")
-        path = Path(path)
-        if not path.suffix:
-            path = path.with_suffix(".csv")
-        if not path.parent.is_dir():
-            raise InputError(f"The folder {path.parent} does not exist. Choose another place.")
-        per_input: dict[str, Path] = {}
-        used = {path.name.lower()}
-        for name in self.results:
-            base = f"{path.stem}_{sanitise(name)}"
-            candidate, n = f"{base}.csv", 2
-            while candidate.lower() in used:  # two layer names that sanitise alike
-                candidate, n = f"{base}_{n}.csv", n + 1
-            used.add(candidate.lower())
-            per_input[name] = path.with_name(candidate)
-        targets = [path, *per_input.values()]
-        existing = [p.name for p in targets if p.exists()]
-        if existing and not overwrite:
-            raise InputError(
-                f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''} in {path.parent} and "
-                "were left untouched. Choose another name, or confirm overwriting in the save dialog."
-            )
-
-        rows = []
-        for name, result in self.results.items():
-            row = summary_row(result, self.regions.get(name))
-            rows.append({"layer": name, **row, "per_pore_file": per_input[name].name})
-        columns: list[str] = []
-        for row in rows:
-            columns += [k for k in row if k not in columns]
-        with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow([_csv_value(row.get(c)) for c in columns])
-        for name, result in self.results.items():
-            result.to_csv(per_input[name])
+        written = write_tables(path, list(self._measured.values()), overwrite=overwrite)
+        path, per_input = written[0], written[1:]
         self.controls.show_message(
             f"Wrote {path.name} and {len(per_input)} per-pore table{'s' if len(per_input) != 1 else ''} "
-            f"({', '.join(p.name for p in per_input.values())}) in {path.parent}."
+            f"({', '.join(p.name for p in per_input)}) in {path.parent}."
         )
-        return targets
+        return written
 
     def _export_clicked(self, _value=None) -> None:
         from napari.utils.notifications import show_error
@@ -728,11 +529,3 @@ class PoresWidget(QWidget):
 
 def _text(value, digits: int) -> str:
     return "–" if value is None else f"{float(value):.{digits}f}"
-
-
-def _csv_value(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)

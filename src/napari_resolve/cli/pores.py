@@ -1,34 +1,65 @@
-"""The ``pores`` command."""
+"""The ``pores`` command: one image's pores, or several inputs' side by side on their common box."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
-from napari_resolve.cli._common import check_output, float_arg, log, read_input, run_with_progress, voxel_arg
+from napari_resolve.cli._common import (
+    check_output,
+    float_arg,
+    log,
+    read_placed,
+    registration_arg,
+    run_with_progress,
+    voxel_arg,
+)
+from napari_resolve.errors import InputError
 
 
 def cmd_pores(args: argparse.Namespace) -> dict:
-    from napari_resolve.io import write_volume
-    from napari_resolve.pores.segment import iter_analyse_pores
+    if args.registration is None:
+        for given, name in ((args.registered, "registered"), (args.hres_voxel, "hres_voxel")):
+            if given is not None:
+                raise InputError(
+                    f"{{{name}}} applies to the input placed by a registration; give {{registration}} too.",
+                    parameters=(name, "registration"),
+                )
+        if len(args.image) == 1:
+            return _one(args)
+    return _several(args)
 
-    csv = check_output(args.output, [args.image], args.overwrite)
-    labels_out = check_output(args.labels, [args.image], args.overwrite)
-    vol = read_input(args.image, voxel_arg(args.voxel), "IMAGE")
-    threshold = args.threshold if args.threshold == "otsu" else float_arg(args.threshold, "--threshold")
-    mask = {"auto": "auto", "none": None}[args.sample_mask]
-    log(f"Segmenting pores in {args.image} (voxel {vol.voxel_um} um, threshold {threshold})...")
-    res = run_with_progress(
-        iter_analyse_pores(
-            np.asarray(vol.data),
-            vol.voxel_um,
-            threshold=threshold,
-            pores_are=args.pores_are,
-            sample_mask=mask,
-            edge_kill=not args.keep_edge_pores,
-        )
-    )
+
+def _options(args: argparse.Namespace) -> dict:
+    """The analysis options every input shares, as the core takes them."""
+    if not args.min_diameter >= 0:
+        raise InputError(f"{{min_diameter_um}} must be a length >= 0 in um, got {args.min_diameter:g}.",
+                         parameters=("min_diameter_um",))
+    return {
+        "threshold": args.threshold if args.threshold == "otsu" else float_arg(args.threshold, "--threshold"),
+        "pores_are": args.pores_are,
+        "sample_mask": {"auto": "auto", "none": None}[args.sample_mask],
+        "edge_kill": not args.keep_edge_pores,
+    }
+
+
+def _one(args: argparse.Namespace) -> dict:
+    """One image, whole: its summary, per-pore CSV and label image (the command's first form)."""
+    from napari_resolve.io import write_volume
+    from napari_resolve.pores.compare import min_volume_voxels
+    from napari_resolve.pores.segment import iter_analyse_pores, plan_analyse_pores
+
+    (image,) = args.image
+    csv = check_output(args.output, [image], args.overwrite)
+    labels_out = check_output(args.labels, [image], args.overwrite, parameter="labels")
+    vol, _ = read_placed(image, voxel_arg(args.voxel), "IMAGE")
+    options = _options(args)
+    plan = plan_analyse_pores(np.asarray(vol.data), vol.voxel_um, **options,
+                              min_volume_voxels=min_volume_voxels(args.min_diameter, vol.voxel_um))
+    log(f"Segmenting pores in {image} (voxel {vol.voxel_um} um, threshold {options['threshold']})...")
+    res = run_with_progress(iter_analyse_pores(plan))
     summary = res.summary()
     if csv is not None:
         res.to_csv(csv)  # overwrite was checked above, before any work
@@ -39,16 +70,128 @@ def cmd_pores(args: argparse.Namespace) -> dict:
     return summary
 
 
+def input_names(paths) -> list[str]:
+    """Short distinct names for the input files: the file name less its image suffixes."""
+    names: list[str] = []
+    for path in paths:
+        name = Path(path).name
+        for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".zarr"):
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name = name[: -len(suffix)]
+                break
+        base, n = name, 2
+        while name in names:
+            name, n = f"{base}-{n}", n + 1
+        names.append(name)
+    return names
+
+
+def labels_paths(path, names) -> dict[str, Path]:
+    """One label image per input next to ``path``: ``LABELS.tif`` -> ``LABELS_<name>.tif``."""
+    from napari_resolve.pores.compare import sanitise
+
+    path = Path(path)
+    suffix = "".join(path.suffixes[-2:]) if path.name.lower().endswith(".ome.tif") else path.suffix
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    out: dict[str, Path] = {}
+    for name in names:
+        candidate, n = f"{stem}_{sanitise(name)}{suffix}", 2
+        while path.with_name(candidate) in out.values():
+            candidate, n = f"{stem}_{sanitise(name)}_{n}{suffix}", n + 1
+        out[name] = path.with_name(candidate)
+    return out
+
+
+def _several(args: argparse.Namespace) -> dict:
+    """Several inputs (or one placed by a registration), measured side by side."""
+    from napari_resolve.io import write_volume
+    from napari_resolve.pores.compare import PoreInput, iter_compare_pores, plan_compare_pores, write_csv
+
+    images = list(args.image)
+    registration = None
+    placed = None
+    if args.registration is not None:
+        if len(images) < 2:
+            raise InputError(
+                "{registration} places the HRES among the inputs to compare; give the LRES (and any other "
+                "input) too, or leave it out to measure one image.",
+                parameters=("registration",),
+            )
+        count = len(images)
+        placed = count if args.registered is None else args.registered
+        if not 1 <= placed <= count:
+            raise InputError(
+                f"{{registered}} is the position of the HRES among the {count} inputs, 1 to {count}; got {placed}.",
+                parameters=("registered",),
+            )
+        registration = registration_arg(args.registration)
+    sources = images + ([args.registration] if args.registration else [])
+    names = input_names(images)
+    csv = check_output(args.output, sources, args.overwrite)
+    labels = {} if args.labels is None else labels_paths(args.labels, names)
+    for path in labels.values():
+        check_output(path, sources, args.overwrite, parameter="labels")
+
+    inputs, files = [], {}
+    for i, (path, name) in enumerate(zip(images, names), start=1):
+        if i == placed:
+            vol, (_, scale, translate) = read_placed(path, voxel_arg(args.hres_voxel), "HRES", registration)
+        else:
+            vol, (_, scale, translate) = read_placed(path, voxel_arg(args.voxel), "IMAGE")
+        inputs.append(PoreInput(name, vol.data, scale, translate))
+        files[name] = str(path)
+    plan = plan_compare_pores(inputs, region=args.region, min_diameter_um=args.min_diameter, **_options(args))
+    where = "whole inputs" if plan.region is None else "their common box"
+    log(f"Measuring pores in {', '.join(names)} on {where}...")
+    result = run_with_progress(iter_compare_pores(plan))
+
+    payload = result.to_dict()
+    for row in payload["inputs"]:
+        row["file"] = files[row["name"]]
+    payload["registered"] = None if placed is None else names[placed - 1]
+    if csv is not None:
+        rows = [{"name": r["name"], "file": files[r["name"]], **r} for r in result.rows()]
+        payload["csv"] = str(write_csv(csv, rows, overwrite=args.overwrite, inputs=sources))
+    if labels:
+        for m in result.measured:
+            write_volume(labels[m.name], m.result.labels, m.voxel_um, origin_um=m.origin_um,
+                         overwrite=args.overwrite)
+        payload["labels"] = {name: str(p) for name, p in labels.items()}
+    return payload
+
+
 def add_pores(sub) -> None:
-    p = sub.add_parser("pores", help="segment pores; prints porosity, count, mean diameter, sphericity")
-    p.add_argument("image", help="grey-value image or volume (TIFF, OME-TIFF or zarr)")
-    p.add_argument("--voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
-    p.add_argument("--threshold", default="otsu", help="'otsu' (default) or a grey value")
+    p = sub.add_parser(
+        "pores",
+        help="segment pores; one image: porosity, count, mean diameter, sphericity; several: side by side on "
+        "their common box",
+        description="Segment and measure pores. With one IMAGE: its porosity, pore count, sizes and sphericity. "
+        "With several (e.g. the LRES, an upscaled result and the HRES placed by --registration), every input is "
+        "measured on the box (um, LRES frame) where all of them overlap, one row per input.",
+    )
+    p.add_argument("image", nargs="+", help="grey-value images or volumes (TIFF, OME-TIFF or zarr)")
+    p.add_argument("--registration", metavar="REG.json",
+                   help="places one input (the HRES, see --registered) in the LRES frame; the others lie on the "
+                   "LRES grid by their own origin and voxel size")
+    p.add_argument("--registered", type=int, metavar="N",
+                   help="position (1 = first) of the input the registration places (default: the last)")
+    p.add_argument("--region", choices=("common", "whole"), default="common",
+                   help="common (default): every input cropped to the box where all overlap; whole: each over its "
+                   "own extent")
+    p.add_argument("--voxel", type=float, nargs="+", metavar="UM",
+                   help="override for the inputs not placed by the registration: 1 value or z y x")
+    p.add_argument("--hres-voxel", type=float, nargs="+", metavar="UM",
+                   help="the registered HRES's voxel size where its file lacks it: 1 value or z y x")
+    p.add_argument("--threshold", default="otsu", help="'otsu' (default, per input) or a grey value")
     p.add_argument("--pores-are", choices=("dark", "bright"), default="dark")
     p.add_argument("--sample-mask", choices=("auto", "none"), default="auto",
                    help="auto: the sample is found (air outside excluded); none: the whole field")
     p.add_argument("--keep-edge-pores", action="store_true", help="do not drop pores cut by the border")
-    p.add_argument("-o", "--output", help="per-pore CSV")
-    p.add_argument("--labels", help="write the pore label image (OME-TIFF) here")
+    p.add_argument("--min-diameter", type=float, default=0.0, metavar="UM",
+                   help="pore objects of a smaller equivalent diameter are noise (default 0: under 8 voxels)")
+    p.add_argument("-o", "--output", metavar="PORES.csv",
+                   help="one image: its per-pore CSV; several: one row per input, side by side")
+    p.add_argument("--labels", metavar="LABELS.tif",
+                   help="write the pore label image (OME-TIFF) here; several inputs: LABELS_<name>.tif each")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_pores)

@@ -175,8 +175,9 @@ def overlap_region(geometries: dict) -> tuple[tuple[float, ...], tuple[float, ..
     ndims = {len(shape) for shape, _, _ in geometries.values()}
     if len(ndims) > 1:
         raise InputError(
-            f"The layers {listed} mix 2D images and 3D volumes, so they have no common region. Pick layers of "
-            f"one kind, or choose '{WHOLE}' under Region."
+            f"The inputs {listed} mix 2D images and 3D volumes, so they have no common region. Pick inputs of "
+            "one kind, or measure whole inputs instead ({region}).",
+            parameters=("region",),
         )
     boxes = [extent_um(*g) for g in geometries.values()]
     lo = np.max([b[0] for b in boxes], axis=0)
@@ -194,8 +195,9 @@ def overlap_region(geometries: dict) -> tuple[tuple[float, ...], tuple[float, ..
                 what = f"overlap by only {hi[a] - lo[a]:.3g} µm along {axis} (at least {need:.3g} µm needed"
                 what += f": {MIN_OVERLAP_VOXELS} voxels of the coarsest input)" if need == coarsest else ")"
             raise InputError(
-                f"The layers {listed} {what}, so there is no common region to measure. Pick layers that overlap "
-                f"(e.g. the HRES after registration and the LRES), or choose '{WHOLE}' under Region."
+                f"The inputs {listed} {what}, so there is no common region to measure. Pick inputs that overlap "
+                "(e.g. the HRES after registration and the LRES), or measure whole inputs instead ({region}).",
+                parameters=("region",),
             )
     return tuple(float(v) for v in lo), tuple(float(v) for v in hi)
 

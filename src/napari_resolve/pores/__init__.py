@@ -1,5 +1,35 @@
-"""Pores: segmentation and statistics (:mod:`.segment`), with the public names re-exported."""
+"""Pores: segmentation (:mod:`.segment`), per-pore statistics (:mod:`.stats`), recovery against true
+labels (:mod:`.match`) and several inputs compared on their common box (:mod:`.compare`).
 
-from napari_resolve.pores.segment import PoreMatch, PoreResult, analyse_pores, iter_analyse_pores, match_pores
+The public names are re-exported here.
+"""
 
-__all__ = ["PoreMatch", "PoreResult", "analyse_pores", "iter_analyse_pores", "match_pores"]
+from napari_resolve.pores.compare import (
+    MeasuredInput,
+    PoreComparison,
+    PoreInput,
+    iter_compare_pores,
+    plan_compare_pores,
+    run_compare_pores,
+)
+from napari_resolve.pores.match import PoreMatch, match_pores
+from napari_resolve.pores.segment import PorePlan, analyse_pores, iter_analyse_pores, plan_analyse_pores
+from napari_resolve.pores.stats import PoreResult, pore_table, porosity
+
+__all__ = [
+    "MeasuredInput",
+    "PoreComparison",
+    "PoreInput",
+    "PoreMatch",
+    "PorePlan",
+    "PoreResult",
+    "analyse_pores",
+    "iter_analyse_pores",
+    "iter_compare_pores",
+    "match_pores",
+    "plan_analyse_pores",
+    "plan_compare_pores",
+    "pore_table",
+    "porosity",
+    "run_compare_pores",
+]

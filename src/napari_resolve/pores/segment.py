@@ -20,9 +20,15 @@ Everything is physical: voxel sizes are per axis in micrometres (z, y, x), and
 anisotropic voxels are respected by the distance map, the closing footprint,
 volumes, surfaces and centroids.
 
-:func:`match_pores` scores an analysis against true pore labels (a phantom's,
-or an HRES analysis's) on possibly another grid: the share of true pores it
-found one to one, the pores it merged and the false pores it invented.
+The job is planned, then run (``docs/architecture.md``):
+:func:`plan_analyse_pores` checks the image and every option on the caller's
+thread and returns a :class:`PorePlan`; :func:`iter_analyse_pores` runs it,
+yielding :class:`napari_resolve.jobs.Progress` records (no ``data``) and
+returning a :class:`~napari_resolve.pores.stats.PoreResult`;
+:func:`analyse_pores` does both. The per-pore statistics live in
+:mod:`napari_resolve.pores.stats`, pore recovery against true labels
+(:func:`match_pores`) in :mod:`napari_resolve.pores.match`; both are
+re-exported here.
 
 2D images (y, x) go through the same route. Their table holds ``area_um2``
 and ``perimeter_um`` instead of ``volume_um3`` and ``surface_um2``; the
@@ -33,55 +39,47 @@ can plot sizes and shapes of 2D and 3D results alike.
 
 from __future__ import annotations
 
-import csv
 import math
 import warnings
 from collections.abc import Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
-from skimage.measure import find_contours, marching_cubes, mesh_surface_area
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
 from napari_resolve._validate import as_image, same_shape, voxel_tuple
 from napari_resolve.errors import InputError, ResolveWarning
-from napari_resolve.jobs import Progress, drain
+from napari_resolve.jobs import Progress, drain, forward
+
+# Moved to their own modules; importable from here as before.
+from napari_resolve.pores.match import PoreMatch, match_pores
+from napari_resolve.pores.stats import (
+    _REPORT_EVERY,
+    COLUMNS_2D,
+    COLUMNS_3D,
+    PoreResult,
+    _iter_table,
+    pore_table,
+    porosity,
+)
 
 __all__ = [
+    "COLUMNS_2D",
+    "COLUMNS_3D",
     "PoreMatch",
+    "PorePlan",
     "PoreProgress",
     "PoreResult",
     "analyse_pores",
     "iter_analyse_pores",
     "match_pores",
+    "plan_analyse_pores",
     "pore_table",
     "porosity",
 ]
-
-#: Table columns of a 3D analysis, in order. Units are in the names.
-COLUMNS_3D = (
-    "label",
-    "volume_um3",
-    "diameter_um",
-    "surface_um2",
-    "sphericity",
-    "centroid_z_um",
-    "centroid_y_um",
-    "centroid_x_um",
-)
-#: Table columns of a 2D analysis, in order. ``sphericity`` holds circularity.
-COLUMNS_2D = (
-    "label",
-    "area_um2",
-    "diameter_um",
-    "perimeter_um",
-    "sphericity",
-    "centroid_y_um",
-    "centroid_x_um",
-)
 
 # "auto" sample mask: air around the sample is a large dark region that runs
 # along the lateral border of the field. A dark region counts as air when it
@@ -91,248 +89,66 @@ COLUMNS_2D = (
 _AIR_COMPONENT_RING = 0.02
 _AIR_RING_FRACTION = 0.2
 
-# Gaussian smoothing (voxels per axis) of a pore mask before its isosurface.
-_SURFACE_SIGMA = 0.7
-
 _AXIS_NAMES = {3: ("z", "y", "x"), 2: ("y", "x")}
 
-
-#: The records this module's generators yield (step, total, message).
+#: The records this module's generators yield (step, total, message): the one record type.
 PoreProgress = Progress
 
+#: Steps of one analysis.
+STEPS = 6
 
-@dataclass
-class PoreResult:
-    """Segmentation and statistics of the pores of one image.
+
+@dataclass(frozen=True, eq=False)
+class PorePlan:
+    """A checked pore analysis, ready to run (:func:`plan_analyse_pores`).
 
     Attributes
     ----------
-    labels : numpy.ndarray of int32
-        Label image of the counted pores; 0 is solid, outside the sample,
-        or a pore left out of the statistics (edge-killed). Labels match the
-        ``label`` column of :attr:`table`.
-    pore_mask : numpy.ndarray of bool
-        Every pore voxel inside the sample after closing and noise removal,
-        including edge-killed pores. Porosity is computed from this mask.
-    sample_mask : numpy.ndarray of bool
-        The voxels that belong to the sample (the porosity denominator).
-    table : dict of str to numpy.ndarray
-        One entry per counted pore. 3D columns: :data:`COLUMNS_3D`
-        (``volume_um3`` in um^3, ``diameter_um`` equivalent spherical
-        diameter in um, ``surface_um2`` marching-cubes area in um^2,
-        ``sphericity`` in [0, 1], centroids in um). 2D columns:
-        :data:`COLUMNS_2D` (``area_um2`` in um^2, ``diameter_um`` equivalent
-        circular diameter, ``perimeter_um``, ``sphericity`` = circularity).
+    image : numpy.ndarray of float32
+        The 2D (y, x) or 3D (z, y, x) grey-value image, finite (a view of the
+        caller's array where it was float32 already; never modified).
     voxel_um : tuple of float
-        Voxel size per axis, micrometres, (z, y, x) or (y, x).
-    threshold : float
-        Grey value that separated pores from solid.
-    porosity : float
-        Pore voxel fraction of the sample, 0..1 (edge-killed pores included).
+        Voxel size per axis, um.
+    threshold : "otsu" or float
+        Otsu's method, or a grey value within the image's range.
+    pores_are : {"dark", "bright"}
+    sample_mask : "auto", None or numpy.ndarray of bool
+        As :func:`plan_analyse_pores` takes it; an array is non-empty and of the
+        image's shape.
+    closing_radius : float
+        Closing radius in voxels of the finest axis (0: no closing).
+    split : bool
+    edge_axes : tuple of int or None
+        Axes whose faces cut pores (None: no edge-kill).
+    min_volume_voxels : float
+        Smallest kept pore object, voxels.
+    split_h_um : float
+        Minimum height of a distance-map maximum that seeds a pore, um (> 0).
     """
 
-    labels: np.ndarray
-    pore_mask: np.ndarray
-    sample_mask: np.ndarray
-    table: dict[str, np.ndarray]
+    image: np.ndarray = field(repr=False)
     voxel_um: tuple[float, ...]
-    threshold: float
-    porosity: float
+    threshold: str | float = "otsu"
+    pores_are: str = "dark"
+    sample_mask: object = field(default="auto", repr=False)
+    closing_radius: float = 1.0
+    split: bool = True
+    edge_axes: tuple[int, ...] | None = None
+    min_volume_voxels: float = 8.0
+    split_h_um: float = 1.0
 
     @property
     def ndim(self) -> int:
         """2 for an image, 3 for a volume."""
-        return len(self.voxel_um)
+        return self.image.ndim
 
     @property
-    def count(self) -> int:
-        """Number of counted (not edge-killed) pores."""
-        return len(self.table["label"])
-
-    @property
-    def size_column(self) -> str:
-        """Name of the size column: ``"volume_um3"`` (3D) or ``"area_um2"`` (2D)."""
-        return "volume_um3" if self.ndim == 3 else "area_um2"
-
-    def summary(self) -> dict:
-        """Totals as plain Python values (``json.dumps`` works on the result).
-
-        Returns
-        -------
-        dict
-            ``porosity`` (fraction 0..1), ``count``, ``mean_diameter_um``,
-            ``median_diameter_um``, ``mean_sphericity`` (``None`` when no pore
-            is counted), ``pore_volume_um3`` and ``sample_volume_um3`` (um^3;
-            in 2D ``pore_area_um2`` and ``sample_area_um2`` in um^2),
-            ``threshold``, ``voxel_um`` (list) and ``ndim``.
-            The pore volume includes edge-killed pores, like the porosity.
-        """
-        d = self.table["diameter_um"]
-        s = self.table["sphericity"]
-        cell = float(np.prod(self.voxel_um))
-        unit = "volume_um3" if self.ndim == 3 else "area_um2"
-        return {
-            "porosity": float(self.porosity),
-            "count": self.count,
-            "mean_diameter_um": float(d.mean()) if d.size else None,
-            "median_diameter_um": float(np.median(d)) if d.size else None,
-            "mean_sphericity": float(s.mean()) if s.size else None,
-            f"pore_{unit}": float(np.count_nonzero(self.pore_mask)) * cell,
-            f"sample_{unit}": float(np.count_nonzero(self.sample_mask)) * cell,
-            "threshold": float(self.threshold),
-            "voxel_um": [float(v) for v in self.voxel_um],
-            "ndim": int(self.ndim),
-        }
-
-    def to_csv(self, path) -> None:
-        """Write one row per counted pore, with units in the column names.
-
-        The file appears complete or not at all: it is written under a
-        temporary name next to ``path`` and renamed at the end.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            Destination ``.csv`` file; an existing file is replaced.
-        """
-        from napari_resolve.io import atomic_path
-
-        columns = list(self.table)
-        with atomic_path(path, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(columns)
-            for i in range(self.count):
-                writer.writerow(
-                    [int(self.table[c][i]) if c == "label" else repr(float(self.table[c][i])) for c in columns]
-                )
-
-    def size_histogram(self, bin_um=None) -> tuple[np.ndarray, np.ndarray]:
-        """Histogram of the equivalent diameters of the counted pores.
-
-        Parameters
-        ----------
-        bin_um : float, array-like or None
-            Bin width in micrometres (the paper uses 5 um). Edges are placed
-            on multiples of the width, so histograms of different images
-            (LRES, upscaled, HRES) with the same width line up. An array is
-            used as the bin edges directly. ``None`` lets numpy choose
-            (``bins="auto"``).
-
-        Returns
-        -------
-        edges : numpy.ndarray
-            Bin edges, um (one more than ``counts``).
-        counts : numpy.ndarray of int64
-            Number of pores per bin.
-        """
-        d = self.table["diameter_um"]
-        if bin_um is None:
-            counts, edges = np.histogram(d, bins="auto")
-        elif np.ndim(bin_um) == 0:
-            width = float(bin_um)
-            if not (math.isfinite(width) and width > 0):
-                raise InputError(f"bin_um must be a positive width in um, got {bin_um}.")
-            lo = math.floor(d.min() / width) if d.size else 0
-            hi = max(math.floor(d.max() / width) + 1, lo + 1) if d.size else 1
-            edges = np.arange(lo, hi + 1) * width
-            counts, edges = np.histogram(d, bins=edges)
-        else:
-            counts, edges = np.histogram(d, bins=np.asarray(bin_um, dtype=float))
-        return edges.astype(float), counts.astype(np.int64)
+    def shape(self) -> tuple[int, ...]:
+        """The image's shape, voxels."""
+        return tuple(self.image.shape)
 
 
-def porosity(pore_mask, sample_mask=None) -> float:
-    """Pore voxel fraction of the sample.
-
-    Parameters
-    ----------
-    pore_mask : array-like of bool
-        Pore voxels. Voxels outside ``sample_mask`` are ignored.
-    sample_mask : array-like of bool, optional
-        Voxels of the sample (the denominator); the whole array if omitted.
-
-    Returns
-    -------
-    float
-        Porosity, a fraction 0..1 (dimensionless; voxel size cancels out).
-
-    Raises
-    ------
-    InputError
-        If the masks differ in shape or the sample mask is empty.
-    """
-    pores = np.asarray(pore_mask).astype(bool, copy=False)
-    if sample_mask is None:
-        if pores.size == 0:
-            raise InputError("The pore mask is empty (no voxels); give a non-empty array.")
-        return float(np.count_nonzero(pores)) / float(pores.size)
-    sample = np.asarray(sample_mask).astype(bool, copy=False)
-    same_shape(pores, sample, ("pore mask", "sample mask"))
-    n_sample = np.count_nonzero(sample)
-    if n_sample == 0:
-        raise InputError(
-            "The sample mask selects no voxels, so porosity is undefined. "
-            "Give a mask that covers the sample, or none for the whole image."
-        )
-    return float(np.count_nonzero(pores & sample)) / float(n_sample)
-
-
-def pore_table(labels, voxel_um) -> dict[str, np.ndarray]:
-    """Per-pore statistics of an existing label image.
-
-    Parameters
-    ----------
-    labels : array-like of int
-        2D (y, x) or 3D (z, y, x) label image; 0 is background. Labels need
-        not be consecutive.
-    voxel_um : float or sequence of float
-        Voxel size in micrometres, one number (isotropic) or one per axis.
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        3D: ``label``, ``volume_um3`` (um^3), ``diameter_um`` (equivalent
-        spherical diameter ``(6V/pi)^(1/3)``, um), ``surface_um2`` (area of the
-        marching-cubes surface at level 0.5 of the pore mask, um^2),
-        ``sphericity`` (``pi^(1/3) (6V)^(2/3) / A``, clipped to 1 as in the
-        paper), ``centroid_z_um``, ``centroid_y_um``, ``centroid_x_um``
-        (um, voxel (0, 0, 0) centre at 0).
-        2D: ``label``, ``area_um2``, ``diameter_um`` (equivalent circular
-        diameter ``2 sqrt(A/pi)``), ``perimeter_um`` (length of the marching
-        squares contour at level 0.5), ``sphericity`` (circularity
-        ``4 pi A / P^2``, clipped to 1), ``centroid_y_um``, ``centroid_x_um``.
-
-    Raises
-    ------
-    InputError
-        If ``labels`` is not a 2D/3D integer array.
-    VoxelSizeError
-        If the voxel size is missing or invalid.
-    """
-    lab = np.asarray(labels)
-    if lab.ndim not in (2, 3):
-        raise InputError(
-            f"labels must be a 2D (y, x) or 3D (z, y, x) label image, got shape {lab.shape}."
-        )
-    if not (np.issubdtype(lab.dtype, np.integer) or lab.dtype == bool):
-        raise InputError(
-            f"labels must hold integers (0 = background), got dtype {lab.dtype}. "
-            "Label a binary mask first, e.g. with skimage.measure.label."
-        )
-    voxel = voxel_tuple(voxel_um, lab.ndim)
-    return drain(_iter_table(lab.astype(np.int64, copy=False), voxel))
-
-
-def analyse_pores(image, voxel_um, **options) -> PoreResult:
-    """Segment pores and measure them: :func:`iter_analyse_pores` run to its end.
-
-    Takes the same arguments (forwarded, so the two signatures cannot drift
-    apart) and returns its :class:`PoreResult`.
-    """
-    return drain(iter_analyse_pores(image, voxel_um, **options))
-
-
-def iter_analyse_pores(
+def plan_analyse_pores(
     image,
     voxel_um,
     *,
@@ -344,13 +160,14 @@ def iter_analyse_pores(
     edge_kill=True,
     min_volume_voxels=None,
     split_h_um=None,
-) -> Generator[PoreProgress, None, PoreResult]:
-    """Segment pores and measure them, yielding progress records.
+) -> PorePlan:
+    """Check a pore analysis on the caller's thread: every refusal happens here, before any work.
 
     Parameters
     ----------
     image : array-like
-        2D (y, x) or 3D (z, y, x) grey-value image. It is not modified.
+        2D (y, x) or 3D (z, y, x) grey-value image. It is not modified (a lazy
+        array is read here).
     voxel_um : float or sequence of float
         Voxel size in micrometres, one number or one per axis (z, y, x).
     threshold : "otsu" or float
@@ -395,22 +212,15 @@ def iter_analyse_pores(
         by ``R - r``; digital noise on a single ball is below one voxel.
         Default: the largest voxel size.
 
-    Yields
-    ------
-    PoreProgress
-        One record per step.
-
     Returns
     -------
-    PoreResult
-        Masks, labels, the per-pore table and the porosity. An image without
-        pores gives count 0, porosity 0 and an empty table.
+    PorePlan
 
     Raises
     ------
     InputError
         For an unusable image, mask of another shape, a threshold outside the
-        image range, or an invalid option.
+        image range, or an invalid option (the message names the parameter).
     VoxelSizeError
         If the voxel size is missing or invalid.
     """
@@ -418,87 +228,146 @@ def iter_analyse_pores(
     ndim = img.ndim
     voxel = voxel_tuple(voxel_um, ndim)
     if pores_are not in ("dark", "bright"):
-        raise InputError(f'pores_are must be "dark" or "bright", got {pores_are!r}.')
-    closing_radius = _number(closing_radius, "closing_radius (voxels)")
+        raise InputError(f'{{pores_are}} must be "dark" or "bright", got {pores_are!r}.', parameters=("pores_are",))
+    closing = _number(closing_radius, "closing_radius", "voxels")
     if min_volume_voxels is None:
         min_volume_voxels = 8 if ndim == 3 else 4
-    min_volume_voxels = _number(min_volume_voxels, "min_volume_voxels")
-    split_h_um = _number(max(voxel) if split_h_um is None else split_h_um, "split_h_um")
-    if split_h_um == 0:
-        raise InputError("split_h_um must be a positive length in um, got 0.")
+    min_volume = _number(min_volume_voxels, "min_volume_voxels", "voxels")
+    h_um = _number(max(voxel) if split_h_um is None else split_h_um, "split_h_um", "um")
+    if h_um == 0:
+        raise InputError("{split_h_um} must be a positive length in um, got 0.", parameters=("split_h_um",))
     kill_axes = _edge_axes(edge_kill, ndim)
 
-    explicit = None
+    mask = sample_mask
     if isinstance(sample_mask, str):
         if sample_mask != "auto":
             raise InputError(
-                f'sample_mask must be "auto", None or a boolean array, got {sample_mask!r}.'
+                f'{{sample_mask}} must be "auto", None or a boolean array, got {sample_mask!r}.',
+                parameters=("sample_mask",),
             )
     elif sample_mask is not None:
-        explicit = np.asarray(sample_mask)
-        same_shape(img, explicit, ("image", "sample mask"))
-        explicit = explicit.astype(bool, copy=False)
-        if not explicit.any():
+        mask = np.asarray(sample_mask)
+        same_shape(img, mask, ("image", "sample mask"))
+        mask = mask.astype(bool, copy=True)  # the plan's own copy: the caller's mask may change
+        if not mask.any():
             raise InputError(
-                "The sample mask selects no voxels. Give a mask that covers the "
-                "sample, sample_mask=None for the whole image, or 'auto'."
+                "The sample mask ({sample_mask}) selects no voxels. Give a mask that covers the "
+                "sample, None for the whole image, or 'auto'.",
+                parameters=("sample_mask",),
             )
 
-    total = 6
-    yield PoreProgress(0, total, "thresholding")
-    lo, hi = float(img.min()), float(img.max())
+    t: str | float = threshold
     if isinstance(threshold, str):
         if threshold != "otsu":
-            raise InputError(f'threshold must be "otsu" or a number, got {threshold!r}.')
-        t = float(threshold_otsu(img[explicit] if explicit is not None else img))
+            raise InputError(f'{{threshold}} must be "otsu" or a number, got {threshold!r}.',
+                             parameters=("threshold",))
     else:
         try:
             t = float(threshold)
         except (TypeError, ValueError):
-            raise InputError(f'threshold must be "otsu" or a number, got {threshold!r}.') from None
+            raise InputError(f'{{threshold}} must be "otsu" or a number, got {threshold!r}.',
+                             parameters=("threshold",)) from None
+        lo, hi = float(img.min()), float(img.max())
         if not (lo <= t <= hi):
             raise InputError(
-                f"threshold {t:g} lies outside the image range [{lo:g}, {hi:g}], so "
-                "every voxel would fall on one side. Choose a value inside it, or 'otsu'."
+                f"The {{threshold}} {t:g} lies outside the image range [{lo:g}, {hi:g}], so "
+                "every voxel would fall on one side. Choose a value inside it, or 'otsu'.",
+                parameters=("threshold",),
             )
+    return PorePlan(
+        image=img, voxel_um=voxel, threshold=t, pores_are=pores_are, sample_mask=mask,
+        closing_radius=closing, split=bool(split), edge_axes=kill_axes, min_volume_voxels=min_volume,
+        split_h_um=h_um,
+    )
+
+
+def analyse_pores(image, voxel_um, **options) -> PoreResult:
+    """Segment pores and measure them: :func:`plan_analyse_pores`, then the job run to its end.
+
+    Takes the arguments of :func:`plan_analyse_pores` (forwarded, so the
+    signatures cannot drift apart) and returns the :class:`PoreResult`.
+    """
+    return drain(iter_analyse_pores(plan_analyse_pores(image, voxel_um, **options)))
+
+
+def iter_analyse_pores(plan, voxel_um=None, **options) -> Generator[Progress, None, PoreResult]:
+    """Segment pores and measure them, yielding progress records.
+
+    Parameters
+    ----------
+    plan : PorePlan or array-like
+        A plan from :func:`plan_analyse_pores`. An image is planned first, here
+        (``iter_analyse_pores(image, voxel_um, **options)``, the older call
+        form): bad input is refused by this call, before the generator exists.
+    voxel_um, **options
+        With an image only: the arguments of :func:`plan_analyse_pores`.
+
+    Yields
+    ------
+    napari_resolve.jobs.Progress
+        One record per step (:data:`STEPS` in all), more while splitting and
+        measuring many pores; ``data`` is None.
+
+    Returns
+    -------
+    PoreResult
+        Masks, labels, the per-pore table and the porosity. An image without
+        pores gives count 0, porosity 0 and an empty table.
+    """
+    if not isinstance(plan, PorePlan):
+        plan = plan_analyse_pores(plan, voxel_um, **options)
+    elif voxel_um is not None or options:
+        raise TypeError("iter_analyse_pores(plan) takes no other arguments; they are the plan's.")
+    return _run(plan)
+
+
+def _run(plan: PorePlan) -> Generator[Progress, None, PoreResult]:
+    """The work of :func:`iter_analyse_pores`: nothing is checked here."""
+    img, voxel, ndim, total = plan.image, plan.voxel_um, plan.ndim, STEPS
+    explicit = plan.sample_mask if isinstance(plan.sample_mask, np.ndarray) else None
+
+    yield Progress(0, total, "thresholding")
+    if plan.threshold == "otsu":
+        t = float(threshold_otsu(img[explicit] if explicit is not None else img))
+    else:
+        t = float(plan.threshold)
     # Strict on both sides: voxels at the threshold are solid, so a constant
     # image (Otsu returns its value) has no pores whichever way pores point.
-    phase = img < t if pores_are == "dark" else img > t
+    phase = img < t if plan.pores_are == "dark" else img > t
 
-    yield PoreProgress(1, total, "finding the sample")
+    yield Progress(1, total, "finding the sample")
     if explicit is not None:
         sample = explicit.copy()
-    elif sample_mask is None:
+    elif plan.sample_mask is None:
         sample = np.ones(img.shape, dtype=bool)
     else:
         sample = _auto_sample_mask(phase)
     pores = phase & sample
 
-    yield PoreProgress(2, total, "closing small holes")
-    if closing_radius > 0 and pores.any():
-        pores = _closing(pores, _ellipsoid_footprint(closing_radius, voxel)) & sample
+    yield Progress(2, total, "closing small holes")
+    if plan.closing_radius > 0 and pores.any():
+        pores = _closing(pores, _ellipsoid_footprint(plan.closing_radius, voxel)) & sample
     conn1 = ndi.generate_binary_structure(ndim, 1)
     components, n_comp = ndi.label(pores, structure=conn1)
-    if min_volume_voxels > 0 and n_comp:
+    if plan.min_volume_voxels > 0 and n_comp:
         sizes = np.bincount(components.ravel())
-        small = sizes < min_volume_voxels
+        small = sizes < plan.min_volume_voxels
         small[0] = False
         if small.any():
             pores &= ~small[components]
             components, n_comp = ndi.label(pores, structure=conn1)
 
-    yield PoreProgress(3, total, "splitting merged pores")
-    if split and n_comp:
-        labels = yield from _report(
-            _iter_split(pores, components, voxel, split_h_um), 3, total, "splitting merged pores"
-        )
+    yield Progress(3, total, "splitting merged pores")
+    if plan.split and n_comp:
+        labels = yield from forward(_iter_split(pores, components, voxel, plan.split_h_um), 3, total, span=1,
+                                    prefix="splitting merged pores ")
     else:
         labels = components
     labels = labels.astype(np.int32, copy=False)
 
-    yield PoreProgress(4, total, "removing pores cut by the border")
-    if kill_axes is not None and labels.any():
-        killed = _touching_labels(labels, kill_axes, sample)
+    yield Progress(4, total, "removing pores cut by the border")
+    if plan.edge_axes is not None and labels.any():
+        killed = _touching_labels(labels, plan.edge_axes, sample)
         if killed.size:
             lut = np.arange(int(labels.max()) + 1, dtype=np.int32)
             lut[killed] = 0
@@ -512,8 +381,8 @@ def iter_analyse_pores(
         lut[uniq] = np.arange(1, uniq.size + 1, dtype=np.int32)
         labels = lut[labels]
 
-    yield PoreProgress(5, total, "measuring pores")
-    table = yield from _report(_iter_table(labels, voxel), 5, total, "measuring pores")
+    yield Progress(5, total, "measuring pores")
+    table = yield from forward(_iter_table(labels, voxel), 5, total, span=1, prefix="measuring pores ")
     result = PoreResult(
         labels=labels,
         pore_mask=pores,
@@ -523,7 +392,7 @@ def iter_analyse_pores(
         threshold=t,
         porosity=porosity(pores, sample),
     )
-    yield PoreProgress(6, total, f"{result.count} pores, porosity {result.porosity:.4f}")
+    yield Progress(6, total, f"{result.count} pores, porosity {result.porosity:.4f}")
     return result
 
 
@@ -531,14 +400,14 @@ def iter_analyse_pores(
 # steps
 
 
-def _number(value, name: str) -> float:
-    """``value`` as a finite float >= 0, or an InputError naming the option."""
+def _number(value, parameter: str, unit: str) -> float:
+    """``value`` as a finite float >= 0, or an InputError naming the parameter."""
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number >= 0, got {value!r}.") from None
+        out = math.nan
     if not (math.isfinite(out) and out >= 0):
-        raise InputError(f"{name} must be a number >= 0, got {value!r}.")
+        raise InputError(f"{{{parameter}}} must be a number >= 0 ({unit}), got {value!r}.", parameters=(parameter,))
     return out
 
 
@@ -551,7 +420,8 @@ def _edge_axes(edge_kill, ndim: int) -> tuple[int, ...] | None:
         edge_kill = (edge_kill,)
     if not isinstance(edge_kill, Iterable):
         raise InputError(
-            f"edge_kill must be True, False or axes such as ('z',), got {edge_kill!r}."
+            f"{{edge_kill}} must be True, False or axes such as ('z',), got {edge_kill!r}.",
+            parameters=("edge_kill",),
         )
     axes = []
     for a in edge_kill:
@@ -561,7 +431,8 @@ def _edge_axes(edge_kill, ndim: int) -> tuple[int, ...] | None:
             axes.append(int(a) % ndim)
         else:
             raise InputError(
-                f"edge_kill axis {a!r} is not one of {names} or an index below {ndim}."
+                f"The {{edge_kill}} axis {a!r} is not one of {names} or an index below {ndim}.",
+                parameters=("edge_kill",),
             )
     return tuple(sorted(set(axes)))
 
@@ -630,26 +501,9 @@ def _auto_sample_mask(phase: np.ndarray) -> np.ndarray:
     return filled[0] if phase.ndim == 2 else filled
 
 
-def _report(gen, step: int, total: int, message: str):
-    """Turn a helper's ``(done, of)`` records into :class:`PoreProgress`; return its value."""
-    while True:
-        try:
-            done, of = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        yield PoreProgress(step, total, f"{message} ({done}/{of})")
-
-
-
-
-# Per-object loops report every this many objects, so that a stop request is
-# honoured within a fraction of a second even in volumes with 10^5 pores.
-_REPORT_EVERY = 256
-
-
 def _iter_split(
     pores: np.ndarray, components: np.ndarray, voxel: tuple[float, ...], h_um: float
-) -> Generator[tuple[int, int], None, np.ndarray]:
+) -> Generator[Progress, None, np.ndarray]:
     """Watershed of merged pores, seeded by h-maxima of the physical distance map.
 
     h-maxima (rather than plain local maxima) ignore the plateaus and sub-voxel
@@ -664,7 +518,7 @@ def _iter_split(
     objects = ndi.find_objects(components)
     for i, sl in enumerate(objects, start=1):
         if i % _REPORT_EVERY == 0:
-            yield i, len(objects)
+            yield Progress(i, len(objects), f"({i}/{len(objects)})")
         if sl is None:
             continue
         # One voxel of margin so that the distance map sees the pore's surface.
@@ -707,401 +561,4 @@ def _touching_labels(
     if not found:
         return np.zeros(0, dtype=np.int64)
     ids = np.unique(np.concatenate(found))
-    return ids[ids > 0]
-
-
-def _iter_table(
-    labels: np.ndarray, voxel: tuple[float, ...]
-) -> Generator[tuple[int, int], None, dict[str, np.ndarray]]:
-    """Per-label statistics; only each label's bounding box is visited."""
-    ndim = labels.ndim
-    cell = float(np.prod(voxel))
-    rows = []
-    objects = ndi.find_objects(labels)
-    for i, sl in enumerate(objects, start=1):
-        if i % _REPORT_EVERY == 0:
-            yield i, len(objects)
-        if sl is None:
-            continue
-        mask = labels[sl] == i
-        idx = np.nonzero(mask)
-        centroid = [(float(ix.mean()) + s.start) * v for ix, s, v in zip(idx, sl, voxel)]
-        size = idx[0].size * cell
-        boundary, enclosed = _boundary(mask, voxel)
-        if ndim == 3:
-            diameter = (6.0 * size / math.pi) ** (1.0 / 3.0)
-            shape = math.pi ** (1.0 / 3.0) * (6.0 * enclosed) ** (2.0 / 3.0) / boundary
-        else:
-            diameter = 2.0 * math.sqrt(size / math.pi)
-            shape = 4.0 * math.pi * enclosed / boundary**2
-        # The paper rounds values above 1 (surface estimate noise) down to 1.
-        rows.append((i, size, diameter, boundary, min(shape, 1.0), *centroid))
-    names = COLUMNS_3D if ndim == 3 else COLUMNS_2D
-    table = {}
-    for j, name in enumerate(names):
-        dtype = np.int32 if name == "label" else np.float64
-        table[name] = np.asarray([r[j] for r in rows], dtype=dtype)
-    return table
-
-
-def _boundary(mask: np.ndarray, voxel: tuple[float, ...]) -> tuple[float, float]:
-    """Surface area (3D, um^2) or perimeter (2D, um) of one pore, and what it encloses.
-
-    The isosurface at 0.5 of the raw binary mask is a chamfered staircase
-    whose area is about 8 % too large for a ball at any radius (sphericity
-    0.88-0.93, worse with anisotropic voxels). Smoothing the mask with a
-    Gaussian of _SURFACE_SIGMA voxels per axis first gives a surface close to
-    the underlying smooth shape. Sphericity then uses the volume enclosed by
-    that same surface, so the slight shrinkage of the smoothing cancels
-    (balls of radius 3-16 voxels score 0.97-0.99, ellipsoids within about
-    0.02 of their true value). Pores too thin to survive the smoothing fall
-    back to the raw mask.
-    """
-    padded = np.pad(mask, 2).astype(np.float32)
-    smooth = ndi.gaussian_filter(padded, _SURFACE_SIGMA, mode="constant")
-    n_vox = float(np.count_nonzero(mask)) * float(np.prod(voxel))
-    for level_map in (smooth, padded):
-        if level_map.max() <= 0.5:
-            continue
-        if mask.ndim == 3:
-            verts, faces, _, _ = marching_cubes(level_map, 0.5, spacing=voxel)
-            area = float(mesh_surface_area(verts, faces))
-            a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
-            # Divergence theorem: signed tetrahedra from the origin.
-            enclosed = abs(float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum())) / 6.0
-        else:
-            area = enclosed = 0.0
-            for contour in find_contours(level_map, 0.5):
-                pts = contour * np.asarray(voxel)
-                area += float(np.sqrt((np.diff(pts, axis=0) ** 2).sum(axis=1)).sum())
-                # Shoelace formula; contours of holes subtract.
-                enclosed += 0.5 * float(
-                    np.sum(pts[:-1, 0] * pts[1:, 1] - pts[1:, 0] * pts[:-1, 1])
-                )
-            enclosed = abs(enclosed)
-        if area > 0 and enclosed >= 0.5 * n_vox:
-            return area, enclosed
-    return area, n_vox
-
-
-# ----------------------------------------------------------------------------
-# pore recovery: which true pores did an analysis find?
-
-
-@dataclass(frozen=True)
-class PoreMatch:
-    """How many true pores an analysis found, one-to-one (see :func:`match_pores`).
-
-    Attributes
-    ----------
-    found : int
-        Scored true pores whose centroid is covered by a result pore that is
-        matched to them alone.
-    total : int
-        Number of scored true pores.
-    recovery : float
-        ``found / total``, 0..1; NaN when ``total`` is 0.
-    false_pores : int
-        Result pores that cover no true-pore centroid (pores touching the
-        border of the result image, or lying outside the truth grid, are not
-        judged).
-    merged : int
-        Scored true pores whose centroid is covered by a result pore that
-        another true pore won: pores lost because the analysis merged them.
-        The other missed pores (``total - found - merged``) fell on solid.
-    """
-
-    found: int
-    total: int
-    recovery: float
-    false_pores: int
-    merged: int
-
-    def to_dict(self) -> dict:
-        """The fields as plain Python values (``json.dumps`` works on the result).
-
-        ``recovery`` is ``None`` instead of NaN when no true pore is scored,
-        so that the output is strict JSON, as in :meth:`PoreResult.summary`.
-        """
-        rec = None if math.isnan(self.recovery) else float(self.recovery)
-        return {
-            "found": int(self.found),
-            "total": int(self.total),
-            "recovery": rec,
-            "false_pores": int(self.false_pores),
-            "merged": int(self.merged),
-        }
-
-
-def match_pores(
-    truth_labels,
-    truth_voxel_um,
-    result_labels,
-    result_voxel_um,
-    *,
-    truth_origin_um=None,
-    result_origin_um=None,
-    truth_ids=None,
-) -> PoreMatch:
-    """Match the true pores to the pores an analysis found, one to one.
-
-    A fair "pore recovery" to compare LRES, interpolated and upscaled
-    analyses: a plain ratio of counts rewards an analysis that splits pores
-    falsely, this one does not. The two label images may lie on different
-    grids (another voxel size, an offset sub-region); positions are compared
-    in micrometres, voxel ``i`` of a grid with origin ``o`` and voxel size
-    ``v`` having its centre at ``o + i * v``.
-
-    Rules:
-
-    * scored true pores: ``truth_ids``, by default every label of
-      ``truth_labels`` that does not touch the border of the truth image
-      (pores cut by the border are left out, like the edge-kill rule of
-      :func:`analyse_pores`); of these, those whose centroid falls outside
-      the result grid (nearest result voxel outside the image) are dropped;
-    * a true pore is *covered* by the result pore at the nearest result voxel
-      to its centroid (um); a centroid on result label 0 is missed. Where the
-      centroid lies outside the true pore itself (a crescent or a ring), the
-      pore's own voxel nearest to the centroid stands in for it;
-    * one to one: when one result pore covers the centroids of several true
-      pores (a merge), only the true pore whose equivalent volume is closest
-      to the result pore's (smallest ``|log(V_true / V_result)|``, volumes in
-      um^3, areas in 2D; ties go to the lower label) is found; the others
-      count as ``merged``. Every true pore with its centroid in the result
-      grid takes part in this contest, scored or not, because a merge with an
-      unscored neighbour is still a merge;
-    * false pores: result pores that cover no true-pore centroid (of any true
-      pore, scored or not). Result pores touching the border of the result
-      image, or whose own centroid falls outside the truth grid, are not
-      judged.
-
-    Parameters
-    ----------
-    truth_labels : array-like of int
-        2D (y, x) or 3D (z, y, x) label image of the true pores; 0 is not a
-        pore. Labels need not be consecutive.
-    truth_voxel_um : float or sequence of float
-        Voxel size of the truth grid in micrometres, one number or one per axis.
-    result_labels : array-like of int
-        Label image of the analysis to score (e.g. :attr:`PoreResult.labels`),
-        same number of axes as the truth; 0 is not a pore.
-    result_voxel_um : float or sequence of float
-        Voxel size of the result grid in micrometres.
-    truth_origin_um, result_origin_um : sequence of float, optional
-        Position (um) of the centre of voxel 0 of each grid, in one common
-        frame (e.g. the LRES frame). Default: zeros.
-    truth_ids : iterable of int, optional
-        Labels of the true pores to score. Default: every label not touching
-        the border of ``truth_labels``. Given ids are scored even if they
-        touch the border (still only where their centroid lies in the result
-        grid); each must be present in ``truth_labels``.
-
-    Returns
-    -------
-    PoreMatch
-        ``found``, ``total``, ``recovery`` (``found / total``; NaN when no
-        true pore is scored), ``false_pores`` and ``merged``.
-
-    Raises
-    ------
-    InputError
-        If a label image is not 2D/3D integer (or boolean) data without
-        negative labels, the two differ in number of axes, an origin has the
-        wrong length, or a requested id is absent from ``truth_labels``.
-    VoxelSizeError
-        If a voxel size is missing or invalid.
-
-    Notes
-    -----
-    Centroids and sizes come from one pass of ``numpy.bincount`` over the
-    label image (in slabs, so memory stays bounded), which is fast for
-    hundreds of thousands of pores. The rule suits the roughly convex pores
-    of foams and rocks; for a long, curved pore the single anchor point makes
-    the match depend on which part of it the result resolved.
-    """
-    truth = _label_image(truth_labels, "truth_labels")
-    result = _label_image(result_labels, "result_labels")
-    if truth.ndim != result.ndim:
-        raise InputError(
-            f"truth_labels has {truth.ndim} axes (shape {truth.shape}) but result_labels "
-            f"has {result.ndim} (shape {result.shape}); compare images of the same dimension."
-        )
-    ndim = truth.ndim
-    t_voxel = np.asarray(voxel_tuple(truth_voxel_um, ndim, "truth voxel size"))
-    r_voxel = np.asarray(voxel_tuple(result_voxel_um, ndim, "result voxel size"))
-    t_origin = _origin(truth_origin_um, ndim, "truth_origin_um")
-    r_origin = _origin(result_origin_um, ndim, "result_origin_um")
-
-    # Every true pore: its id, equivalent volume (um^3) and centroid (um).
-    t_ids, t_count, t_centre = _label_stats(truth)
-    t_size = t_count * float(np.prod(t_voxel))
-    t_pos = t_origin + _anchor(truth, t_ids, t_centre, t_voxel) * t_voxel
-
-    if truth_ids is None:
-        scored = ~np.isin(t_ids, _border_labels(truth))
-    else:
-        want = np.unique(np.asarray(list(truth_ids), dtype=np.int64))
-        missing = want[~np.isin(want, t_ids)]
-        if missing.size:
-            shown = ", ".join(str(int(m)) for m in missing[:10])
-            more = " ..." if missing.size > 10 else ""
-            raise InputError(
-                f"truth_ids {shown}{more} do not occur in truth_labels; give labels "
-                "present in the truth image, or leave truth_ids out to score all of them."
-            )
-        scored = np.isin(t_ids, want)
-
-    # The result voxel nearest to each true centroid.
-    r_idx = np.floor((t_pos - r_origin) / r_voxel + 0.5).astype(np.int64)
-    inside = np.all((r_idx >= 0) & (r_idx < np.asarray(result.shape)), axis=1)
-    covered_by = np.zeros(t_ids.size, dtype=np.int64)
-    if inside.any():
-        covered_by[inside] = result[tuple(r_idx[inside].T)]
-
-    # Result pores: their ids, sizes and centroids.
-    r_ids, r_count, r_centre = _label_stats(result)
-    r_size = r_count * float(np.prod(r_voxel))
-
-    # One to one: per covering result pore, the closest true pore by volume wins.
-    cand = np.flatnonzero(covered_by > 0)
-    winners = np.zeros(0, dtype=np.int64)
-    if cand.size:
-        r_of = covered_by[cand]
-        v_res = r_size[np.searchsorted(r_ids, r_of)]
-        misfit = np.abs(np.log(t_size[cand] / v_res))
-        order = np.lexsort((t_ids[cand], misfit, r_of))
-        first = np.ones(order.size, dtype=bool)
-        first[1:] = r_of[order][1:] != r_of[order][:-1]
-        winners = cand[order[first]]
-    won = np.zeros(t_ids.size, dtype=bool)
-    won[winners] = True
-
-    counted = scored & inside
-    total = int(np.count_nonzero(counted))
-    found = int(np.count_nonzero(counted & won))
-    merged = int(np.count_nonzero(counted & (covered_by > 0) & ~won))
-
-    # False pores: judged result pores that cover no true centroid.
-    judged = ~np.isin(r_ids, _border_labels(result))
-    r_pos = r_origin + r_centre * r_voxel
-    t_idx = np.floor((r_pos - t_origin) / t_voxel + 0.5).astype(np.int64)
-    judged &= np.all((t_idx >= 0) & (t_idx < np.asarray(truth.shape)), axis=1)
-    judged &= ~np.isin(r_ids, covered_by)
-    false_pores = int(np.count_nonzero(judged))
-
-    recovery = found / total if total else math.nan
-    return PoreMatch(
-        found=found, total=total, recovery=recovery, false_pores=false_pores, merged=merged
-    )
-
-
-def _label_image(labels, name: str) -> np.ndarray:
-    """``labels`` as a 2D/3D array of non-negative integers, or an InputError."""
-    lab = np.asarray(labels)
-    if lab.ndim not in (2, 3):
-        raise InputError(
-            f"{name} must be a 2D (y, x) or 3D (z, y, x) label image, got shape {lab.shape}."
-        )
-    if lab.dtype == bool:
-        return lab.astype(np.uint8)
-    if not np.issubdtype(lab.dtype, np.integer):
-        raise InputError(
-            f"{name} must hold integers (0 = background), got dtype {lab.dtype}. "
-            "Label a binary mask first, e.g. with skimage.measure.label."
-        )
-    if lab.size and np.issubdtype(lab.dtype, np.signedinteger) and lab.min() < 0:
-        raise InputError(
-            f"{name} holds negative labels; labels must be 0 (background) or positive."
-        )
-    return lab
-
-
-def _origin(origin, ndim: int, name: str) -> np.ndarray:
-    """An origin (um) as ``ndim`` finite floats; zeros when omitted."""
-    if origin is None:
-        return np.zeros(ndim)
-    try:
-        out = np.asarray(origin, dtype=float).reshape(-1)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be {ndim} numbers in um, got {origin!r}.") from None
-    if out.size != ndim or not np.isfinite(out).all():
-        raise InputError(
-            f"{name} must be {ndim} finite numbers in um, (z, y, x) order, got {origin!r}."
-        )
-    return out
-
-
-# Voxels per slab of the label statistics, to bound the memory of the weights.
-_STATS_SLAB = 1 << 22
-
-
-def _label_stats(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Ids (sorted, > 0), voxel counts and centroids (index units) of every label.
-
-    Bincounts over slabs along axis 0, so a volume of any size needs memory
-    for one slab of weights only. Sparse label values are compacted first.
-    """
-    ndim = labels.ndim
-    top = int(labels.max()) if labels.size else 0
-    if top > 4 * labels.size + 1024:  # very sparse ids: compact them
-        values, inverse = np.unique(labels, return_inverse=True)
-        labels = inverse.reshape(labels.shape)
-        ids_of = values
-        top = values.size - 1
-    else:
-        ids_of = None
-    n = top + 1
-    counts = np.zeros(n, dtype=np.float64)
-    sums = np.zeros((ndim, n), dtype=np.float64)
-    per_slab = max(1, _STATS_SLAB // max(1, int(np.prod(labels.shape[1:]))))
-    for z0 in range(0, labels.shape[0], per_slab):
-        slab = labels[z0 : z0 + per_slab]
-        flat = slab.ravel()
-        counts += np.bincount(flat, minlength=n)
-        grids = np.ogrid[tuple(slice(0, s) for s in slab.shape)]
-        for ax, g in enumerate(grids):
-            w = np.broadcast_to(g + (z0 if ax == 0 else 0), slab.shape).ravel()
-            sums[ax] += np.bincount(flat, weights=w, minlength=n)
-    present = np.flatnonzero(counts)
-    present = present[present > 0] if ids_of is None else present[ids_of[present] > 0]
-    cnt = counts[present]
-    centre = (sums[:, present] / cnt).T
-    ids = present if ids_of is None else ids_of[present]
-    return ids.astype(np.int64), cnt, centre
-
-
-def _anchor(
-    labels: np.ndarray, ids: np.ndarray, centre: np.ndarray, voxel: np.ndarray
-) -> np.ndarray:
-    """Each pore's centroid (index units), or its nearest own voxel where it lies outside.
-
-    The centroid of a crescent or a ring lies outside the pore; such a pore
-    is represented by its voxel nearest (in um) to the centroid, so that an
-    exact copy of the labels still covers every pore.
-    """
-    out = centre.copy()
-    if ids.size == 0:
-        return out
-    at = labels[tuple(np.floor(centre + 0.5).astype(np.int64).T)]
-    bad = at != ids
-    if not bad.any():
-        return out
-    bad_ids = ids[bad]
-    where = np.isin(labels, bad_ids)
-    coords = np.argwhere(where)
-    lab = labels[where].astype(np.int64)  # same C order as argwhere
-    row = np.searchsorted(bad_ids, lab)
-    d2 = (((coords - centre[bad][row]) * voxel) ** 2).sum(axis=1)
-    order = np.lexsort((d2, lab))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = lab[order][1:] != lab[order][:-1]
-    pick = order[first]  # one voxel per bad id, in increasing id order
-    out[np.flatnonzero(bad)] = coords[pick]
-    return out
-
-
-def _border_labels(labels: np.ndarray) -> np.ndarray:
-    """Labels (> 0) present on any face of the image."""
-    faces = [np.unique(np.take(labels, i, axis=ax)) for ax in range(labels.ndim) for i in (0, -1)]
-    ids = np.unique(np.concatenate(faces)).astype(np.int64)
     return ids[ids > 0]
