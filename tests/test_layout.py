@@ -113,7 +113,7 @@ def test_core_modules_are_small_or_say_they_are_one_algorithm():
     assert not long, "\n".join(long)
 
 
-_STILL_HOLDING_JOBS = {"pores_widget.py", "quality_widget.py"}
+_STILL_HOLDING_JOBS = {"quality_widget.py"}
 
 
 @pytest.mark.parametrize(
