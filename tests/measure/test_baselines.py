@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_resolve.measure import baselines as B
 from napari_resolve.errors import InputError, ResolveWarning
 from napari_resolve.geometry.grid import Grid, upscale_grid
-from napari_resolve.phantom import make_phantom
-from napari_resolve.measure.similarity import psnr
 from napari_resolve.geometry.resample import resample_to_grid
+from napari_resolve.measure import baselines as B
+from napari_resolve.measure.similarity import psnr
+from napari_resolve.phantom import make_phantom
 
 
 @pytest.fixture(scope="module")

@@ -34,12 +34,19 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, optimize
+from scipy import ndimage
 
 from napari_resolve._validate import as_image, same_shape, voxel_tuple
 from napari_resolve.errors import InputError, ResolveWarning
 from napari_resolve.geometry.grid import Grid, resample_lres
 from napari_resolve.jobs import Progress, drain
+from napari_resolve.measure.blur_fit import FWHM_PER_SIGMA, PSF_FIT_VOXELS, BlurFit, default_max_sigma  # noqa: F401
+
+# The blur fit moved to blur_fit.py (shared with resolution.py); its old private names stay here.
+from napari_resolve.measure.blur_fit import BlurFit as _BlurFit  # noqa: F401
+from napari_resolve.measure.blur_fit import BlurScan as _Scan  # noqa: F401
+from napari_resolve.measure.blur_fit import default_max_sigma as _default_max_sigma  # noqa: F401
+from napari_resolve.measure.blur_fit import fit_boxes as _fit_boxes  # noqa: F401
 
 __all__ = [
     "METHODS",
@@ -60,23 +67,12 @@ METHODS = ("linear", "cubic", "rl")
 #: Spline order of each interpolation method.
 _ORDERS = {"linear": 1, "cubic": 3}
 
-#: FWHM / sigma of a Gaussian, 2 * sqrt(2 * ln 2).
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-
 #: Default number of Richardson-Lucy iterations. RL sharpens and amplifies noise
 #: as it goes. On the foam phantom (``make_phantom(48, 3)``, cubic 13.75 dB) the
 #: PSNR against the truth peaks at 10 iterations (15.71 dB; 20: 15.51, 60: 14.40);
 #: with 10x more photons it still rises at 60 (18.1 dB), with 4x fewer it peaks
 #: at 5. Ten is a safe middle; the paper's 30 suit cleaner data.
 DEFAULT_ITERATIONS = 10
-
-#: The PSF fit compares at most this many voxels (a central crop): a 64^3 block
-#: holds thousands of edges, plenty to pin down one number.
-PSF_FIT_VOXELS = 64**3
-
-#: Gaussian tails beyond this many sigmas are ignored when choosing the margin
-#: around the fitted region (exp(-4.5) of the peak: no measurable bias).
-_MARGIN_SIGMAS = 3.0
 
 #: Points of the coarse sigma grid of the PSF fit (including sigma 0).
 _COARSE_POINTS = 17
@@ -298,13 +294,13 @@ def estimate_psf_sigma(upsampled, reference, voxel_um, *, max_sigma_um=None) -> 
     same_shape(up, ref, ("the upsampled LRES", "the reference (registered HRES)"))
     voxel = np.array(voxel_tuple(voxel_um, up.ndim, "voxel size"))
     if max_sigma_um is None:
-        max_sigma = _default_max_sigma(up.shape, voxel)
+        max_sigma = default_max_sigma(up.shape, voxel)
     else:
         max_sigma = _number(max_sigma_um, "max_sigma_um")
         if max_sigma <= 0:
             raise InputError(f"max_sigma_um must be a positive length in um, got {max_sigma_um!r}.")
 
-    fitter = _BlurFit(
+    fitter = BlurFit(
         up,
         ref,
         voxel,
@@ -331,162 +327,6 @@ def estimate_psf_sigma(upsampled, reference, voxel_um, *, max_sigma_um=None) -> 
         gain=scan.gain,
         offset=scan.offset,
     )
-
-
-@dataclass(frozen=True)
-class _Scan:
-    """The outcome of :meth:`_BlurFit.scan` (see there)."""
-
-    sigma_um: float
-    mse: float
-    gain: float
-    offset: float
-    curve_sigma_um: tuple[float, ...]
-    curve_mse: tuple[float, ...]
-    at_limit: bool
-
-
-class _BlurFit:
-    """Mean squared difference between a test image and the Gaussian-blurred reference.
-
-    Shared by :func:`estimate_psf_sigma` and
-    :func:`napari_resolve.quality.gaussian_resolution` (the paper's Gaussian-fit
-    effective resolution), which ask the same question: which Gaussian, applied to
-    ``reference``, best reproduces ``test``?
-
-    Parameters
-    ----------
-    test, reference : ndarray of float32
-        Validated arrays of the same shape.
-    voxel : ndarray of float
-        Voxel size per axis (um).
-    max_sigma_um : float
-        The widest sigma that will be asked for; sets the margin blurred around
-        the compared block (:func:`_fit_boxes`).
-    fit_contrast : bool
-        Fit ``gain`` and ``offset`` by least squares at every sigma (two scans
-        differ in contrast); otherwise compare the grey values as they are.
-    blur : callable, optional
-        ``blur(src, sigma_vox, output)``; default scipy's sampled Gaussian with
-        ``mode="nearest"``.
-    test_constant, ref_constant : str
-        The InputError messages for a constant test image / blurred reference.
-    """
-
-    def __init__(
-        self,
-        test: np.ndarray,
-        reference: np.ndarray,
-        voxel: np.ndarray,
-        max_sigma_um: float,
-        *,
-        fit_contrast: bool = True,
-        blur=None,
-        test_constant: str,
-        ref_constant: str,
-    ):
-        self.voxel = np.asarray(voxel, dtype=float)
-        self.fit_contrast = fit_contrast
-        self.blur = blur or (lambda src, s, out: ndimage.gaussian_filter(src, s, mode="nearest", output=out))
-        self.ref_constant = ref_constant
-        blur_box, self.inner = _fit_boxes(test.shape, self.voxel, max_sigma_um)
-        self.ref_crop = reference[blur_box]
-        target = test[blur_box][self.inner].astype(np.float64)
-        self.t_mean = float(target.mean())
-        target -= self.t_mean  # centred once: each fit then only centres the blurred reference
-        self.target = target
-        self.t_var = float(np.mean(target**2))
-        if self.t_var <= 0:
-            raise InputError(test_constant)
-        self.blurred = np.empty_like(self.ref_crop)
-        self.max_sigma_um = float(max_sigma_um)
-
-    def __call__(self, sigma_um) -> tuple[float, float, float]:
-        """(mse, gain, offset) at ``sigma_um`` (one number, or one per axis)."""
-        self.blur(self.ref_crop, np.asarray(sigma_um, dtype=float) / self.voxel, self.blurred)
-        b = self.blurred[self.inner].astype(np.float64)
-        b_mean = float(b.mean())
-        b -= b_mean
-        b_var = float(np.mean(b**2))
-        if b_var <= 0:
-            raise InputError(self.ref_constant)
-        cov = float(np.mean(b * self.target))
-        if not self.fit_contrast:
-            # Plain MSE, split into its centred part and the difference of the means.
-            mse = max(self.t_var - 2.0 * cov + b_var, 0.0) + (self.t_mean - b_mean) ** 2
-            return mse, 1.0, 0.0
-        gain = cov / b_var
-        # Residual variance of the least-squares line target ~ gain * b + offset.
-        mse = max(self.t_var - cov * gain, 0.0)
-        offset = float(self.t_mean) - gain * b_mean
-        return mse, gain, offset
-
-    def scan(self, sigmas) -> _Scan:
-        """Evaluate a grid of isotropic sigmas (um, ascending), then refine its best point.
-
-        A bounded scalar minimisation searches between the grid's neighbours of
-        the best point; a grid point that is better is kept. ``at_limit`` says
-        the optimum is the last grid point (the blur may be wider than searched).
-        """
-        sigmas = [float(s) for s in sigmas]
-        errors = [self(s)[0] for s in sigmas]
-        best = int(np.argmin(errors))
-        lo = sigmas[max(best - 1, 0)]
-        hi = sigmas[min(best + 1, len(sigmas) - 1)]
-        res = optimize.minimize_scalar(
-            lambda s: self(float(s))[0],
-            bounds=(lo, hi),
-            method="bounded",
-            options={"xatol": 1e-3 * float(self.voxel.min())},
-        )
-        # The bounded search never evaluates its bounds: keep a grid point that is better.
-        sigma = float(res.x) if float(res.fun) <= errors[best] else float(sigmas[best])
-        mse, gain, offset = self(sigma)
-        at_limit = best == len(sigmas) - 1 and sigma >= sigmas[-1] * (1 - 1e-3)
-        curve = sorted({**{float(s): e for s, e in zip(sigmas, errors)}, sigma: mse}.items())
-        return _Scan(
-            sigma_um=sigma,
-            mse=float(mse),
-            gain=float(gain),
-            offset=float(offset),
-            curve_sigma_um=tuple(s for s, _ in curve),
-            curve_mse=tuple(e for _, e in curve),
-            at_limit=at_limit,
-        )
-
-
-def _default_max_sigma(shape, voxel: np.ndarray) -> float:
-    """Widest sigma searched by default (um): 8 voxels of the largest voxel size, at most a
-    quarter of the smallest extent of the volume (axes of one voxel do not count)."""
-    extent = [n * v for n, v in zip(shape, voxel) if n > 1] or [float(voxel.max())]
-    return min(8.0 * float(voxel.max()), 0.25 * min(extent))
-
-
-def _fit_boxes(shape, voxel: np.ndarray, max_sigma_um: float) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """The block to blur and, inside it, the central block to compare.
-
-    The compared block keeps a margin of three of the widest sigmas from the volume
-    edges where the volume is large enough, at least a third of each axis (and 8
-    voxels) otherwise, and is a central crop of at most :data:`PSF_FIT_VOXELS`.
-    """
-    ndim = len(shape)
-    margin = [math.ceil(_MARGIN_SIGMAS * max_sigma_um / v) for v in voxel]
-    avail = []
-    for n, m in zip(shape, margin):
-        keep = min(n, max(8, n // 3))
-        avail.append(max(n - 2 * m, keep))
-    # Central crop within the budget: short axes first, the rest share what is left.
-    lengths = [0] * ndim
-    budget = float(PSF_FIT_VOXELS)
-    order = sorted(range(ndim), key=lambda a: avail[a])
-    for k, ax in enumerate(order):
-        side = budget ** (1.0 / (ndim - k))
-        lengths[ax] = max(1, min(avail[ax], int(side)))
-        budget /= lengths[ax]
-    inner_abs = [((n - L) // 2, (n - L) // 2 + L) for n, L in zip(shape, lengths)]
-    blur_box = tuple(slice(max(a - m, 0), min(b + m, n)) for (a, b), m, n in zip(inner_abs, margin, shape))
-    inner = tuple(slice(a - s.start, b - s.start) for (a, b), s in zip(inner_abs, blur_box))
-    return blur_box, inner
 
 
 # ----------------------------------------------------------- Richardson-Lucy
