@@ -97,7 +97,7 @@ def cmd_resolution(args: argparse.Namespace) -> dict:
 def cmd_baseline(args: argparse.Namespace) -> dict:
     from napari_resolve.geometry.grid import Grid, check_roi, upscale_grid
     from napari_resolve.io import write_volume
-    from napari_resolve.measure.baselines import estimate_psf_sigma, interpolate, iter_baseline
+    from napari_resolve.measure.baselines import estimate_psf_sigma, interpolate, iter_baseline, plan_baseline
 
     out = check_output(args.output, [args.lres, args.registration] + ([args.hres] if args.hres else []),
                         args.overwrite)
@@ -122,9 +122,8 @@ def cmd_baseline(args: argparse.Namespace) -> dict:
         else:
             raise InputError("Richardson-Lucy needs the PSF: give --hres HRES (fitted on the registered pair) "
                              "or --psf-sigma UM.")
-    result = run_with_progress(
-        iter_baseline(data, lres.voxel_um, grid, args.method, psf_sigma_um=sigma, iterations=args.iterations)
-    )
+    plan = plan_baseline(data, lres.voxel_um, grid, args.method, psf_sigma_um=sigma, iterations=args.iterations)
+    result = run_with_progress(iter_baseline(plan))
     write_volume(out, result.data, grid.voxel_um, origin_um=grid.origin_um, overwrite=args.overwrite)
     return {
         "output": str(out),

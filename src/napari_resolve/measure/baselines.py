@@ -1,28 +1,24 @@
 """Classical baselines to show beside the learned model: interpolation and Richardson-Lucy.
 
 A learned upscaling is only worth its training if it beats what needs no training.
-``deepnet-resolution-recovery-xrm.txt`` compares its network with two classical
-references, which this module provides on the same output grid as the model:
+DeepNet 2024 (https://doi.org/10.1515/mim-2024-0017) compares its network with two
+classical references, which this module provides on the same output grid as the model:
 
-* **interpolation** of the LRES onto an HRES-sized grid (linear or cubic B-spline),
-  through :func:`napari_resolve.grid.resample_lres`, so it reads only the LRES
-  voxels the grid needs;
-* **Richardson-Lucy deconvolution** (RL) of the cubic interpolation with a Gaussian
-  PSF. The PSF is either given (``psf_sigma_um``) or estimated from the registered
-  HRES with :func:`estimate_psf_sigma`: the Gaussian that, applied to the HRES,
-  best reproduces the upsampled LRES. That sigma is the blur of the LRES *relative
-  to the HRES*, so RL with it aims at the HRES sharpness, which is what the model
-  learns too.
+* **interpolation** of the LRES onto an HRES-sized grid (linear or cubic B-spline)
+  through :func:`napari_resolve.geometry.grid.resample_lres`, which reads only the
+  LRES voxels the grid needs;
+* **Richardson-Lucy deconvolution** (RL; Richardson 1972, https://doi.org/10.1364/JOSA.62.000055;
+  Lucy 1974, https://doi.org/10.1086/111605) of the cubic interpolation with a Gaussian
+  PSF, given (``psf_sigma_um``) or estimated from the registered HRES by
+  :func:`estimate_psf_sigma` (:mod:`napari_resolve.measure.blur_fit`): the blur of the
+  LRES *relative to the HRES*, so RL aims at the HRES sharpness, as the model does.
 
-Long jobs follow the project's pattern (``DESIGN.md``): :func:`iter_richardson_lucy`
-and :func:`iter_baseline` return generators that yield :class:`BaselineProgress`
-records and return their result; :func:`run_richardson_lucy` and
-:func:`run_baseline` drain them. Arguments are checked when the generator is
-created, not at its first step, so a widget or the CLI reports a bad input before
-a worker thread starts.
-
-Physical units: PSF widths are standard deviations in micrometres (``*_um``) unless
-the name says voxels (``sigma_vox``); a Gaussian's FWHM is ``2.3548 * sigma``.
+Jobs are planned, then run: :func:`plan_baseline` checks everything on the caller's
+thread, :func:`iter_baseline` yields :class:`~napari_resolve.jobs.Progress` records
+and returns a :class:`BaselineResult`, :func:`run_baseline` drains it
+(:func:`iter_richardson_lucy` / :func:`run_richardson_lucy` likewise, checked when called).
+PSF widths are standard deviations in um (``*_um``) unless the name says voxels
+(``sigma_vox``); a Gaussian's FWHM is ``2.3548 * sigma``.
 """
 
 from __future__ import annotations
@@ -39,7 +35,7 @@ from scipy import ndimage
 from napari_resolve._validate import as_image, same_shape, voxel_tuple
 from napari_resolve.errors import InputError, ResolveWarning
 from napari_resolve.geometry.grid import Grid, resample_lres
-from napari_resolve.jobs import Progress, drain
+from napari_resolve.jobs import Progress, drain, forward
 from napari_resolve.measure.blur_fit import FWHM_PER_SIGMA, PSF_FIT_VOXELS, BlurFit, default_max_sigma  # noqa: F401
 
 # The blur fit moved to blur_fit.py (shared with resolution.py); its old private names stay here.
@@ -51,12 +47,14 @@ from napari_resolve.measure.blur_fit import fit_boxes as _fit_boxes  # noqa: F40
 __all__ = [
     "METHODS",
     "BaselineProgress",
+    "BaselinePlan",
     "BaselineResult",
     "PsfFit",
     "estimate_psf_sigma",
     "interpolate",
     "iter_baseline",
     "iter_richardson_lucy",
+    "plan_baseline",
     "run_baseline",
     "run_richardson_lucy",
 ]
@@ -438,17 +436,85 @@ def _iter_rl(img: np.ndarray, sigma: tuple[float, ...], n: int):
 # ----------------------------------------------------------- baseline jobs
 
 
-def iter_baseline(
-    lres,
-    lres_voxel_um,
-    grid: Grid,
-    method: str,
-    *,
-    psf_sigma_um=None,
-    reference=None,
+@dataclass(frozen=True, eq=False)
+class BaselinePlan:
+    """A checked baseline job, made by :func:`plan_baseline` and run by :func:`iter_baseline`.
+
+    Attributes
+    ----------
+    lres, lres_voxel_um, grid, method
+        The LRES (read lazily), its voxel size (um), the output voxels (LRES frame), one of :data:`METHODS`.
+    psf_sigma_um : tuple of float or None
+        RL's PSF sigma per axis (um) when given; None: estimated from ``reference``.
+    reference : ndarray or None
+        The registered HRES on ``grid`` (for the PSF estimate).
+    iterations : int
+        RL iterations (0 for interpolation).
+    """
+
+    lres: object
+    lres_voxel_um: tuple[float, ...]
+    grid: Grid
+    method: str
+    psf_sigma_um: tuple[float, ...] | None
+    reference: np.ndarray | None
+    iterations: int
+
+
+def plan_baseline(
+    lres, lres_voxel_um, grid: Grid, method: str, *, psf_sigma_um=None, reference=None,
     iterations: int = DEFAULT_ITERATIONS,
-) -> Generator[BaselineProgress, None, BaselineResult]:
-    """Compute a baseline on ``grid``, yielding progress records.
+) -> BaselinePlan:
+    """Check a baseline job on the caller's thread (see :func:`iter_baseline` for the parameters).
+
+    Returns
+    -------
+    BaselinePlan
+
+    Raises
+    ------
+    InputError
+        Unknown method, grid not matching the LRES, ``"rl"`` with neither
+        ``psf_sigma_um`` nor ``reference``, a reference of another shape than the
+        grid, an invalid sigma or iteration count.
+    VoxelSizeError
+        If the LRES voxel size is missing or invalid.
+    """
+    if not isinstance(method, str) or method not in METHODS:
+        raise InputError(f"Unknown baseline {{method}} {method!r}; choose one of {', '.join(map(repr, METHODS))}.",
+                         parameters=("method",))
+    _check_grid(grid, lres)
+    voxel = voxel_tuple(lres_voxel_um, grid.ndim, "LRES voxel size")
+    sigma_um = ref = None
+    if method == "rl":
+        iterations = _iterations(iterations)
+        if psf_sigma_um is not None:
+            sigma_um = _sigmas(psf_sigma_um, grid.ndim, "psf_sigma_um")
+        elif reference is not None:
+            ref = as_image(reference, "the reference (registered HRES)")
+            if ref.shape != tuple(grid.shape):
+                raise InputError(
+                    f"The reference (registered HRES) has shape {ref.shape} but the output "
+                    f"grid has {tuple(grid.shape)}; resample the HRES onto the output grid "
+                    "first, or give the PSF sigma ({psf_sigma_um}) instead.",
+                    parameters=("psf_sigma_um",),
+                )
+        else:
+            raise InputError(
+                "Richardson-Lucy needs the PSF: give its sigma in um ({psf_sigma_um}) or a "
+                "registered HRES on the output grid to estimate it from.",
+                parameters=("psf_sigma_um",),
+            )
+    else:
+        iterations = 0
+    return BaselinePlan(lres, tuple(voxel), grid, method, sigma_um, ref, iterations)
+
+
+def iter_baseline(plan, *args, **kwargs) -> Generator[BaselineProgress, None, BaselineResult]:
+    """Compute a baseline on a grid, yielding progress records.
+
+    Call it with a :class:`BaselinePlan`, or with :func:`plan_baseline`'s
+    arguments (checked at once, before the first step):
 
     Parameters
     ----------
@@ -485,79 +551,46 @@ def iter_baseline(
     Raises
     ------
     InputError
-        When called: unknown method, grid not matching the LRES, ``"rl"`` with
-        neither ``psf_sigma_um`` nor ``reference``, a reference of another shape
-        than the grid, an invalid sigma or iteration count.
+        When called, as :func:`plan_baseline`.
     """
-    if not isinstance(method, str) or method not in METHODS:
-        raise InputError(f"Unknown baseline method {method!r}; choose one of {', '.join(map(repr, METHODS))}.")
-    _check_grid(grid, lres)
-    voxel_tuple(lres_voxel_um, grid.ndim, "LRES voxel size")  # fail now, not in the worker
-    sigma_um = ref = None
-    if method == "rl":
-        iterations = _iterations(iterations)
-        if psf_sigma_um is not None:
-            sigma_um = _sigmas(psf_sigma_um, grid.ndim, "psf_sigma_um")
-        elif reference is not None:
-            ref = as_image(reference, "the reference (registered HRES)")
-            if ref.shape != tuple(grid.shape):
-                raise InputError(
-                    f"The reference (registered HRES) has shape {ref.shape} but the output "
-                    f"grid has {tuple(grid.shape)}; resample the HRES onto the output grid "
-                    "first, or give the PSF sigma (--psf-sigma) instead."
-                )
-        else:
-            raise InputError(
-                "Richardson-Lucy needs the PSF: give its sigma in um (--psf-sigma) or a "
-                "registered HRES on the output grid to estimate it from."
-            )
-    else:
-        iterations = 0
-    return _iter_baseline(lres, lres_voxel_um, grid, method, sigma_um, ref, iterations)
+    if not isinstance(plan, BaselinePlan):
+        plan = plan_baseline(plan, *args, **kwargs)
+    return _iter_baseline(plan)
 
 
-def run_baseline(lres, lres_voxel_um, grid: Grid, method: str, **options) -> BaselineResult:
+def run_baseline(plan, *args, **options) -> BaselineResult:
     """:func:`iter_baseline` run to its end; returns its :class:`BaselineResult`.
 
-    Takes the same arguments (options forwarded, so the signatures cannot drift apart).
+    Takes the same arguments (a plan, or the plan's arguments, forwarded so the signatures cannot drift apart).
     """
-    return drain(iter_baseline(lres, lres_voxel_um, grid, method, **options))
+    return drain(iter_baseline(plan, *args, **options))
 
 
-def _iter_baseline(lres, lres_voxel_um, grid: Grid, method: str, sigma_um, ref, iterations: int):
+def _iter_baseline(plan: BaselinePlan):
     start = time.perf_counter()
+    grid, method, iterations, sigma_um = plan.grid, plan.method, plan.iterations, plan.psf_sigma_um
     estimate = method == "rl" and sigma_um is None
     total = 1 if method != "rl" else 1 + int(estimate) + iterations
     shape = "x".join(map(str, grid.shape))
     kind = "linear" if method == "linear" else "cubic"
     yield BaselineProgress(0, total, f"{kind.capitalize()} interpolation onto {shape} voxels")
-    data = interpolate(lres, lres_voxel_um, grid, kind)
+    data = interpolate(plan.lres, plan.lres_voxel_um, grid, kind)
     psf = None
     if method != "rl":
         yield BaselineProgress(1, total, f"{kind.capitalize()} interpolation done")
         return BaselineResult(data, grid, method, None, None, 0, time.perf_counter() - start)
     if estimate:
         yield BaselineProgress(1, total, "Estimating the PSF from the registered HRES")
-        psf = estimate_psf_sigma(data, ref, grid.voxel_um)
+        psf = estimate_psf_sigma(data, plan.reference, grid.voxel_um)
         sigma_um = (psf.sigma_um,) * grid.ndim
-    done = total - iterations
     sigma_vox = tuple(s / v for s, v in zip(sigma_um, grid.voxel_um))
-    rl = _iter_rl(data, sigma_vox, iterations)
-    while True:
-        try:
-            rec = next(rl)
-        except StopIteration as stop:
-            data = stop.value
-            break
-        yield BaselineProgress(done + rec.step, total, rec.message)
+    data = yield from forward(_iter_rl(data, sigma_vox, iterations), total - iterations, total)
     return BaselineResult(
         data, grid, method, psf, tuple(float(s) for s in sigma_um), iterations, time.perf_counter() - start
     )
 
 
 # ------------------------------------------------------------------ helpers
-
-
 
 
 def _subset(a: np.ndarray) -> np.ndarray:
