@@ -632,13 +632,15 @@ def _sigmas(value, ndim: int, name: str) -> tuple[float, ...]:
     return out
 
 
-def _iterations(value) -> int:
-    """An iteration count as an int >= 1, or an InputError saying so."""
+def check_iterations(value, parameter: str = "iterations") -> int:
+    """A Richardson-Lucy iteration count as an int >= 1, or an InputError naming ``parameter``."""
     whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
     if isinstance(value, (bool, np.bool_)) or not whole:
-        raise InputError(f"iterations must be a whole number >= 1, got {value!r}.")
+        raise InputError(f"{{{parameter}}} must be a whole number >= 1, got {value!r}.", parameters=(parameter,))
     if int(value) < 1:
-        raise InputError(
-            f"iterations must be at least 1, got {value!r}; use method 'cubic' for no deconvolution."
-        )
+        raise InputError(f"{{{parameter}}} must be at least 1, got {value!r}; use method 'cubic' for no "
+                         "deconvolution.", parameters=(parameter,))
     return int(value)
+
+
+_iterations = check_iterations
