@@ -12,8 +12,8 @@ they share:
 - the **lowest-scoring regions**: the MS-SSIM map cut into blocks, the ten with
   the lowest mean listed; selecting one moves the viewer there;
 - the **effective resolution** of each of them against the HRES
-  (:func:`napari_resolve.quality.gaussian_resolution`, the paper's Gaussian fit,
-  as a FWHM in µm, and :func:`napari_resolve.quality.frc`, the Fourier
+  (:func:`napari_resolve.measure.resolution.gaussian_resolution`, the paper's Gaussian fit,
+  as a FWHM in µm, and :func:`napari_resolve.measure.resolution.frc`, the Fourier
   ring/shell correlation at the 1/7 and half-bit thresholds), in a table and
   two plots (the MSE-versus-sigma curves and the FRC curves with thresholds).
 

@@ -473,7 +473,7 @@ def run_quality(plan, *args, **kwargs) -> QualityResult:
 
 def _iter_quality(plan: QualityPlan) -> Generator[Progress, None, QualityResult]:
     from napari_resolve.measure import baselines
-    from napari_resolve.measure.similarity import ms_ssim_map, ssim_map
+    from napari_resolve.measure.similarity import FULL_SCALES_SIDE, MS_SSIM_WEIGHTS, ms_ssim_map, ssim_map
 
     overlap, ref, dr, scales, total = plan.overlap, plan.ref, plan.data_range, plan.scales, plan.total
     notes: list[str] = []
@@ -485,8 +485,9 @@ def _iter_quality(plan: QualityPlan) -> Generator[Progress, None, QualityResult]
         yield Progress(step, total, f"Resampling the result onto the {format_shape(overlap.shape)} HRES voxels "
                        "it overlaps")
     pred = _result_on_overlap(plan)
-    if scales < 5:
-        notes.append(f"MS-SSIM used {scales} of 5 scales (5 need an overlap over 160 voxels a side)")
+    if scales < len(MS_SSIM_WEIGHTS):
+        notes.append(f"MS-SSIM used {scales} of {len(MS_SSIM_WEIGHTS)} scales (all need an overlap over "
+                     f"{FULL_SCALES_SIDE} voxels a side)")
 
     step += 1
     yield Progress(step, total, f"MS-SSIM map ({scales} scales)")

@@ -83,9 +83,10 @@ __all__ = [  # the last seven live in resolution.py and are re-exported at the e
 SIGMA = 1.5
 RADIUS = 5  # int(3.5 * SIGMA + 0.5): skimage's truncate=3.5 gives Wang's 11-tap window
 K1, K2 = 0.01, 0.03
-#: Wang et al. (2003)'s weights of the five MS-SSIM scales, finest first: the one list the
-#: metric, the training loss, the Quality step and the batch evaluation use (:func:`ms_ssim_weights`).
+#: Wang et al. (2003)'s MS-SSIM scale weights, finest first: the one list (see :func:`ms_ssim_weights`).
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+#: All five scales need every side longer than this (voxels): 2 * RADIUS * 2 ** 4 = 160 (:func:`ms_ssim_scales`).
+FULL_SCALES_SIDE = 2 * RADIUS * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 
 
 # ---------------------------------------------------------------- input checks
@@ -179,7 +180,7 @@ def _n_scales(shape: tuple[int, ...], scales) -> int:
         if fits < len(MS_SSIM_WEIGHTS):
             warnings.warn(
                 f"MS-SSIM used {fits} of 5 scales: the smallest side is {side} voxels and "
-                f"5 scales need more than {2 * RADIUS * 16}. The first {fits} standard "
+                f"5 scales need more than {FULL_SCALES_SIDE}. The first {fits} standard "
                 "weights were renormalised to sum 1; values are not comparable with "
                 "5-scale MS-SSIM.",
                 ResolveWarning,
