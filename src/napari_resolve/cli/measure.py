@@ -86,6 +86,7 @@ def _quality_registered(args: argparse.Namespace, outs: dict) -> dict:
     result = {"pred": str(args.pred), "ref": str(args.ref), "registration": str(args.registration), **metrics,
               **summary}
     result["resolution"] = result["resolution"].get(UPSCALED)
+    del result["psf_sigma_um"]  # no baselines here (they need the LRES): the Quality step's RL PSF
     ov = res.overlap
     for name, data in (("map", res.ms_ssim_map), ("ssim_map", res.ssim_map)):
         if outs[name] is not None:
