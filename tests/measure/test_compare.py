@@ -180,3 +180,13 @@ def test_lowest_regions_finds_a_low_block():
         assert r["size_um"] == pytest.approx((16.0, 8.0, 8.0))
     assert regions[0]["centre_um"] == pytest.approx((10.0 + 19.5 * 2.0, 35.5, -5.0 + 3.5))
     assert C.block_size((20, 20, 20)) == 4 and C.block_size((200, 200)) == 32
+
+
+def test_the_quality_job_module_loads_no_torch():
+    """The Quality widget imports it when napari opens, which must not load torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, napari_resolve.measure.compare; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
