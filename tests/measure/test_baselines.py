@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_resolve.measure import baselines as B
 from napari_resolve.errors import InputError, ResolveWarning
 from napari_resolve.geometry.grid import Grid, upscale_grid
-from napari_resolve.phantom import make_phantom
-from napari_resolve.measure.similarity import psnr
 from napari_resolve.geometry.resample import resample_to_grid
+from napari_resolve.measure import baselines as B
+from napari_resolve.measure.similarity import psnr
+from napari_resolve.phantom import make_phantom
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +229,9 @@ def test_iter_baseline_interpolation_and_errors(phantom, hres_grid):
     assert [(r.step, r.total) for r in records] == [(0, 1), (1, 1)]
     np.testing.assert_array_equal(res.data, B.interpolate(lres, lv, hres_grid, "linear"))
     assert res.psf is None and res.psf_sigma_um is None and res.iterations == 0
-    with pytest.raises(InputError, match="--psf-sigma"):
+    with pytest.raises(InputError, match="psf_sigma_um") as info:
         B.iter_baseline(lres, lv, hres_grid, "rl")
+    assert "--" not in str(info.value) and info.value.parameters == ("psf_sigma_um",)  # the CLI renders the flag
     with pytest.raises(InputError, match="shape"):
         B.iter_baseline(lres, lv, hres_grid, "rl", reference=phantom.hres[:-1])
     with pytest.raises(InputError, match="'rl'"):
@@ -251,3 +252,19 @@ def test_rl_with_the_estimated_psf_beats_cubic_on_the_phantom(phantom, hres_grid
     p_rl = psnr(rl.data, truth, data_range=1.0)
     # Measured with the default 10 iterations: cubic 13.75 dB, RL 15.71 dB.
     assert p_rl > p_cubic + 1.0
+
+
+def test_plan_baseline_checks_everything_before_the_work(phantom, hres_grid):
+    lres, lv = phantom.lres, phantom.lres_voxel_um
+    plan = B.plan_baseline(lres, lv, hres_grid, "rl", psf_sigma_um=1.7, iterations=2)
+    assert isinstance(plan, B.BaselinePlan)
+    assert plan.psf_sigma_um == (1.7, 1.7, 1.7) and plan.iterations == 2 and plan.lres_voxel_um == (3.0, 3.0, 3.0)
+    # A plan and the old call form give the same result.
+    np.testing.assert_array_equal(B.run_baseline(plan).data,
+                                  B.run_baseline(lres, lv, hres_grid, "rl", psf_sigma_um=1.7, iterations=2).data)
+    with pytest.raises(InputError, match="iterations"):
+        B.plan_baseline(lres, lv, hres_grid, "rl", psf_sigma_um=1.7, iterations=0)
+    with pytest.raises(InputError, match="method") as info:
+        B.plan_baseline(lres, lv, hres_grid, "bicubic")
+    assert info.value.parameters == ("method",)
+    assert B.plan_baseline(lres, lv, hres_grid, "cubic", iterations=0).iterations == 0  # unused by interpolation

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from napari_resolve.measure import similarity as Q
 from napari_resolve.errors import InputError, ResolveWarning, VoxelSizeError
 from napari_resolve.io import json_safe
+from napari_resolve.measure import resolution as Q
 from napari_resolve.phantom import make_phantom
 
 
@@ -276,3 +276,29 @@ def test_results_to_json_and_plots(truth):
     fit.plot(ax1)
     curve.plot(ax2)
     assert len(ax1.lines) >= 2 and len(ax2.lines) >= 3 and "FSC" in ax2.get_ylabel()
+
+
+def test_measuring_resolution_never_loads_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from napari_resolve.measure.resolution import frc, gaussian_resolution\n"
+        "a = np.random.default_rng(0).random((20, 20, 20)).astype('float32')\n"
+        "gaussian_resolution(a, a, 1.0); frc(a, a, 1.0)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_old_imports_of_the_moved_names_still_work():
+    from napari_resolve.measure import baselines, blur_fit, resolution, similarity
+
+    assert similarity.gaussian_resolution is Q.gaussian_resolution and similarity.frc is Q.frc
+    assert similarity.FrcResult is resolution.FrcResult and similarity.GaussianFit is resolution.GaussianFit
+    assert baselines._BlurFit is blur_fit.BlurFit and baselines._fit_boxes is blur_fit.fit_boxes
+    # One definition of the FWHM factor, whichever module it is read from.
+    assert baselines.FWHM_PER_SIGMA is similarity.FWHM_PER_SIGMA is blur_fit.FWHM_PER_SIGMA
+    assert blur_fit.FWHM_PER_SIGMA == pytest.approx(2.3548, abs=1e-4)

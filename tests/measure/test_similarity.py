@@ -11,8 +11,8 @@ import torch
 from scipy import ndimage as ndi
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from napari_resolve.measure import similarity as quality
 from napari_resolve.errors import InputError, ResolveError, ResolveWarning
+from napari_resolve.measure import similarity as quality
 
 pytorch_msssim = pytest.importorskip("pytorch_msssim")
 
@@ -298,3 +298,15 @@ def test_ms_ssim_scales_is_the_one_rule():
     assert ms_ssim_scales((1, 30, 30)) == ms_ssim_scales((30, 30)) == 2  # one slice counts as 2D
     assert ms_ssim_scales((30, 200, 200)) == 2
     assert ms_ssim_scales((5, 100, 100)) == 1  # not even one fits: ms_ssim refuses the shape
+
+
+def test_ms_ssim_weights_are_the_one_list():
+    from napari_resolve.learn import losses
+
+    assert quality.ms_ssim_weights(5) == list(quality.MS_SSIM_WEIGHTS)  # published, as pytorch_msssim
+    three = quality.ms_ssim_weights(3)
+    assert sum(three) == pytest.approx(1.0) and three[0] / three[1] == pytest.approx(0.0448 / 0.2856)
+    with pytest.raises(InputError):
+        quality.ms_ssim_weights(6)
+    # The training loss reads the same list (no copy of the numbers in learn/).
+    assert losses.ms_ssim_weights is quality.ms_ssim_weights

@@ -12,25 +12,21 @@ they share:
 - the **lowest-scoring regions**: the MS-SSIM map cut into blocks, the ten with
   the lowest mean listed; selecting one moves the viewer there;
 - the **effective resolution** of each of them against the HRES
-  (:func:`napari_resolve.quality.gaussian_resolution`, the paper's Gaussian fit,
-  as a FWHM in µm, and :func:`napari_resolve.quality.frc`, the Fourier
+  (:func:`napari_resolve.measure.resolution.gaussian_resolution`, the paper's Gaussian fit,
+  as a FWHM in µm, and :func:`napari_resolve.measure.resolution.frc`, the Fourier
   ring/shell correlation at the 1/7 and half-bit thresholds), in a table and
   two plots (the MSE-versus-sigma curves and the FRC curves with thresholds).
 
-Geometry: the result lies on its own grid (its layer's scale and translate, um)
-and the HRES on its registered grid. Everything is measured on the HRES voxels
-inside the result's extent. When the result has the HRES voxel size and its
-voxel centres fall on HRES voxel centres (an upscaled region is in phase with
-the training grid), both are cropped exactly; otherwise the result is resampled
-(cubic) onto the HRES voxels, and the status line says so.
+The job itself (geometry, metrics, baselines, regions) is in the core,
+:mod:`napari_resolve.measure.compare`: the widget reads the layers and calls
+:func:`~napari_resolve.measure.compare.plan_quality` on the main thread, runs
+:func:`~napari_resolve.measure.compare.iter_quality` in its worker and shows the
+:class:`~napari_resolve.measure.compare.QualityResult`.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Generator
-from dataclasses import dataclass, field
 
 import napari
 import numpy as np
@@ -49,7 +45,18 @@ from qtpy.QtWidgets import (
 
 from napari_resolve.errors import InputError
 from napari_resolve.geometry.overlap import MIN_OVERLAP, Overlap, plan_overlap  # noqa: F401 - re-exported for the tests
-from napari_resolve.jobs import Progress
+from napari_resolve.measure.compare import (  # noqa: F401 - the job's names, re-exported for older imports
+    CUBIC,
+    N_REGIONS,
+    RL,
+    UPSCALED,
+    QualityResult,
+    block_size,
+    iter_quality,
+    lowest_regions,
+    plan_quality,
+    resolution_row,
+)
 
 from ._forms import JobControls, heading, layer_combo, select_layer
 from ._layers import (
@@ -59,18 +66,11 @@ from ._layers import (
     is_produced,
     layer_data,
     origin_um,
-    spatial_ndim,
     voxel_um,
 )
 from ._plots import PlotCanvas
 from ._session import registration_of, require_registration
 from ._workers import Job
-
-#: How many lowest-scoring regions are listed.
-N_REGIONS = 10
-
-#: Names of the rows of the metrics table (keys of ``QualityWidget.metrics``).
-UPSCALED, CUBIC, RL = "upscaled", "cubic", "Richardson-Lucy"
 
 #: Metric keys and the column titles they are shown under.
 #: MSE is measured too (``metrics``) but shown only in the row tooltips: a fourth
@@ -104,296 +104,6 @@ def low_score_colormap() -> napari.utils.Colormap:
         # orange at 0.68, yellow at 0.83, nothing from about 0.93 up (good agreement).
         controls=[0.0, 0.35, 0.65, 0.85, 1.0],
         name="low score (napari-resolve)",
-    )
-
-
-# ------------------------------------------------------------------ geometry
-
-
-# ------------------------------------------------------------------ the job
-
-
-@dataclass
-class QualityResult:
-    """What :func:`iter_quality` returns.
-
-    Attributes
-    ----------
-    ms_ssim_map, ssim_map : ndarray or None
-        float32 maps on the overlap's HRES grid (``overlap.shape``).
-    metrics : dict
-        ``{"upscaled" | "cubic" | "Richardson-Lucy": {"psnr", "ssim", "ms_ssim", "mse"}}``.
-    regions : list of dict
-        The lowest-scoring blocks, lowest first: ``rank`` (from 1), ``centre_um``
-        (world), ``score`` (mean MS-SSIM), ``box`` (overlap voxel slices) and
-        ``size_um``.
-    overlap : Overlap
-    scales : int
-        MS-SSIM scales used (5 need more than 160 voxels per axis).
-    data_range : float
-        Grey-value range of the HRES overlap, used by every metric.
-    psf_sigma_um : float or None
-        The PSF width Richardson-Lucy used (fitted against the HRES).
-    notes : list of str
-        Things the user should know (resampling, fewer scales, PSF fit warnings).
-    resolution : dict
-        ``{"upscaled" | "cubic" | "Richardson-Lucy": {"gaussian": GaussianFit, "frc": FrcResult}}``
-        against the HRES on the overlap (empty when not asked for).
-    """
-
-    ms_ssim_map: np.ndarray
-    ssim_map: np.ndarray | None
-    metrics: dict
-    regions: list
-    overlap: Overlap
-    scales: int
-    data_range: float
-    psf_sigma_um: float | None = None
-    notes: list = field(default_factory=list)
-    resolution: dict = field(default_factory=dict)
-
-
-def block_size(shape) -> int:
-    """Edge of the blocks the map is ranked in: 16 voxels (32 pixels in 2D), less for small overlaps."""
-    size = 16 if len(shape) == 3 else 32
-    while size > 4 and min(shape) < 4 * size:
-        size //= 2
-    return size
-
-
-def lowest_regions(score_map: np.ndarray, origin_um, voxel_um, n: int = N_REGIONS) -> list[dict]:
-    """The ``n`` blocks of ``score_map`` with the lowest mean, lowest first.
-
-    The map is cut into about :func:`block_size` voxels per axis (equal blocks
-    that cover it all). Centres are world positions (um) of the blocks' centres.
-    """
-    size = block_size(score_map.shape)
-    edges = [np.linspace(0, s, max(1, round(s / size)) + 1).astype(int) for s in score_map.shape]
-    sums = score_map.astype(np.float64)
-    for axis, e in enumerate(edges):
-        sums = np.add.reduceat(sums, e[:-1], axis=axis)
-    counts = np.ones(sums.shape)
-    for axis, e in enumerate(edges):
-        shape = [1] * sums.ndim
-        shape[axis] = len(e) - 1
-        counts = counts * np.diff(e).reshape(shape)
-    means = sums / counts
-    order = np.argsort(means, axis=None, kind="stable")[:n]
-    regions = []
-    for rank, flat in enumerate(order, start=1):
-        idx = np.unravel_index(flat, means.shape)
-        box = tuple(slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, idx))
-        centre = tuple(float(o + (s.start + s.stop - 1) / 2 * v) for o, s, v in zip(origin_um, box, voxel_um))
-        regions.append(
-            {
-                "rank": rank,
-                "centre_um": centre,
-                "score": float(means[idx]),
-                "box": box,
-                "size_um": tuple(float((s.stop - s.start) * v) for s, v in zip(box, voxel_um)),
-            }
-        )
-    return regions
-
-
-def _forward(gen, offset: int, total: int):
-    """Yield ``gen``'s records as steps of a longer job; return its value."""
-    while True:
-        try:
-            record = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        yield Progress(offset + int(record.step), total, record.message)
-
-
-def _metrics(pred: np.ndarray, ref: np.ndarray, data_range: float, scales: int) -> dict:
-    from napari_resolve.measure import similarity as quality
-
-    err = quality.mse(pred, ref)
-    return {
-        "psnr": math.inf if err == 0 else 10.0 * math.log10(data_range**2 / err),
-        "ssim": quality.ssim(pred, ref, data_range),
-        "ms_ssim": quality.ms_ssim(pred, ref, data_range, scales=scales),
-        "mse": err,
-    }
-
-
-def _resolution(image: np.ndarray, ref: np.ndarray, voxel_um, what: str, notes: list) -> dict:
-    """Gaussian-fit and FRC/FSC resolution of ``image`` against the HRES ``ref``; warnings go to ``notes``."""
-    from napari_resolve.measure import similarity as quality
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fit = quality.gaussian_resolution(image, ref, voxel_um)
-    notes.extend(f"{what}: {w.message}" for w in caught)
-    return {"gaussian": fit, "frc": quality.frc(image, ref, voxel_um)}
-
-
-def resolution_row(res: dict) -> dict:
-    """The numbers of one row of the resolution table (µm; None: FRC never dropped, inf: never agreed)."""
-    frc = res["frc"]
-    return {
-        "fwhm_um": res["gaussian"].fwhm_um,
-        "sigma_um": res["gaussian"].sigma_um,
-        "frc_1/7_um": frc.resolution_um["1/7"],
-        "frc_half_bit_um": frc.resolution_um["half-bit"],
-        "finest_um": frc.finest_um,
-    }
-
-
-def _result_on_overlap(result, result_voxel, result_origin, overlap: Overlap) -> np.ndarray:
-    """The result's values at the overlap's HRES voxels (cropped, or resampled)."""
-    from napari_resolve.geometry.resample import resample_to_grid
-
-    if overlap.in_phase:
-        return np.array(result[overlap.result_box], dtype=np.float32)
-    rv, ro = np.asarray(result_voxel, float), np.asarray(result_origin, float)
-    lo = np.asarray(overlap.origin_um)
-    hi = lo + (np.asarray(overlap.shape) - 1) * np.asarray(overlap.voxel_um)
-    # Read only the result voxels the cubic spline needs (a few voxels of halo).
-    halo = 4
-    start = np.maximum(np.floor((lo - ro) / rv).astype(int) - halo, 0)
-    stop = np.minimum(np.ceil((hi - ro) / rv).astype(int) + halo + 1, np.asarray(result.shape))
-    block = np.asarray(result[tuple(slice(int(a), int(b)) for a, b in zip(start, stop))], dtype=np.float32)
-    return resample_to_grid(
-        block,
-        tuple(rv),
-        overlap.shape,
-        overlap.voxel_um,
-        overlap.origin_um,
-        origin_um=tuple(ro + start * rv),
-        order=3,
-        name="upscaled result",
-    )
-
-
-def iter_quality(
-    result,
-    result_voxel_um,
-    result_origin_um,
-    hres,
-    overlap: Overlap,
-    *,
-    lres=None,
-    lres_voxel_um=None,
-    lres_origin_um=None,
-    with_ssim_map: bool = True,
-    rl_iterations: int | None = None,
-    with_resolution: bool = True,
-) -> Generator[Progress, None, QualityResult]:
-    """Measure an upscaled result against the HRES on their overlap; yields progress.
-
-    Parameters
-    ----------
-    result : array-like
-        The upscaled result (2D or 3D), on the grid ``result_voxel_um`` /
-        ``result_origin_um`` (um, world).
-    hres : array-like
-        The registered HRES; ``overlap`` (from :func:`plan_overlap`) says which
-        of its voxels are measured.
-    lres : array-like, optional
-        The LRES, for the baselines; without it only the result is measured.
-    lres_voxel_um, lres_origin_um : sequence of float
-        The LRES layer's scale and translate (um).
-    with_ssim_map : bool
-        Also compute the (single-scale) SSIM map.
-    rl_iterations : int, optional
-        Richardson-Lucy iterations (default :data:`napari_resolve.baselines.DEFAULT_ITERATIONS`).
-    with_resolution : bool
-        Also measure the effective resolution (Gaussian fit and FRC/FSC against
-        the HRES) of the result and of each baseline.
-
-    Returns
-    -------
-    QualityResult
-    """
-    from napari_resolve.geometry.grid import Grid
-    from napari_resolve.measure import baselines
-    from napari_resolve.measure import similarity as quality
-
-    iterations = baselines.DEFAULT_ITERATIONS if rl_iterations is None else int(rl_iterations)
-    with_baselines = lres is not None
-    total = 3 + int(with_ssim_map) + (4 + iterations if with_baselines else 0)
-    total += int(with_resolution) * (3 if with_baselines else 1)
-    step = 0
-    notes = []
-    shape_text = " x ".join(map(str, overlap.shape))
-    if overlap.in_phase:
-        yield Progress(step, total, f"Cropping the {shape_text} overlap")
-    else:
-        notes.append("the result is not on the HRES grid, so it was resampled (cubic) onto it")
-        yield Progress(step, total, f"Resampling the result onto the {shape_text} HRES voxels it overlaps")
-    pred = _result_on_overlap(result, result_voxel_um, result_origin_um, overlap)
-    ref = np.array(hres[overlap.hres_box], dtype=np.float32)
-    if not np.all(np.isfinite(pred)):
-        raise InputError("The result has NaN or infinite values where it overlaps the HRES; upscale it again.")
-    if not np.all(np.isfinite(ref)):
-        raise InputError("The HRES has NaN or infinite values in the overlap; clean it up (e.g. fill the gaps) first.")
-    data_range = float(ref.max() - ref.min())
-    if not data_range > 0:
-        raise InputError("The HRES is constant over the overlap, so there is nothing to compare; check the layers.")
-    from napari_resolve.measure.similarity import ms_ssim_scales
-
-    scales = ms_ssim_scales(overlap.shape)
-    if scales < 5:
-        notes.append(f"MS-SSIM used {scales} of 5 scales (5 need an overlap over 160 voxels a side)")
-
-    step += 1
-    yield Progress(step, total, f"MS-SSIM map ({scales} scales)")
-    ms_map = quality.ms_ssim_map(pred, ref, data_range, scales=scales)
-    ssim_map = None
-    if with_ssim_map:
-        step += 1
-        yield Progress(step, total, "SSIM map")
-        ssim_map = quality.ssim_map(pred, ref, data_range)
-    step += 1
-    yield Progress(step, total, "Metrics of the upscaled result")
-    metrics = {UPSCALED: _metrics(pred, ref, data_range, scales)}
-    resolution = {}
-    if with_resolution:
-        step += 1
-        yield Progress(step, total, "Effective resolution of the upscaled result (Gaussian fit, FRC)")
-        resolution[UPSCALED] = _resolution(pred, ref, overlap.voxel_um, "upscaled", notes)
-    del pred
-
-    psf_sigma = None
-    if with_baselines:
-        lres_origin = np.zeros(len(overlap.shape)) if lres_origin_um is None else np.asarray(lres_origin_um, float)
-        # The baselines' grid is the overlap's HRES grid in the LRES frame (LRES voxel 0 at the origin).
-        grid = Grid(
-            overlap.shape, overlap.voxel_um, tuple(float(v) for v in np.asarray(overlap.origin_um) - lres_origin)
-        )
-        cubic = yield from _forward(baselines.iter_baseline(lres, lres_voxel_um, grid, "cubic"), step, total)
-        step += 1
-        yield Progress(step, total, "Metrics of cubic interpolation")
-        metrics[CUBIC] = _metrics(cubic.data, ref, data_range, scales)
-        if with_resolution:
-            step += 1
-            yield Progress(step, total, "Effective resolution of cubic interpolation")
-            resolution[CUBIC] = _resolution(cubic.data, ref, overlap.voxel_um, CUBIC, notes)
-        step += 1
-        yield Progress(step, total, "Fitting the PSF of the LRES against the HRES (Richardson-Lucy)")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            psf = baselines.estimate_psf_sigma(cubic.data, ref, overlap.voxel_um)
-        notes.extend(str(w.message) for w in caught)
-        psf_sigma = psf.sigma_um
-        sigma_vox = tuple(psf_sigma / v for v in overlap.voxel_um)
-        rl = yield from _forward(baselines.iter_richardson_lucy(cubic.data, sigma_vox, iterations), step, total)
-        del cubic
-        step += iterations + 1
-        yield Progress(step, total, "Metrics of Richardson-Lucy")
-        metrics[RL] = _metrics(rl, ref, data_range, scales)
-        if with_resolution:
-            step += 1
-            yield Progress(step, total, "Effective resolution of Richardson-Lucy")
-            resolution[RL] = _resolution(rl, ref, overlap.voxel_um, RL, notes)
-        del rl
-
-    regions = lowest_regions(ms_map, overlap.origin_um, overlap.voxel_um)
-    yield Progress(total, total, "Done")
-    return QualityResult(
-        ms_map, ssim_map, metrics, regions, overlap, scales, data_range, psf_sigma, notes, resolution
     )
 
 
@@ -650,29 +360,18 @@ class QualityWidget(QWidget):
         require_registration(hres)
         for layer, what in ((result, "result"), (hres, "HRES")):
             check_plain_geometry(layer, what)
-        ndim = spatial_ndim(hres)
-        if spatial_ndim(result) != ndim:
-            raise InputError(
-                f"The result {result.name!r} is {result.ndim}D but the HRES {hres.name!r} is {ndim}D; "
-                "compare layers of the same dimensionality."
-            )
         lres = self.lres_combo.value if self.baselines_check.value else None
         if lres is not None:
             if lres is hres or lres is result:
                 raise InputError("Choose the LRES scan for the baselines (not the result or the HRES), or (none).")
             check_plain_geometry(lres, "LRES")
-            if spatial_ndim(lres) != ndim:
-                raise InputError(f"The LRES {lres.name!r} is {lres.ndim}D but the HRES is {ndim}D.")
-        result_data, hres_data = layer_data(result), layer_data(hres)
-        overlap = plan_overlap(
-            result_data.shape, voxel_um(result), origin_um(result), hres_data.shape, voxel_um(hres), origin_um(hres)
-        )
-        gen = iter_quality(
-            result_data,
+        plan = plan_quality(
+            layer_data(result),
             voxel_um(result),
             origin_um(result),
-            hres_data,
-            overlap,
+            layer_data(hres),
+            voxel_um(hres),
+            origin_um(hres),
             lres=None if lres is None else layer_data(lres),
             lres_voxel_um=None if lres is None else voxel_um(lres),
             lres_origin_um=None if lres is None else origin_um(lres),
@@ -681,7 +380,7 @@ class QualityWidget(QWidget):
             with_resolution=bool(self.resolution_check.value),
         )
         self._pending = {"result": result.name, "hres": hres.name, "lres": None if lres is None else lres.name}
-        self.job.start(gen)
+        self.job.start(iter_quality(plan))
 
     # -------------------------------------------------------------- results
 

@@ -20,26 +20,79 @@ from napari_resolve.errors import InputError
 
 
 def cmd_quality(args: argparse.Namespace) -> dict:
+    inputs = [args.pred, args.ref] + ([args.registration] if args.registration else [])
+    outs = {name: check_output(path, inputs, args.overwrite, parameter=name)
+            for name, path in (("map", args.map), ("ssim_map", args.ssim_map))}
+    if args.registration:
+        return _quality_registered(args, outs)
     from napari_resolve.io import write_volume
     from napari_resolve.measure.similarity import compare, ms_ssim_map, ssim_map
 
-    outs = [check_output(p, [args.pred, args.ref], args.overwrite) for p in (args.map, args.ssim_map)]
     pred = read_input(args.pred, None, "PRED", need_voxel=False)
     ref = read_input(args.ref, None, "REF", need_voxel=False)
     if pred.voxel_um and ref.voxel_um and not np.allclose(pred.voxel_um, ref.voxel_um, rtol=1e-3):
         raise InputError(
             f"PRED has voxels of {pred.voxel_um} um but REF of {ref.voxel_um} um: they must be on "
-            "the same grid to be compared voxel by voxel. Resample one onto the other first."
+            "the same grid to be compared voxel by voxel. Give the HRES's {registration} to compare them "
+            "where they overlap, or resample one onto the other first.",
+            parameters=("registration",),
         )
+    if tuple(pred.shape) != tuple(ref.shape):
+        raise InputError(
+            f"PRED has shape {tuple(pred.shape)} but REF {tuple(ref.shape)}: they are not on the same grid, so they "
+            "cannot be compared voxel by voxel. Give the HRES's {registration} to compare them where they "
+            "overlap, or crop one onto the other first.",
+            parameters=("registration",),
+        )
+    if not np.allclose(pred.origin_um, ref.origin_um, atol=1e-3):
+        log(f"note: PRED and REF have different origins ({pred.origin_um} and {ref.origin_um} um); they are "
+            "compared voxel by voxel as they are (give --registration to place the HRES by its registration).")
     p, r = np.asarray(pred.data), np.asarray(ref.data)
     result = compare(p, r, data_range=args.data_range)
     voxel = ref.voxel_um or pred.voxel_um or 1.0
-    for out, fn, name in zip(outs, (ms_ssim_map, ssim_map), ("ms_ssim_map", "ssim_map")):
+    for (name, out), fn in zip(outs.items(), (ms_ssim_map, ssim_map)):
         if out is not None:
             quality_map = fn(p, r, data_range=result["data_range"])
             write_volume(out, quality_map, voxel, origin_um=ref.origin_um, overwrite=args.overwrite)
-            log(f"Wrote the {name.replace('_', ' ')} to {out}")
-            result[name] = str(out)
+            log(f"Wrote the {'MS-SSIM' if name == 'map' else 'SSIM'} map to {out}")
+            result["ms_ssim_map" if name == "map" else "ssim_map"] = str(out)
+    return result
+
+
+def _quality_registered(args: argparse.Namespace, outs: dict) -> dict:
+    """PRED on its own grid (voxel size and origin from its file), REF placed by the registration."""
+    from napari_resolve.io import write_volume
+    from napari_resolve.measure.compare import UPSCALED, iter_quality, plan_quality
+
+    reg = registration_arg(args.registration)
+    pred = read_input(args.pred, None, "PRED", need_voxel=False)
+    if pred.voxel_um is None:
+        raise InputError(
+            f"The voxel size of {args.pred} is unknown (the file has no physical-size metadata), so it cannot be "
+            "placed over the registered HRES. Compare the output of `napari-resolve predict` or `baseline`, "
+            "which records its voxel size and origin."
+        )
+    ref = read_input(args.ref, None, "REF", need_voxel=False)
+    check_hres_voxel(ref, reg, args.ref)
+    if len(reg.offset_um) != ref.ndim:
+        raise InputError(f"{args.ref} is {ref.ndim}D but the registration places a {len(reg.offset_um)}D HRES; "
+                         "give the HRES that was registered.")
+    placed = reg.layer_kwargs()
+    plan = plan_quality(pred.data, pred.voxel_um, pred.origin_um, ref.data, placed["scale"], placed["translate"],
+                        data_range=args.data_range, with_ssim_map=outs["ssim_map"] is not None)
+    res = run_with_progress(iter_quality(plan))
+    summary = res.to_dict()
+    metrics = summary.pop("metrics")[UPSCALED]
+    result = {"pred": str(args.pred), "ref": str(args.ref), "registration": str(args.registration), **metrics,
+              **summary}
+    result["resolution"] = result["resolution"].get(UPSCALED)
+    del result["psf_sigma_um"]  # no baselines here (they need the LRES): the Quality step's RL PSF
+    ov = res.overlap
+    for name, data in (("map", res.ms_ssim_map), ("ssim_map", res.ssim_map)):
+        if outs[name] is not None:
+            write_volume(outs[name], data, ov.voxel_um, origin_um=ov.origin_um, overwrite=args.overwrite)
+            log(f"Wrote the {'MS-SSIM' if name == 'map' else 'SSIM'} map of the overlap to {outs[name]}")
+            result["ms_ssim_map" if name == "map" else "ssim_map"] = str(outs[name])
     return result
 
 
@@ -97,7 +150,7 @@ def cmd_resolution(args: argparse.Namespace) -> dict:
 def cmd_baseline(args: argparse.Namespace) -> dict:
     from napari_resolve.geometry.grid import Grid, check_roi, upscale_grid
     from napari_resolve.io import write_volume
-    from napari_resolve.measure.baselines import estimate_psf_sigma, interpolate, iter_baseline
+    from napari_resolve.measure.baselines import estimate_psf_sigma, interpolate, iter_baseline, plan_baseline
 
     out = check_output(args.output, [args.lres, args.registration] + ([args.hres] if args.hres else []),
                         args.overwrite)
@@ -122,9 +175,8 @@ def cmd_baseline(args: argparse.Namespace) -> dict:
         else:
             raise InputError("Richardson-Lucy needs the PSF: give --hres HRES (fitted on the registered pair) "
                              "or --psf-sigma UM.")
-    result = run_with_progress(
-        iter_baseline(data, lres.voxel_um, grid, args.method, psf_sigma_um=sigma, iterations=args.iterations)
-    )
+    plan = plan_baseline(data, lres.voxel_um, grid, args.method, psf_sigma_um=sigma, iterations=args.iterations)
+    result = run_with_progress(iter_baseline(plan))
     write_volume(out, result.data, grid.voxel_um, origin_um=grid.origin_um, overwrite=args.overwrite)
     return {
         "output": str(out),
@@ -137,11 +189,15 @@ def cmd_baseline(args: argparse.Namespace) -> dict:
 
 
 def add_quality(sub) -> None:
-    p = sub.add_parser("quality", help="MSE, PSNR, SSIM, MS-SSIM of PRED against REF (same shape)")
-    p.add_argument("pred", help="the image to judge (e.g. an upscaled volume)")
-    p.add_argument("ref", help="the reference on the same grid (e.g. HRES or truth)")
-    p.add_argument("--map", help="write the full-size MS-SSIM map (OME-TIFF) here")
-    p.add_argument("--ssim-map", help="write the full-size SSIM map here")
+    p = sub.add_parser("quality", help="MSE, PSNR, SSIM, MS-SSIM of PRED against REF (same grid, or placed by "
+                                       "--registration and compared on their overlap)")
+    p.add_argument("pred", help="the image to judge (e.g. an upscaled volume from predict: its voxel size and "
+                                "origin place it)")
+    p.add_argument("ref", help="the reference: on the same grid (e.g. truth), or the HRES placed by --registration")
+    p.add_argument("--registration", metavar="REG.json",
+                   help="place REF (the HRES) by this registration and measure where PRED overlaps it (um)")
+    p.add_argument("--map", help="write the MS-SSIM map (OME-TIFF) here (on the overlap with --registration)")
+    p.add_argument("--ssim-map", help="write the SSIM map here")
     p.add_argument("--data-range", type=float, default=None,
                    help="intensity range for SSIM/PSNR (default: max - min of REF)")
     p.add_argument("--overwrite", action="store_true")

@@ -366,7 +366,7 @@ def _evaluate(plan: EvalPlan) -> Generator[Progress, None, EvalResult]:
     from napari_resolve.io import read_volume
     from napari_resolve.learn.inference import iter_predict
     from napari_resolve.measure.baselines import interpolate
-    from napari_resolve.measure.similarity import ms_ssim_scales
+    from napari_resolve.measure.similarity import FULL_SCALES_SIDE, MS_SSIM_WEIGHTS, ms_ssim_scales
 
     t0 = time.perf_counter()
     ckpt, pairs, device = plan.checkpoint, plan.pairs, plan.device
@@ -432,11 +432,12 @@ def _evaluate(plan: EvalPlan) -> Generator[Progress, None, EvalResult]:
             "their LRES at other sub-voxel positions and may score lower than on in-phase data. Check the "
             "alignment (align)."
         )
-    few = sorted({r.ms_ssim_scales for r in rows if r.ms_ssim_scales < 5})
+    few = sorted({r.ms_ssim_scales for r in rows if r.ms_ssim_scales < len(MS_SSIM_WEIGHTS)})
     if few:
         notes.append(
-            f"MS-SSIM used {'/'.join(map(str, few))} of 5 scales on some images (5 need more than 160 voxels a "
-            "side in the compared region); those values are not comparable with 5-scale MS-SSIM."
+            f"MS-SSIM used {'/'.join(map(str, few))} of {len(MS_SSIM_WEIGHTS)} scales on some images (all need more "
+            f"than {FULL_SCALES_SIDE} voxels a side in the compared region); those values are not comparable with "
+            f"{len(MS_SSIM_WEIGHTS)}-scale MS-SSIM."
         )
     for note in notes:
         warnings.warn(note, ResolveWarning, stacklevel=2)

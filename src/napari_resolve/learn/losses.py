@@ -18,10 +18,9 @@ import torch
 import torch.nn.functional as F
 
 from napari_resolve.errors import InputError
-from napari_resolve.measure.similarity import MS_SSIM_WEIGHTS as _WEIGHTS
 from napari_resolve.measure.similarity import RADIUS as _RADIUS
 from napari_resolve.measure.similarity import SIGMA as _SIGMA
-from napari_resolve.measure.similarity import ms_ssim_scales
+from napari_resolve.measure.similarity import ms_ssim_scales, ms_ssim_weights
 
 LOSSES = ("l1", "mse", "l1+msssim", "mse+ssim")
 
@@ -76,8 +75,7 @@ def ms_ssim_2d(pred: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -
     if min(y, x) <= 2 * _RADIUS:
         raise InputError(f"MS-SSIM loss needs patches larger than {2 * _RADIUS + 1} voxels in y and x, got {y} x {x}.")
     n = ms_ssim_scales((y, x))
-    w = torch.tensor(_WEIGHTS[:n], device=p.device)
-    w = w / w.sum()
+    w = torch.tensor(ms_ssim_weights(n), device=p.device)
     g = _gauss(p.device, p.dtype)
     values = []
     for s in range(n):

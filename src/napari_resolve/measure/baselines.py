@@ -1,28 +1,24 @@
 """Classical baselines to show beside the learned model: interpolation and Richardson-Lucy.
 
 A learned upscaling is only worth its training if it beats what needs no training.
-``deepnet-resolution-recovery-xrm.txt`` compares its network with two classical
-references, which this module provides on the same output grid as the model:
+DeepNet 2024 (https://doi.org/10.1515/mim-2024-0017) compares its network with two
+classical references, which this module provides on the same output grid as the model:
 
-* **interpolation** of the LRES onto an HRES-sized grid (linear or cubic B-spline),
-  through :func:`napari_resolve.grid.resample_lres`, so it reads only the LRES
-  voxels the grid needs;
-* **Richardson-Lucy deconvolution** (RL) of the cubic interpolation with a Gaussian
-  PSF. The PSF is either given (``psf_sigma_um``) or estimated from the registered
-  HRES with :func:`estimate_psf_sigma`: the Gaussian that, applied to the HRES,
-  best reproduces the upsampled LRES. That sigma is the blur of the LRES *relative
-  to the HRES*, so RL with it aims at the HRES sharpness, which is what the model
-  learns too.
+* **interpolation** of the LRES onto an HRES-sized grid (linear or cubic B-spline)
+  through :func:`napari_resolve.geometry.grid.resample_lres`, which reads only the
+  LRES voxels the grid needs;
+* **Richardson-Lucy deconvolution** (RL; Richardson 1972, https://doi.org/10.1364/JOSA.62.000055;
+  Lucy 1974, https://doi.org/10.1086/111605) of the cubic interpolation with a Gaussian
+  PSF, given (``psf_sigma_um``) or estimated from the registered HRES by
+  :func:`estimate_psf_sigma` (:mod:`napari_resolve.measure.blur_fit`): the blur of the
+  LRES *relative to the HRES*, so RL aims at the HRES sharpness, as the model does.
 
-Long jobs follow the project's pattern (``DESIGN.md``): :func:`iter_richardson_lucy`
-and :func:`iter_baseline` return generators that yield :class:`BaselineProgress`
-records and return their result; :func:`run_richardson_lucy` and
-:func:`run_baseline` drain them. Arguments are checked when the generator is
-created, not at its first step, so a widget or the CLI reports a bad input before
-a worker thread starts.
-
-Physical units: PSF widths are standard deviations in micrometres (``*_um``) unless
-the name says voxels (``sigma_vox``); a Gaussian's FWHM is ``2.3548 * sigma``.
+Jobs are planned, then run: :func:`plan_baseline` checks everything on the caller's
+thread, :func:`iter_baseline` yields :class:`~napari_resolve.jobs.Progress` records
+and returns a :class:`BaselineResult`, :func:`run_baseline` drains it
+(:func:`iter_richardson_lucy` / :func:`run_richardson_lucy` likewise, checked when called).
+PSF widths are standard deviations in um (``*_um``) unless the name says voxels
+(``sigma_vox``); a Gaussian's FWHM is ``2.3548 * sigma``.
 """
 
 from __future__ import annotations
@@ -34,22 +30,31 @@ from collections.abc import Generator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, optimize
+from scipy import ndimage
 
 from napari_resolve._validate import as_image, same_shape, voxel_tuple
 from napari_resolve.errors import InputError, ResolveWarning
 from napari_resolve.geometry.grid import Grid, resample_lres
-from napari_resolve.jobs import Progress, drain
+from napari_resolve.jobs import Progress, drain, forward
+from napari_resolve.measure.blur_fit import FWHM_PER_SIGMA, PSF_FIT_VOXELS, BlurFit, default_max_sigma  # noqa: F401
+
+# The blur fit moved to blur_fit.py (shared with resolution.py); its old private names stay here.
+from napari_resolve.measure.blur_fit import BlurFit as _BlurFit  # noqa: F401
+from napari_resolve.measure.blur_fit import BlurScan as _Scan  # noqa: F401
+from napari_resolve.measure.blur_fit import default_max_sigma as _default_max_sigma  # noqa: F401
+from napari_resolve.measure.blur_fit import fit_boxes as _fit_boxes  # noqa: F401
 
 __all__ = [
     "METHODS",
     "BaselineProgress",
+    "BaselinePlan",
     "BaselineResult",
     "PsfFit",
     "estimate_psf_sigma",
     "interpolate",
     "iter_baseline",
     "iter_richardson_lucy",
+    "plan_baseline",
     "run_baseline",
     "run_richardson_lucy",
 ]
@@ -60,23 +65,12 @@ METHODS = ("linear", "cubic", "rl")
 #: Spline order of each interpolation method.
 _ORDERS = {"linear": 1, "cubic": 3}
 
-#: FWHM / sigma of a Gaussian, 2 * sqrt(2 * ln 2).
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-
 #: Default number of Richardson-Lucy iterations. RL sharpens and amplifies noise
 #: as it goes. On the foam phantom (``make_phantom(48, 3)``, cubic 13.75 dB) the
 #: PSNR against the truth peaks at 10 iterations (15.71 dB; 20: 15.51, 60: 14.40);
 #: with 10x more photons it still rises at 60 (18.1 dB), with 4x fewer it peaks
 #: at 5. Ten is a safe middle; the paper's 30 suit cleaner data.
 DEFAULT_ITERATIONS = 10
-
-#: The PSF fit compares at most this many voxels (a central crop): a 64^3 block
-#: holds thousands of edges, plenty to pin down one number.
-PSF_FIT_VOXELS = 64**3
-
-#: Gaussian tails beyond this many sigmas are ignored when choosing the margin
-#: around the fitted region (exp(-4.5) of the peak: no measurable bias).
-_MARGIN_SIGMAS = 3.0
 
 #: Points of the coarse sigma grid of the PSF fit (including sigma 0).
 _COARSE_POINTS = 17
@@ -298,13 +292,13 @@ def estimate_psf_sigma(upsampled, reference, voxel_um, *, max_sigma_um=None) -> 
     same_shape(up, ref, ("the upsampled LRES", "the reference (registered HRES)"))
     voxel = np.array(voxel_tuple(voxel_um, up.ndim, "voxel size"))
     if max_sigma_um is None:
-        max_sigma = _default_max_sigma(up.shape, voxel)
+        max_sigma = default_max_sigma(up.shape, voxel)
     else:
         max_sigma = _number(max_sigma_um, "max_sigma_um")
         if max_sigma <= 0:
             raise InputError(f"max_sigma_um must be a positive length in um, got {max_sigma_um!r}.")
 
-    fitter = _BlurFit(
+    fitter = BlurFit(
         up,
         ref,
         voxel,
@@ -331,162 +325,6 @@ def estimate_psf_sigma(upsampled, reference, voxel_um, *, max_sigma_um=None) -> 
         gain=scan.gain,
         offset=scan.offset,
     )
-
-
-@dataclass(frozen=True)
-class _Scan:
-    """The outcome of :meth:`_BlurFit.scan` (see there)."""
-
-    sigma_um: float
-    mse: float
-    gain: float
-    offset: float
-    curve_sigma_um: tuple[float, ...]
-    curve_mse: tuple[float, ...]
-    at_limit: bool
-
-
-class _BlurFit:
-    """Mean squared difference between a test image and the Gaussian-blurred reference.
-
-    Shared by :func:`estimate_psf_sigma` and
-    :func:`napari_resolve.quality.gaussian_resolution` (the paper's Gaussian-fit
-    effective resolution), which ask the same question: which Gaussian, applied to
-    ``reference``, best reproduces ``test``?
-
-    Parameters
-    ----------
-    test, reference : ndarray of float32
-        Validated arrays of the same shape.
-    voxel : ndarray of float
-        Voxel size per axis (um).
-    max_sigma_um : float
-        The widest sigma that will be asked for; sets the margin blurred around
-        the compared block (:func:`_fit_boxes`).
-    fit_contrast : bool
-        Fit ``gain`` and ``offset`` by least squares at every sigma (two scans
-        differ in contrast); otherwise compare the grey values as they are.
-    blur : callable, optional
-        ``blur(src, sigma_vox, output)``; default scipy's sampled Gaussian with
-        ``mode="nearest"``.
-    test_constant, ref_constant : str
-        The InputError messages for a constant test image / blurred reference.
-    """
-
-    def __init__(
-        self,
-        test: np.ndarray,
-        reference: np.ndarray,
-        voxel: np.ndarray,
-        max_sigma_um: float,
-        *,
-        fit_contrast: bool = True,
-        blur=None,
-        test_constant: str,
-        ref_constant: str,
-    ):
-        self.voxel = np.asarray(voxel, dtype=float)
-        self.fit_contrast = fit_contrast
-        self.blur = blur or (lambda src, s, out: ndimage.gaussian_filter(src, s, mode="nearest", output=out))
-        self.ref_constant = ref_constant
-        blur_box, self.inner = _fit_boxes(test.shape, self.voxel, max_sigma_um)
-        self.ref_crop = reference[blur_box]
-        target = test[blur_box][self.inner].astype(np.float64)
-        self.t_mean = float(target.mean())
-        target -= self.t_mean  # centred once: each fit then only centres the blurred reference
-        self.target = target
-        self.t_var = float(np.mean(target**2))
-        if self.t_var <= 0:
-            raise InputError(test_constant)
-        self.blurred = np.empty_like(self.ref_crop)
-        self.max_sigma_um = float(max_sigma_um)
-
-    def __call__(self, sigma_um) -> tuple[float, float, float]:
-        """(mse, gain, offset) at ``sigma_um`` (one number, or one per axis)."""
-        self.blur(self.ref_crop, np.asarray(sigma_um, dtype=float) / self.voxel, self.blurred)
-        b = self.blurred[self.inner].astype(np.float64)
-        b_mean = float(b.mean())
-        b -= b_mean
-        b_var = float(np.mean(b**2))
-        if b_var <= 0:
-            raise InputError(self.ref_constant)
-        cov = float(np.mean(b * self.target))
-        if not self.fit_contrast:
-            # Plain MSE, split into its centred part and the difference of the means.
-            mse = max(self.t_var - 2.0 * cov + b_var, 0.0) + (self.t_mean - b_mean) ** 2
-            return mse, 1.0, 0.0
-        gain = cov / b_var
-        # Residual variance of the least-squares line target ~ gain * b + offset.
-        mse = max(self.t_var - cov * gain, 0.0)
-        offset = float(self.t_mean) - gain * b_mean
-        return mse, gain, offset
-
-    def scan(self, sigmas) -> _Scan:
-        """Evaluate a grid of isotropic sigmas (um, ascending), then refine its best point.
-
-        A bounded scalar minimisation searches between the grid's neighbours of
-        the best point; a grid point that is better is kept. ``at_limit`` says
-        the optimum is the last grid point (the blur may be wider than searched).
-        """
-        sigmas = [float(s) for s in sigmas]
-        errors = [self(s)[0] for s in sigmas]
-        best = int(np.argmin(errors))
-        lo = sigmas[max(best - 1, 0)]
-        hi = sigmas[min(best + 1, len(sigmas) - 1)]
-        res = optimize.minimize_scalar(
-            lambda s: self(float(s))[0],
-            bounds=(lo, hi),
-            method="bounded",
-            options={"xatol": 1e-3 * float(self.voxel.min())},
-        )
-        # The bounded search never evaluates its bounds: keep a grid point that is better.
-        sigma = float(res.x) if float(res.fun) <= errors[best] else float(sigmas[best])
-        mse, gain, offset = self(sigma)
-        at_limit = best == len(sigmas) - 1 and sigma >= sigmas[-1] * (1 - 1e-3)
-        curve = sorted({**{float(s): e for s, e in zip(sigmas, errors)}, sigma: mse}.items())
-        return _Scan(
-            sigma_um=sigma,
-            mse=float(mse),
-            gain=float(gain),
-            offset=float(offset),
-            curve_sigma_um=tuple(s for s, _ in curve),
-            curve_mse=tuple(e for _, e in curve),
-            at_limit=at_limit,
-        )
-
-
-def _default_max_sigma(shape, voxel: np.ndarray) -> float:
-    """Widest sigma searched by default (um): 8 voxels of the largest voxel size, at most a
-    quarter of the smallest extent of the volume (axes of one voxel do not count)."""
-    extent = [n * v for n, v in zip(shape, voxel) if n > 1] or [float(voxel.max())]
-    return min(8.0 * float(voxel.max()), 0.25 * min(extent))
-
-
-def _fit_boxes(shape, voxel: np.ndarray, max_sigma_um: float) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """The block to blur and, inside it, the central block to compare.
-
-    The compared block keeps a margin of three of the widest sigmas from the volume
-    edges where the volume is large enough, at least a third of each axis (and 8
-    voxels) otherwise, and is a central crop of at most :data:`PSF_FIT_VOXELS`.
-    """
-    ndim = len(shape)
-    margin = [math.ceil(_MARGIN_SIGMAS * max_sigma_um / v) for v in voxel]
-    avail = []
-    for n, m in zip(shape, margin):
-        keep = min(n, max(8, n // 3))
-        avail.append(max(n - 2 * m, keep))
-    # Central crop within the budget: short axes first, the rest share what is left.
-    lengths = [0] * ndim
-    budget = float(PSF_FIT_VOXELS)
-    order = sorted(range(ndim), key=lambda a: avail[a])
-    for k, ax in enumerate(order):
-        side = budget ** (1.0 / (ndim - k))
-        lengths[ax] = max(1, min(avail[ax], int(side)))
-        budget /= lengths[ax]
-    inner_abs = [((n - L) // 2, (n - L) // 2 + L) for n, L in zip(shape, lengths)]
-    blur_box = tuple(slice(max(a - m, 0), min(b + m, n)) for (a, b), m, n in zip(inner_abs, margin, shape))
-    inner = tuple(slice(a - s.start, b - s.start) for (a, b), s in zip(inner_abs, blur_box))
-    return blur_box, inner
 
 
 # ----------------------------------------------------------- Richardson-Lucy
@@ -598,17 +436,85 @@ def _iter_rl(img: np.ndarray, sigma: tuple[float, ...], n: int):
 # ----------------------------------------------------------- baseline jobs
 
 
-def iter_baseline(
-    lres,
-    lres_voxel_um,
-    grid: Grid,
-    method: str,
-    *,
-    psf_sigma_um=None,
-    reference=None,
+@dataclass(frozen=True, eq=False)
+class BaselinePlan:
+    """A checked baseline job, made by :func:`plan_baseline` and run by :func:`iter_baseline`.
+
+    Attributes
+    ----------
+    lres, lres_voxel_um, grid, method
+        The LRES (read lazily), its voxel size (um), the output voxels (LRES frame), one of :data:`METHODS`.
+    psf_sigma_um : tuple of float or None
+        RL's PSF sigma per axis (um) when given; None: estimated from ``reference``.
+    reference : ndarray or None
+        The registered HRES on ``grid`` (for the PSF estimate).
+    iterations : int
+        RL iterations (0 for interpolation).
+    """
+
+    lres: object
+    lres_voxel_um: tuple[float, ...]
+    grid: Grid
+    method: str
+    psf_sigma_um: tuple[float, ...] | None
+    reference: np.ndarray | None
+    iterations: int
+
+
+def plan_baseline(
+    lres, lres_voxel_um, grid: Grid, method: str, *, psf_sigma_um=None, reference=None,
     iterations: int = DEFAULT_ITERATIONS,
-) -> Generator[BaselineProgress, None, BaselineResult]:
-    """Compute a baseline on ``grid``, yielding progress records.
+) -> BaselinePlan:
+    """Check a baseline job on the caller's thread (see :func:`iter_baseline` for the parameters).
+
+    Returns
+    -------
+    BaselinePlan
+
+    Raises
+    ------
+    InputError
+        Unknown method, grid not matching the LRES, ``"rl"`` with neither
+        ``psf_sigma_um`` nor ``reference``, a reference of another shape than the
+        grid, an invalid sigma or iteration count.
+    VoxelSizeError
+        If the LRES voxel size is missing or invalid.
+    """
+    if not isinstance(method, str) or method not in METHODS:
+        raise InputError(f"Unknown baseline {{method}} {method!r}; choose one of {', '.join(map(repr, METHODS))}.",
+                         parameters=("method",))
+    _check_grid(grid, lres)
+    voxel = voxel_tuple(lres_voxel_um, grid.ndim, "LRES voxel size")
+    sigma_um = ref = None
+    if method == "rl":
+        iterations = _iterations(iterations)
+        if psf_sigma_um is not None:
+            sigma_um = _sigmas(psf_sigma_um, grid.ndim, "psf_sigma_um")
+        elif reference is not None:
+            ref = as_image(reference, "the reference (registered HRES)")
+            if ref.shape != tuple(grid.shape):
+                raise InputError(
+                    f"The reference (registered HRES) has shape {ref.shape} but the output "
+                    f"grid has {tuple(grid.shape)}; resample the HRES onto the output grid "
+                    "first, or give the PSF sigma ({psf_sigma_um}) instead.",
+                    parameters=("psf_sigma_um",),
+                )
+        else:
+            raise InputError(
+                "Richardson-Lucy needs the PSF: give its sigma in um ({psf_sigma_um}) or a "
+                "registered HRES on the output grid to estimate it from.",
+                parameters=("psf_sigma_um",),
+            )
+    else:
+        iterations = 0
+    return BaselinePlan(lres, tuple(voxel), grid, method, sigma_um, ref, iterations)
+
+
+def iter_baseline(plan, *args, **kwargs) -> Generator[BaselineProgress, None, BaselineResult]:
+    """Compute a baseline on a grid, yielding progress records.
+
+    Call it with a :class:`BaselinePlan`, or with :func:`plan_baseline`'s
+    arguments (checked at once, before the first step):
 
     Parameters
     ----------
@@ -645,79 +551,46 @@ def iter_baseline(
     Raises
     ------
     InputError
-        When called: unknown method, grid not matching the LRES, ``"rl"`` with
-        neither ``psf_sigma_um`` nor ``reference``, a reference of another shape
-        than the grid, an invalid sigma or iteration count.
+        When called, as :func:`plan_baseline`.
     """
-    if not isinstance(method, str) or method not in METHODS:
-        raise InputError(f"Unknown baseline method {method!r}; choose one of {', '.join(map(repr, METHODS))}.")
-    _check_grid(grid, lres)
-    voxel_tuple(lres_voxel_um, grid.ndim, "LRES voxel size")  # fail now, not in the worker
-    sigma_um = ref = None
-    if method == "rl":
-        iterations = _iterations(iterations)
-        if psf_sigma_um is not None:
-            sigma_um = _sigmas(psf_sigma_um, grid.ndim, "psf_sigma_um")
-        elif reference is not None:
-            ref = as_image(reference, "the reference (registered HRES)")
-            if ref.shape != tuple(grid.shape):
-                raise InputError(
-                    f"The reference (registered HRES) has shape {ref.shape} but the output "
-                    f"grid has {tuple(grid.shape)}; resample the HRES onto the output grid "
-                    "first, or give the PSF sigma (--psf-sigma) instead."
-                )
-        else:
-            raise InputError(
-                "Richardson-Lucy needs the PSF: give its sigma in um (--psf-sigma) or a "
-                "registered HRES on the output grid to estimate it from."
-            )
-    else:
-        iterations = 0
-    return _iter_baseline(lres, lres_voxel_um, grid, method, sigma_um, ref, iterations)
+    if not isinstance(plan, BaselinePlan):
+        plan = plan_baseline(plan, *args, **kwargs)
+    return _iter_baseline(plan)
 
 
-def run_baseline(lres, lres_voxel_um, grid: Grid, method: str, **options) -> BaselineResult:
+def run_baseline(plan, *args, **options) -> BaselineResult:
     """:func:`iter_baseline` run to its end; returns its :class:`BaselineResult`.
 
-    Takes the same arguments (options forwarded, so the signatures cannot drift apart).
+    Takes the same arguments (a plan, or the plan's arguments, forwarded so the signatures cannot drift apart).
     """
-    return drain(iter_baseline(lres, lres_voxel_um, grid, method, **options))
+    return drain(iter_baseline(plan, *args, **options))
 
 
-def _iter_baseline(lres, lres_voxel_um, grid: Grid, method: str, sigma_um, ref, iterations: int):
+def _iter_baseline(plan: BaselinePlan):
     start = time.perf_counter()
+    grid, method, iterations, sigma_um = plan.grid, plan.method, plan.iterations, plan.psf_sigma_um
     estimate = method == "rl" and sigma_um is None
     total = 1 if method != "rl" else 1 + int(estimate) + iterations
     shape = "x".join(map(str, grid.shape))
     kind = "linear" if method == "linear" else "cubic"
     yield BaselineProgress(0, total, f"{kind.capitalize()} interpolation onto {shape} voxels")
-    data = interpolate(lres, lres_voxel_um, grid, kind)
+    data = interpolate(plan.lres, plan.lres_voxel_um, grid, kind)
     psf = None
     if method != "rl":
         yield BaselineProgress(1, total, f"{kind.capitalize()} interpolation done")
         return BaselineResult(data, grid, method, None, None, 0, time.perf_counter() - start)
     if estimate:
         yield BaselineProgress(1, total, "Estimating the PSF from the registered HRES")
-        psf = estimate_psf_sigma(data, ref, grid.voxel_um)
+        psf = estimate_psf_sigma(data, plan.reference, grid.voxel_um)
         sigma_um = (psf.sigma_um,) * grid.ndim
-    done = total - iterations
     sigma_vox = tuple(s / v for s, v in zip(sigma_um, grid.voxel_um))
-    rl = _iter_rl(data, sigma_vox, iterations)
-    while True:
-        try:
-            rec = next(rl)
-        except StopIteration as stop:
-            data = stop.value
-            break
-        yield BaselineProgress(done + rec.step, total, rec.message)
+    data = yield from forward(_iter_rl(data, sigma_vox, iterations), total - iterations, total)
     return BaselineResult(
         data, grid, method, psf, tuple(float(s) for s in sigma_um), iterations, time.perf_counter() - start
     )
 
 
 # ------------------------------------------------------------------ helpers
-
-
 
 
 def _subset(a: np.ndarray) -> np.ndarray:
@@ -759,13 +632,15 @@ def _sigmas(value, ndim: int, name: str) -> tuple[float, ...]:
     return out
 
 
-def _iterations(value) -> int:
-    """An iteration count as an int >= 1, or an InputError saying so."""
+def check_iterations(value, parameter: str = "iterations") -> int:
+    """A Richardson-Lucy iteration count as an int >= 1, or an InputError naming ``parameter``."""
     whole = isinstance(value, (int, np.integer)) or (isinstance(value, float) and value.is_integer())
     if isinstance(value, (bool, np.bool_)) or not whole:
-        raise InputError(f"iterations must be a whole number >= 1, got {value!r}.")
+        raise InputError(f"{{{parameter}}} must be a whole number >= 1, got {value!r}.", parameters=(parameter,))
     if int(value) < 1:
-        raise InputError(
-            f"iterations must be at least 1, got {value!r}; use method 'cubic' for no deconvolution."
-        )
+        raise InputError(f"{{{parameter}}} must be at least 1, got {value!r}; use method 'cubic' for no "
+                         "deconvolution.", parameters=(parameter,))
     return int(value)
+
+
+_iterations = check_iterations

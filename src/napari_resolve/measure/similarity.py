@@ -1,5 +1,4 @@
-"""Image quality against a reference: MSE, PSNR, SSIM and MS-SSIM, as scalars and maps,
-and effective resolution in um (Gaussian fit and Fourier ring/shell correlation).
+"""Image quality against a reference: MSE, PSNR, SSIM and MS-SSIM, as scalars and maps.
 
 Every function takes a prediction ``pred`` and a reference ``ref`` of the same
 shape, 2D (y, x) or 3D (z, y, x). A 3D array with a single slice, shape
@@ -49,14 +48,8 @@ Computation uses torch on ``device`` (``None``: CUDA when available, else the
 CPU) in float32, with the data shifted by the reference's mean so that
 variances keep their precision.
 
-Effective resolution
-    :func:`gaussian_resolution` blurs the reference with wider and wider
-    Gaussians and reports the sigma (and FWHM, um) that best reproduces the
-    test image, as ``deepnet-resolution-recovery-xrm.txt`` (2.5.1) does;
-    :func:`frc` computes the Fourier ring (2D) or shell (3D) correlation and
-    the resolution at the 1/7 and half-bit thresholds. Both take the voxel
-    size, work in physical units on every axis and need no torch. See their
-    docstrings and ``docs/methods.md`` for what they do and do not measure.
+Effective resolution (Gaussian-fit FWHM, FRC/FSC, um) is in :mod:`napari_resolve.measure.resolution`
+(no torch); its names are re-exported here for older imports.
 
 Memory
     Volumes are sent to the device in tiles of at most ``MAX_TILE_VOXELS``
@@ -73,7 +66,6 @@ import functools
 import itertools
 import math
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -82,26 +74,19 @@ import torch.nn.functional as F
 from napari_resolve._validate import as_image, same_shape
 from napari_resolve.errors import InputError, ResolveError, ResolveWarning
 
-__all__ = [
-    "FrcResult",
-    "GaussianFit",
-    "compare",
-    "frc",
-    "gaussian_resolution",
-    "half_bit_threshold",
-    "ms_ssim",
-    "ms_ssim_map",
-    "mse",
-    "ms_ssim_scales",
-    "psnr",
-    "ssim",
-    "ssim_map",
+__all__ = [  # the last seven live in resolution.py and are re-exported at the end
+    "MS_SSIM_WEIGHTS", "compare", "ms_ssim", "ms_ssim_map", "ms_ssim_scales", "ms_ssim_weights", "mse", "psnr",
+    "ssim", "ssim_map", "FWHM_PER_SIGMA", "FrcResult", "GaussianFit", "frc", "gaussian_resolution",
+    "half_bit_threshold", "MIN_RESOLUTION_SIZE",
 ]
 
 SIGMA = 1.5
 RADIUS = 5  # int(3.5 * SIGMA + 0.5): skimage's truncate=3.5 gives Wang's 11-tap window
 K1, K2 = 0.01, 0.03
+#: Wang et al. (2003)'s MS-SSIM scale weights, finest first: the one list (see :func:`ms_ssim_weights`).
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+#: All five scales need every side longer than this (voxels): 2 * RADIUS * 2 ** 4 = 160 (:func:`ms_ssim_scales`).
+FULL_SCALES_SIDE = 2 * RADIUS * 2 ** (len(MS_SSIM_WEIGHTS) - 1)
 
 
 # ---------------------------------------------------------------- input checks
@@ -195,7 +180,7 @@ def _n_scales(shape: tuple[int, ...], scales) -> int:
         if fits < len(MS_SSIM_WEIGHTS):
             warnings.warn(
                 f"MS-SSIM used {fits} of 5 scales: the smallest side is {side} voxels and "
-                f"5 scales need more than {2 * RADIUS * 16}. The first {fits} standard "
+                f"5 scales need more than {FULL_SCALES_SIDE}. The first {fits} standard "
                 "weights were renormalised to sum 1; values are not comparable with "
                 "5-scale MS-SSIM.",
                 ResolveWarning,
@@ -214,10 +199,17 @@ def _n_scales(shape: tuple[int, ...], scales) -> int:
     return int(scales)
 
 
-def _weights(n: int) -> list[float]:
-    # The published 5 weights are used as they are (they sum to 1.0001), as pytorch_msssim does.
-    w = MS_SSIM_WEIGHTS[:n]
-    return list(w) if n == len(MS_SSIM_WEIGHTS) else [v / sum(w) for v in w]
+def ms_ssim_weights(n: int) -> list[float]:
+    """The weights (list of float, finest first) of ``n`` MS-SSIM scales, 1 to 5.
+
+    Five scales use :data:`MS_SSIM_WEIGHTS` as published (they sum to 1.0001), as
+    ``pytorch_msssim`` does; fewer (``n`` from :func:`ms_ssim_scales`) use its first
+    ``n`` renormalised to sum 1.
+    """
+    if not 1 <= int(n) <= len(MS_SSIM_WEIGHTS):
+        raise InputError(f"MS-SSIM has 1 to {len(MS_SSIM_WEIGHTS)} scales, got {n!r}.")
+    w = MS_SSIM_WEIGHTS[: int(n)]
+    return list(w) if len(w) == len(MS_SSIM_WEIGHTS) else [v / sum(w) for v in w]
 
 
 # ---------------------------------------------------------------- torch kernels
@@ -299,12 +291,10 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
 
 # ---------------------------------------------------------------- tiles
 #
-# Every computation below works on numpy arrays and sends one tile at a time to
-# the device, so CPU and GPU memory stay bounded whatever the volume size, and
-# small volumes are simply one tile. SSIM statistics reach RADIUS voxels, so a
-# tile computed with a RADIUS-voxel halo is exact; MS-SSIM works scale by scale
-# on pooled grids (each again with a RADIUS halo at its own resolution) and
-# combines the scales block by block at full size.
+# Every computation below sends one tile of the numpy arrays at a time to the device, so memory
+# stays bounded whatever the volume size (small volumes are one tile). SSIM statistics reach
+# RADIUS voxels, so a tile computed with a RADIUS halo is exact; MS-SSIM works scale by scale on
+# pooled grids (each with a RADIUS halo at its own resolution), combined block by block at full size.
 
 #: Most voxels (a tile with its halo) sent to the device at once. SSIM needs
 #: about 70 bytes a voxel at its peak, so this is about 2.3 GiB.
@@ -389,7 +379,7 @@ def _ssim_scalar(p, r, dr: float, off: float, dev) -> float:
 
 def _ms_ssim_scalar(p, r, dr: float, off: float, n: int, dev) -> float:
     result = 1.0
-    for s, w in enumerate(_weights(n)):
+    for s, w in enumerate(ms_ssim_weights(n)):
         last = s == n - 1
         value = _valid_mean(p, r, dr, off, last, dev)
         result *= max(value, 0.0) ** w
@@ -400,7 +390,7 @@ def _ms_ssim_scalar(p, r, dr: float, off: float, n: int, dev) -> float:
 
 @torch.inference_mode()
 def _ms_ssim_map(p, r, dr: float, off: float, n: int, dev) -> np.ndarray:
-    weights = _weights(n)
+    weights = ms_ssim_weights(n)
     out = None
     coarse = []  # clamped maps of scales 1.. on their pooled grids
     for s in range(n):
@@ -446,7 +436,7 @@ def _memory_errors(fn):
             where = "GPU" if isinstance(exc, torch.cuda.OutOfMemoryError) or "cuda" in text else "CPU"
             raise ResolveError(
                 f"Not enough {where} memory to compute {fn.__name__} on this volume. "
-                f"Lower napari_resolve.quality.MAX_TILE_VOXELS (now {MAX_TILE_VOXELS}) to work in "
+                f"Lower napari_resolve.measure.similarity.MAX_TILE_VOXELS (now {MAX_TILE_VOXELS}) to work in "
                 "smaller tiles, measure a smaller region"
                 + (", or use device='cpu'." if where == "GPU" else ".")
             ) from exc
@@ -653,591 +643,8 @@ def compare(pred, ref, data_range=None, *, device=None) -> dict:
     }
 
 
-# ---------------------------------------------------------------- effective resolution
-#
-# Two measures of how sharp a result is against a reference, both in um:
-#
-# * the Gaussian fit of deepnet-resolution-recovery-xrm.txt (section 2.5.1): blur
-#   the reference with wider and wider Gaussians and find the one that best
-#   reproduces the result; its FWHM is how much blurrier the result is;
-# * Fourier ring / shell correlation (FRC in 2D, FSC in 3D, as in
-#   mdcnn-multiscale-inverse-problems.txt, eq. 4): the normalised correlation of
-#   the two images ring by ring in Fourier space, and the spatial frequency at
-#   which it drops below a threshold (1/7, or van Heel & Schatz's half-bit curve).
-#
-# Neither needs torch; they live here because they are quality measures.
-
-#: FWHM / sigma of a Gaussian, 2 sqrt(2 ln 2).
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-
-#: Fewest voxels per axis (axes of one voxel aside) for the Gaussian fit and FRC.
-MIN_RESOLUTION_SIZE = 16
-
-#: The FRC/FSC works on a central crop of at most this many voxels: resolution is
-#: decided by the highest frequencies, which any large block samples well, and
-#: the FFTs of a whole 1000^3 volume would need many GiB.
-FRC_MAX_VOXELS = 256**3
-
-#: Share of each axis tapered at each end by the FRC's default Tukey window (1/8
-#: of the field on each side, as Nieuwenhuizen et al. 2013): enough to remove the
-#: spectral cross that the image borders leave, while keeping most of the data.
-TUKEY_ALPHA = 0.25
-
-#: Names of the FRC thresholds, in the order they are reported.
-FRC_THRESHOLDS = ("1/7", "half-bit")
-
-
-def half_bit_threshold(n) -> np.ndarray:
-    """Van Heel & Schatz (2005) half-bit threshold for rings/shells of ``n`` Fourier voxels.
-
-    ``(0.2071 + 1.9102 / sqrt(n)) / (1.2071 + 0.9102 / sqrt(n))``: the
-    correlation at which the two images share half a bit of information per
-    Fourier voxel; it tends to 0.1716 for large rings and rises towards 1 for
-    rings of a few voxels, where chance correlations are large.
-    """
-    root = np.sqrt(np.maximum(np.asarray(n, dtype=np.float64), 1.0))
-    return (0.2071 + 1.9102 / root) / (1.2071 + 0.9102 / root)
-
-
-def _two_images(test, reference, voxel_um, names: tuple[str, str]):
-    """Validated float32 arrays (a (1, Y, X) volume as 2D), the voxel size per axis and the input shape."""
-    from napari_resolve._validate import voxel_tuple
-
-    t = as_image(test, names[0])
-    r = as_image(reference, names[1])
-    same_shape(t, r, names)
-    shape = t.shape
-    voxel = voxel_tuple(voxel_um, t.ndim, "voxel size")
-    if t.ndim == 3 and shape[0] == 1:
-        t, r, voxel = t[0], r[0], voxel[1:]
-    if min(t.shape) < MIN_RESOLUTION_SIZE:
-        raise InputError(
-            f"{names[0]} and {names[1]} have shape {shape}, but measuring resolution needs at least "
-            f"{MIN_RESOLUTION_SIZE} voxels along every axis (a (1, Y, X) volume counts as a 2D "
-            "image). Choose a larger region, or measure a thin stack slice by slice."
-        )
-    return t, r, np.array(voxel, dtype=float), shape
-
-
-# ---------------------------------------------------------------- Gaussian fit
-
-
-def _discrete_gaussian(src: np.ndarray, sigma_vox, out: np.ndarray) -> None:
-    """Blur ``src`` into ``out`` with Lindeberg's discrete Gaussian (``mode="nearest"``).
-
-    The kernel ``exp(-t) I_n(t)`` (``t = sigma**2``, ``I_n`` the modified Bessel
-    function) has variance exactly ``sigma**2`` voxels^2 for every sigma and
-    tends smoothly to the identity as sigma goes to 0. scipy's sampled Gaussian
-    does neither below about half a voxel (at sigma 0.3 its variance is under a tenth
-    of sigma**2, at 0.2 its off-centre taps are 4e-6), so the fit could not tell 0 from 0.2 voxel and the
-    MSE curve would have a flat foot.
-    """
-    from scipy import ndimage, special
-
-    sigma_vox = np.broadcast_to(np.asarray(sigma_vox, dtype=float), (src.ndim,))
-    current = src
-    for axis, s in enumerate(sigma_vox):
-        if s <= 0 or src.shape[axis] == 1:
-            continue
-        radius = math.ceil(4.0 * s + 1.0)
-        kernel = special.ive(np.arange(-radius, radius + 1), s * s)
-        # Filtering ``out`` into itself is safe: scipy filters each line through a buffer.
-        ndimage.correlate1d(current, kernel / kernel.sum(), axis=axis, output=out, mode="nearest")
-        current = out
-    if current is src:
-        out[...] = src
-
-
-@dataclass(frozen=True)
-class GaussianFit:
-    """Gaussian-fit effective resolution of a test image against a reference.
-
-    Attributes
-    ----------
-    sigma_um : float
-        Standard deviation (um) of the isotropic Gaussian that, applied to the
-        reference, best reproduces the test image: how much blurrier the test
-        is than the reference. 0 means at least as sharp as the reference.
-    fwhm_um : float
-        Its full width at half maximum, ``2.3548 * sigma_um`` (um): the paper's
-        measure of the resolution difference.
-    sigmas_um : tuple of float
-        The sigmas tried (um), ascending: the grid plus the refined optimum.
-    mse : tuple of float
-        Mean squared difference at each sigma (squared grey values of the test
-        image; after the gain/offset fit when ``fit_contrast``).
-    gain, offset : float
-        The contrast map ``test ~ gain * blurred + offset`` at the optimum
-        (1 and 0 when ``fit_contrast`` is False).
-    fit_contrast : bool
-        Whether gain and offset were fitted at every sigma.
-    at_limit : bool
-        The optimum is the widest sigma searched: the blur may be wider.
-    sigma_axes_um, fwhm_axes_um : tuple of float or None
-        With ``per_axis=True``: a separate sigma (and FWHM) per axis, (z, y, x).
-    """
-
-    sigma_um: float
-    fwhm_um: float
-    sigmas_um: tuple[float, ...]
-    mse: tuple[float, ...]
-    gain: float
-    offset: float
-    fit_contrast: bool
-    at_limit: bool
-    sigma_axes_um: tuple[float, ...] | None = None
-    fwhm_axes_um: tuple[float, ...] | None = None
-
-    def to_dict(self, curves: bool = True) -> dict:
-        """JSON-friendly copy; ``curves=False`` leaves out the MSE curve."""
-        out = {
-            "sigma_um": self.sigma_um,
-            "fwhm_um": self.fwhm_um,
-            "gain": self.gain,
-            "offset": self.offset,
-            "fit_contrast": self.fit_contrast,
-            "at_limit": self.at_limit,
-            "sigma_axes_um": None if self.sigma_axes_um is None else list(self.sigma_axes_um),
-            "fwhm_axes_um": None if self.fwhm_axes_um is None else list(self.fwhm_axes_um),
-        }
-        if curves:
-            out["curve"] = {"sigma_um": list(self.sigmas_um), "mse": list(self.mse)}
-        return out
-
-    def plot(self, ax, *, color="tab:blue", label=None) -> None:
-        """Draw the MSE curve on matplotlib axes ``ax``, with a dropline at the optimum."""
-        ax.plot(self.sigmas_um, self.mse, "-o", color=color, markersize=3, label=label)
-        best = float(min(self.mse))
-        ax.axvline(self.sigma_um, color=color, linestyle=":", linewidth=1)
-        ax.plot([self.sigma_um], [best], "o", color=color, markersize=6)
-        ax.set_xlabel("Gaussian sigma applied to the reference (µm)")
-        ax.set_ylabel("MSE" + (" (gain/offset fitted)" if self.fit_contrast else ""))
-        ax.set_title(f"Gaussian fit: FWHM {self.fwhm_um:.2f} µm (sigma {self.sigma_um:.2f} µm)", fontsize=9)
-
-
-def gaussian_resolution(
-    test, reference, voxel_um, *, sigmas_um=None, fit_contrast: bool = True, per_axis: bool = False
-) -> GaussianFit:
-    """Effective resolution by the Gaussian fit of ``deepnet-resolution-recovery-xrm.txt`` (2.5.1).
-
-    The reference is blurred with isotropic (in um) Gaussians of increasing
-    sigma; the sigma whose blurred reference is closest to ``test`` in the
-    least-squares sense measures how much blurrier ``test`` is than the
-    reference. The paper reports its FWHM.
-
-    Parameters
-    ----------
-    test : array-like
-        The image to judge (e.g. an upscaled volume), 2D (y, x) or 3D (z, y, x).
-    reference : array-like
-        The sharp reference on the same voxels (e.g. the registered HRES, or the
-        truth of a phantom). It should be less noisy than ``test``: blurring a
-        noisy reference also removes its noise, which lowers the MSE and pulls
-        the fit towards wider sigmas.
-    voxel_um : float or sequence of float
-        Voxel size (um), one number or one per axis; the blur has
-        ``sigma_um / voxel_um[axis]`` voxels on each axis.
-    sigmas_um : sequence of float, optional
-        The grid of sigmas (um) to evaluate, at least 3, ascending, >= 0. Default:
-        17 values from 0 to 8 voxels of the largest voxel size (at most a quarter
-        of the smallest extent). The best grid point is then refined by a
-        bounded scalar minimisation between its neighbours.
-    fit_contrast : bool
-        True (default): at every sigma, fit ``test ~ gain * blurred + offset`` by
-        least squares and use the residual, so a contrast or brightness
-        difference between the two images does not bias the sigma. False: the
-        plain MSE of the paper, for images on the same grey scale.
-    per_axis : bool
-        Also fit one sigma per axis (Powell's method, bounded by the grid),
-        starting from the isotropic optimum: for scans whose resolution differs
-        along z (FIB-SEM slicing, anisotropic CT).
-
-    Returns
-    -------
-    GaussianFit
-
-    Raises
-    ------
-    InputError
-        If the arrays are unusable (not 2D/3D, NaN), differ in shape, are
-        smaller than 16 voxels on an axis, are constant, or ``sigmas_um`` is
-        not an ascending list of at least 3 lengths >= 0.
-    VoxelSizeError
-        If the voxel size is missing or invalid.
-
-    Warns
-    -----
-    ResolveWarning
-        If the best sigma is the widest searched.
-
-    Notes
-    -----
-    The blur is Lindeberg's discrete Gaussian (exact variance at any sigma,
-    including below a voxel) with ``"nearest"`` edges, and the MSE is taken on
-    a central block away from the edges (at most 64^3 voxels, the block of
-    :func:`napari_resolve.baselines.estimate_psf_sigma`, which shares this code
-    and answers the same question with scipy's sampled Gaussian).
-    """
-    from napari_resolve.measure.baselines import _BlurFit, _default_max_sigma
-
-    t, r, voxel, _ = _two_images(test, reference, voxel_um, ("the test image", "the reference"))
-    if sigmas_um is None:
-        sigmas = np.linspace(0.0, _default_max_sigma(t.shape, voxel), 17)
-    else:
-        try:
-            sigmas = np.asarray(sigmas_um, dtype=float).ravel()
-        except (TypeError, ValueError):
-            raise InputError(f"sigmas_um must be a list of lengths in um, got {sigmas_um!r}.") from None
-        if (
-            sigmas.size < 3
-            or not np.all(np.isfinite(sigmas))
-            or sigmas.min() < 0
-            or np.any(np.diff(sigmas) <= 0)
-        ):
-            raise InputError(
-                f"sigmas_um must be at least 3 ascending lengths >= 0 (um), got {sigmas_um!r}; "
-                "e.g. numpy.linspace(0, 8, 17)."
-            )
-    fitter = _BlurFit(
-        t,
-        r,
-        voxel,
-        float(sigmas[-1]),
-        fit_contrast=bool(fit_contrast),
-        blur=_discrete_gaussian,
-        test_constant="The test image is constant over the fitted region: there is no structure to "
-        "measure a resolution from. Choose another region.",
-        ref_constant="The reference is constant over the fitted region: there is no structure to "
-        "measure a resolution from. Choose another region, or check the registration.",
-    )
-    scan = fitter.scan(sigmas)
-    if scan.at_limit:
-        warnings.warn(
-            f"The best Gaussian sigma is the widest searched ({sigmas[-1]:.3g} um): the test image is "
-            "blurrier than that, or it does not show the same structures as the reference (check the "
-            "registration). Search wider sigmas.",
-            ResolveWarning,
-            stacklevel=2,
-        )
-    axes = fwhm_axes = None
-    if per_axis:
-        from scipy import optimize
-
-        free = [n > 1 for n in t.shape]
-        start = np.full(t.ndim, max(scan.sigma_um, 0.05 * float(voxel.min())))
-
-        def cost(x):
-            full = np.zeros(t.ndim)
-            full[free] = x
-            return fitter(full)[0]
-
-        res = optimize.minimize(
-            cost,
-            start[free],
-            method="Powell",
-            bounds=[(0.0, float(sigmas[-1]))] * int(sum(free)),
-            options={"xtol": 1e-3, "ftol": 1e-6},
-        )
-        full = np.zeros(t.ndim)
-        full[free] = res.x
-        axes = tuple(float(v) for v in full)
-        fwhm_axes = tuple(FWHM_PER_SIGMA * v for v in axes)
-    return GaussianFit(
-        sigma_um=scan.sigma_um,
-        fwhm_um=FWHM_PER_SIGMA * scan.sigma_um,
-        sigmas_um=scan.curve_sigma_um,
-        mse=scan.curve_mse,
-        gain=scan.gain,
-        offset=scan.offset,
-        fit_contrast=bool(fit_contrast),
-        at_limit=bool(scan.at_limit),
-        sigma_axes_um=axes,
-        fwhm_axes_um=fwhm_axes,
-    )
-
-
-# ---------------------------------------------------------------- FRC / FSC
-
-
-@dataclass(frozen=True, eq=False)
-class FrcResult:
-    """Fourier ring (2D) or shell (3D) correlation of two images.
-
-    Attributes
-    ----------
-    frequencies_per_um : ndarray
-        Centre of each ring/shell, spatial frequency in cycles per um, from the
-        first ring above zero up to the Nyquist frequency of the coarsest axis.
-    correlation : ndarray
-        The FRC/FSC of each ring: 1 where the images agree, about 0 where they
-        are unrelated.
-    n_voxels : ndarray of int
-        Fourier voxels in each ring (both half-spaces).
-    thresholds : dict of str to ndarray
-        ``"1/7"`` (constant 0.1429) and ``"half-bit"`` (van Heel & Schatz 2005,
-        from ``n_voxels``), per ring.
-    resolution_um : dict of str to float or None
-        For each threshold, ``1 / f`` (um) at the first frequency ``f`` where
-        the correlation falls below it (linear interpolation between rings).
-        ``None``: never below, the resolution is finer than the finest period
-        measured (``1 / frequencies_per_um[-1]``); ``inf``: already below at the
-        first ring, no agreement at any scale.
-    ndim : int
-        2 (rings) or 3 (shells).
-    shape : tuple of int
-        The block measured (a central crop of large volumes).
-    window : str or None
-        The apodisation window used.
-    """
-
-    frequencies_per_um: np.ndarray
-    correlation: np.ndarray
-    n_voxels: np.ndarray
-    thresholds: dict
-    resolution_um: dict
-    ndim: int
-    shape: tuple[int, ...]
-    window: str | None
-
-    @property
-    def finest_um(self) -> float:
-        """The finest period measured, ``1 / frequencies_per_um[-1]`` (um)."""
-        return 1.0 / float(self.frequencies_per_um[-1])
-
-    def status(self, name: str) -> str:
-        """``"crossed"``, ``"not reached"`` (resolution finer than :attr:`finest_um`) or
-        ``"below at every frequency"`` for threshold ``name``."""
-        value = self.resolution_um[name]
-        if value is None:
-            return "not reached"
-        return "below at every frequency" if math.isinf(value) else "crossed"
-
-    def to_dict(self, curves: bool = True) -> dict:
-        """JSON-friendly copy; ``curves=False`` leaves out the per-ring curves.
-
-        An infinite resolution becomes ``null`` in strict JSON; ``status`` tells
-        it apart from a threshold never reached.
-        """
-        out = {
-            "kind": "FRC (rings)" if self.ndim == 2 else "FSC (shells)",
-            "resolution_um": dict(self.resolution_um),
-            "status": {k: self.status(k) for k in self.resolution_um},
-            "finest_um": self.finest_um,
-            "shape": list(self.shape),
-            "window": self.window,
-        }
-        if curves:
-            out["curve"] = {
-                "frequency_per_um": self.frequencies_per_um.tolist(),
-                "correlation": self.correlation.tolist(),
-                "n_voxels": self.n_voxels.tolist(),
-                **{k: v.tolist() for k, v in self.thresholds.items()},
-            }
-        return out
-
-    def plot(self, ax, *, color="tab:blue", label=None) -> None:
-        """Draw the curve, both thresholds and the crossings on matplotlib axes ``ax``."""
-        f = self.frequencies_per_um
-        ax.plot(f, self.correlation, "-", color=color, label=label or ("FRC" if self.ndim == 2 else "FSC"))
-        styles = {"1/7": ("tab:orange", "--"), "half-bit": ("tab:green", ":")}
-        for name, thr in self.thresholds.items():
-            c, ls = styles.get(name, ("gray", "--"))
-            res = self.resolution_um[name]
-            text = "not reached" if res is None else ("never above" if math.isinf(res) else f"{res:.2f} µm")
-            ax.plot(f, thr, ls, color=c, linewidth=1, label=f"{name}: {text}")
-            if res is not None and not math.isinf(res):
-                ax.axvline(1.0 / res, color=c, linestyle=ls, linewidth=0.8)
-        ax.set_xlim(0, float(f[-1]))
-        ax.set_ylim(min(-0.1, float(self.correlation.min()) - 0.05), 1.05)
-        ax.set_xlabel("spatial frequency (1/µm)")
-        kind = "FRC" if self.ndim == 2 else "FSC"
-        ax.set_ylabel(kind)
-        res = self.resolution_um["1/7"]
-        text = f"finer than {self.finest_um:.2f} µm" if res is None else (
-            "no agreement" if math.isinf(res) else f"{res:.2f} µm"
-        )
-        ax.set_title(f"{kind} resolution (1/7): {text}", fontsize=9)
-
-
-def _window(shape: tuple[int, ...], kind: str | None) -> np.ndarray | None:
-    """Separable apodisation window (float32, broadcast over the array), or None."""
-    if kind is None:
-        return None
-    from scipy.signal import windows
-
-    w = np.ones((), np.float32)
-    for axis, n in enumerate(shape):
-        line = windows.tukey(n, TUKEY_ALPHA) if kind == "tukey" else windows.hann(n)
-        w = w[..., None] * line.astype(np.float32) if axis else line.astype(np.float32)
-    return w
-
-
-def _crop_center(a: np.ndarray, b: np.ndarray, max_voxels: int):
-    """Central crops of ``a`` and ``b`` with at most ``max_voxels`` voxels (the longest axes cut first)."""
-    lengths = list(a.shape)
-    while math.prod(lengths) > max_voxels:
-        ax = int(np.argmax(lengths))
-        lengths[ax] = max(MIN_RESOLUTION_SIZE, int(lengths[ax] * 0.9))
-    box = tuple(slice((n - L) // 2, (n - L) // 2 + L) for n, L in zip(a.shape, lengths))
-    return a[box], b[box]
-
-
-def frc(a, b, voxel_um, *, bins=None, window="tukey") -> FrcResult:
-    """Fourier ring (2D) or shell (3D) correlation between two images, with resolution in um.
-
-    ``FRC(r) = Re sum F_a F_b* / sqrt(sum |F_a|^2 sum |F_b|^2)`` over the
-    Fourier voxels of ring/shell ``r`` (Saxton & Baumeister 1982; the MDCNN
-    paper's eq. 4 writes the denominator as one sum of products, a misprint).
-
-    FRC is usually taken between two *independent* measurements of the same
-    object (two half data sets, two scans): then it measures up to which
-    spatial frequency signal rises above noise, and the 1/7 and half-bit
-    thresholds have their textbook meaning. Between a result and a reference
-    (an upscaled volume and the HRES) it measures up to which frequency the two
-    agree, whatever limits that: noise of either, blur together with noise, or
-    hallucinated detail. A pure blur without noise does not lower it in theory
-    (the correlation is normalised ring by ring); in practice it drops where the
-    blur has left almost no power, below the window's leakage. With a reference
-    of white spectrum and independent white noise of signal-to-noise ratio
-    ``snr`` (variance ratio) on a test image blurred by a Gaussian of ``sigma``
-    um, the curve is ``1 / sqrt(1 + exp(4 pi^2 sigma^2 f^2) / snr)``
-    and crosses a threshold ``T`` at ``f = sqrt(ln(snr (1 - T^2) / T^2)) / (2 pi sigma)``.
-
-    Parameters
-    ----------
-    a, b : array-like
-        Two images of the same shape, 2D (y, x) or 3D (z, y, x), at least 16
-        voxels along every axis; a (1, Y, X) volume is measured as 2D.
-        Volumes larger than :data:`FRC_MAX_VOXELS` are measured on a central
-        crop of that size.
-    voxel_um : float or sequence of float
-        Voxel size (um), one number or one per axis. Frequencies are physical
-        (cycles per um) on every axis, so rings/shells of anisotropic voxels are
-        round in um, not in voxels; they stop at the Nyquist frequency of the
-        coarsest axis, the highest one measured in every direction.
-    bins : int, optional
-        Number of rings/shells from 0 to that frequency. Default (and largest
-        allowed): one per Fourier sample along the most coarsely sampled axis
-        (``1 / (n * voxel)``), so every ring holds voxels.
-    window : {"tukey", "hann", None}
-        Apodisation applied to both images (after removing their means) so that
-        the image borders do not add a correlated cross to both spectra.
-        ``"tukey"`` (default) tapers 1/8 of each axis at each end; ``"hann"``
-        tapers everything (more robust, fewer effective voxels); None or False:
-        none. True means ``"tukey"``.
-
-    Returns
-    -------
-    FrcResult
-
-    Raises
-    ------
-    InputError
-        If the arrays are unusable or differ in shape, are smaller than 16
-        voxels on an axis, either is constant, ``bins`` is not a whole number
-        from 2 to the default, or ``window`` is unknown.
-    VoxelSizeError
-        If the voxel size is missing or invalid.
-
-    Notes
-    -----
-    The half-bit threshold uses the number of Fourier voxels per ring; an
-    apodisation window lowers the effective number somewhat, which this
-    ignores (as is usual).
-    """
-    from scipy import fft
-
-    if window is True:
-        window = "tukey"
-    elif window is False:
-        window = None
-    if window not in ("tukey", "hann", None):
-        raise InputError(f"window must be 'tukey', 'hann' or None, got {window!r}.")
-    x, y, voxel, _ = _two_images(a, b, voxel_um, ("the first image", "the second image"))
-    x, y = _crop_center(x, y, FRC_MAX_VOXELS)
-    shape = x.shape
-    f_max = float(np.min(0.5 / voxel))  # Nyquist of the coarsest axis
-    step = float(np.max(1.0 / (np.array(shape) * voxel)))  # coarsest Fourier sampling
-    n_default = int(math.floor(f_max / step + 1e-9))
-    if bins is None:
-        n_bins = n_default
-    else:
-        whole = isinstance(bins, (int, np.integer)) and not isinstance(bins, (bool, np.bool_))
-        if not whole or not 2 <= bins <= n_default:
-            raise InputError(
-                f"bins must be a whole number from 2 to {n_default} for this shape and voxel size "
-                f"(finer rings would be empty), got {bins!r}."
-            )
-        n_bins = int(bins)
-    width = f_max / n_bins
-
-    w = _window(shape, window)
-    spectra = []
-    for img, name in ((x, "first"), (y, "second")):
-        centred = img.astype(np.float32) - np.float32(np.mean(img, dtype=np.float64))
-        if not np.any(centred):
-            raise InputError(f"The {name} image is constant: it has no structure to correlate.")
-        if w is not None:
-            centred *= w
-        spectra.append(fft.rfftn(centred))
-    fa, fb = spectra
-
-    # Ring index of every Fourier voxel, from its physical frequency. The last
-    # axis is a half-space (rfft): voxels with a conjugate twin count twice, so
-    # the sums and counts equal those of the full spectrum.
-    freqs = [fft.fftfreq(n, d) for n, d in zip(shape[:-1], voxel[:-1])]
-    freqs.append(fft.rfftfreq(shape[-1], voxel[-1]))
-    twice = np.full(len(freqs[-1]), 2.0)
-    twice[0] = 1.0
-    if shape[-1] % 2 == 0:
-        twice[-1] = 1.0
-    f2_rest = np.zeros((1,) * (len(shape) - 1))
-    for axis, f in enumerate(freqs[:-1]):
-        f2_rest = f2_rest + (f**2).reshape([-1 if i == axis else 1 for i in range(len(shape) - 1)])
-    sums = np.zeros((3, n_bins + 2))
-    counts = np.zeros(n_bins + 2)
-    # One slab of the first axis at a time keeps the temporaries small.
-    lead = f2_rest.reshape(shape[0], -1) if len(shape) == 3 else f2_rest.reshape(shape[0], 1)
-    for i in range(shape[0]):
-        f2 = lead[i][..., None] + freqs[-1] ** 2 if len(shape) == 3 else lead[i] + freqs[-1] ** 2
-        ring = np.rint(np.sqrt(f2) / width).astype(np.int64)
-        np.minimum(ring, n_bins + 1, out=ring)  # beyond the last ring: discarded
-        weight = np.broadcast_to(twice, ring.shape)
-        pa, pb = fa[i], fb[i]
-        cross = (pa.real * pb.real + pa.imag * pb.imag) * weight
-        ring = ring.ravel()
-        sums[0] += np.bincount(ring, cross.ravel(), n_bins + 2)
-        sums[1] += np.bincount(ring, (np.abs(pa) ** 2 * weight).ravel(), n_bins + 2)
-        sums[2] += np.bincount(ring, (np.abs(pb) ** 2 * weight).ravel(), n_bins + 2)
-        counts += np.bincount(ring, weight.ravel(), n_bins + 2)
-    sel = slice(1, n_bins + 1)  # ring 0 is the (removed) mean
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = sums[0, sel] / np.sqrt(sums[1, sel] * sums[2, sel])
-    corr = np.nan_to_num(corr, nan=0.0)
-    freq = np.arange(1, n_bins + 1) * width
-    n_vox = np.rint(counts[sel]).astype(np.int64)
-    thresholds = {"1/7": np.full(n_bins, 1.0 / 7.0), "half-bit": half_bit_threshold(n_vox)}
-    resolution = {name: _crossing(freq, corr, thresholds[name]) for name in FRC_THRESHOLDS}
-    return FrcResult(
-        frequencies_per_um=freq,
-        correlation=corr,
-        n_voxels=n_vox,
-        thresholds=thresholds,
-        resolution_um=resolution,
-        ndim=len(shape),
-        shape=tuple(int(n) for n in shape),
-        window=window,
-    )
-
-
-def _crossing(freq: np.ndarray, corr: np.ndarray, thr: np.ndarray) -> float | None:
-    """``1 / f`` at the first downward crossing of ``thr`` (None: never below; inf: below from the start)."""
-    d = corr - thr
-    below = np.flatnonzero(d < 0)
-    if below.size == 0:
-        return None
-    i = int(below[0])
-    if i == 0:
-        return math.inf
-    f = freq[i - 1] + (freq[i] - freq[i - 1]) * d[i - 1] / (d[i - 1] - d[i])
-    return float(1.0 / f)
+# Effective resolution moved to resolution.py (the blur fit to blur_fit.py); older imports keep working.
+from napari_resolve.measure.resolution import (  # noqa: E402, F401, I001 - one compact re-export block
+    FRC_MAX_VOXELS, FRC_THRESHOLDS, FWHM_PER_SIGMA, MIN_RESOLUTION_SIZE, TUKEY_ALPHA, FrcResult, GaussianFit, frc,
+    gaussian_resolution, half_bit_threshold,
+)
