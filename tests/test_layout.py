@@ -95,8 +95,8 @@ def test_core_never_imports_a_gui_toolkit_even_inside_functions():
     assert not wrong, "\n".join(wrong)
 
 
-# Issue 12 is not finished: six core modules are still longer and two widgets still hold their jobs.
-# strict: the moment they are fixed these tests pass, and the marker must go.
+# Issue 12 is not finished: two learn modules are still longer.
+# strict: the moment they are fixed this test passes, and the marker must go.
 UNFINISHED = pytest.mark.xfail(strict=True, reason="issue 12 unfinished: see the closing note of the layout session")
 
 
@@ -113,15 +113,7 @@ def test_core_modules_are_small_or_say_they_are_one_algorithm():
     assert not long, "\n".join(long)
 
 
-_STILL_HOLDING_JOBS = {"quality_widget.py"}
-
-
-@pytest.mark.parametrize(
-    "path",
-    [pytest.param(p, marks=UNFINISHED) if p.name in _STILL_HOLDING_JOBS else p
-     for p in sorted((PACKAGE / "_qt").glob("*_widget.py"))],
-    ids=lambda p: p.name,
-)
+@pytest.mark.parametrize("path", sorted((PACKAGE / "_qt").glob("*_widget.py")), ids=lambda p: p.name)
 def test_widgets_define_no_job_or_metric(path):
     tree = ast.parse(path.read_text())
     names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]

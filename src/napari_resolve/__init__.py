@@ -36,8 +36,9 @@ _LAZY = {
     "register": "registration",
     "resample_to_grid": "geometry.resample",
     "compare": "measure.similarity",
-    "gaussian_resolution": "measure.similarity",
-    "frc": "measure.similarity",
+    "gaussian_resolution": "measure.resolution",
+    "frc": "measure.resolution",
+    "run_quality": "measure.compare",
     "run_evaluate": "evaluate.batch",
     "Degradation": "learn.synthetic",
     "degrade": "learn.synthetic",
@@ -47,9 +48,11 @@ _LAZY = {
     "ssim_map": "measure.similarity",
     "ms_ssim": "measure.similarity",
     "ms_ssim_map": "measure.similarity",
-    "PoreResult": "pores.segment",
+    "PoreResult": "pores.stats",
     "analyse_pores": "pores.segment",
+    "plan_analyse_pores": "pores.segment",
     "iter_analyse_pores": "pores.segment",
+    "run_compare_pores": "pores.compare",
 }
 
 __all__ = [
@@ -78,16 +81,15 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
-    from napari_resolve.learn.synthetic import Degradation, degrade  # noqa: F401
     from napari_resolve.evaluate.batch import run_evaluate  # noqa: F401
+    from napari_resolve.geometry.resample import resample_to_grid  # noqa: F401
     from napari_resolve.io import Volume, read_volume, write_volume  # noqa: F401
     from napari_resolve.learn.normalisation import Normalisation, fit_normalisation  # noqa: F401
-    from napari_resolve.phantom import Phantom, make_phantom, write_phantom  # noqa: F401
-    from napari_resolve.pores.segment import PoreResult, analyse_pores, iter_analyse_pores  # noqa: F401
+    from napari_resolve.learn.synthetic import Degradation, degrade  # noqa: F401
+    from napari_resolve.measure.compare import run_quality  # noqa: F401
+    from napari_resolve.measure.resolution import frc, gaussian_resolution  # noqa: F401
     from napari_resolve.measure.similarity import (  # noqa: F401
         compare,
-        frc,
-        gaussian_resolution,
         ms_ssim,
         ms_ssim_map,
         mse,
@@ -95,5 +97,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         ssim,
         ssim_map,
     )
+    from napari_resolve.phantom import Phantom, make_phantom, write_phantom  # noqa: F401
+    from napari_resolve.pores.compare import run_compare_pores  # noqa: F401
+    from napari_resolve.pores.segment import analyse_pores, iter_analyse_pores, plan_analyse_pores  # noqa: F401
+    from napari_resolve.pores.stats import PoreResult  # noqa: F401
     from napari_resolve.registration import Registration, register  # noqa: F401
-    from napari_resolve.geometry.resample import resample_to_grid  # noqa: F401

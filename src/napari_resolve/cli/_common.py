@@ -122,18 +122,22 @@ def float_arg(text: str, flag: str) -> float:
     except ValueError:
         raise InputError(f"{flag} must be 'otsu' or a number, got {text!r}.") from None
 
-def check_hres_voxel(hres, reg, path: str) -> None:
-    """The HRES file's voxel size must be the one the registration used."""
+def check_hres_voxel(hres, reg, path: str, override: str | None = None) -> None:
+    """The HRES file's voxel size must be the one the registration used.
+
+    ``override`` is the command's flag that sets the HRES voxel size, if it has one.
+    """
     if hres.voxel_um is not None and not np.allclose(hres.voxel_um, reg.hres_voxel_um, rtol=0.01):
         from napari_resolve.errors import VoxelSizeError
 
         raise VoxelSizeError(
             f"{path} has voxels of {hres.voxel_um} um but the registration was made with "
-            f"{reg.hres_voxel_um} um. Register this HRES again, or give --hres-voxel."
+            f"{reg.hres_voxel_um} um: it is not the HRES that was registered, or its voxel size is wrong. "
+            "Register this HRES again" + (f", or give its voxel size with {override}." if override else ".")
         )
 
 
-def read_placed(path: str, voxel, label: str, registration=None):
+def read_placed(path: str, voxel, label: str, registration=None, override: str | None = None):
     """Read an input and place it in the LRES world frame, as napari would show it.
 
     Returns ``(volume, (shape, scale, translate))``: the geometry that
@@ -145,7 +149,7 @@ def read_placed(path: str, voxel, label: str, registration=None):
     vol = read_input(path, voxel, label)
     if registration is None:
         return vol, (vol.shape, tuple(vol.voxel_um), tuple(vol.origin_um))
-    check_hres_voxel(vol, registration, path)
+    check_hres_voxel(vol, registration, path, override)
     if len(registration.offset_um) != vol.ndim:
         raise InputError(
             f"{path} is {vol.ndim}D but the registration places a {len(registration.offset_um)}D HRES; "

@@ -135,7 +135,8 @@ def _several(args: argparse.Namespace) -> dict:
     inputs, files = [], {}
     for i, (path, name) in enumerate(zip(images, names), start=1):
         if i == placed:
-            vol, (_, scale, translate) = read_placed(path, voxel_arg(args.hres_voxel), "HRES", registration)
+            vol, (_, scale, translate) = read_placed(path, voxel_arg(args.hres_voxel), "HRES", registration,
+                                                       override="--hres-voxel")
         else:
             vol, (_, scale, translate) = read_placed(path, voxel_arg(args.voxel), "IMAGE")
         inputs.append(PoreInput(name, vol.data, scale, translate))

@@ -58,7 +58,7 @@ def ssim_2d(pred: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -> t
 
     Each slice's SSIM is the mean of its map over the voxels whose 11 x 11 window
     lies inside the slice: for one slice, the number
-    :func:`napari_resolve.quality.ssim` reports.
+    :func:`napari_resolve.measure.similarity.ssim` reports.
     """
     _, _, y, x = pred.shape
     if min(y, x) <= 2 * _RADIUS:
