@@ -9,18 +9,18 @@ from functools import cache
 import numpy as np
 import pytest
 
+from napari_resolve.errors import InputError
+from napari_resolve.geometry.grid import Grid, resample_lres, upscale_grid
 from napari_resolve.learn.synthetic import (
     Degradation,
     SyntheticSampler,
+    binning_phase_origin_um,
     degrade,
     format_range,
     make_synthetic_pair,
     parse_range,
-    binning_phase_origin_um,
     synthetic_input,
 )
-from napari_resolve.errors import InputError
-from napari_resolve.geometry.grid import Grid, resample_lres, upscale_grid
 from napari_resolve.phantom import block_mean, make_phantom
 from napari_resolve.registration import area_downsample
 

@@ -13,15 +13,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from napari_resolve.measure.baselines import interpolate
 from napari_resolve.errors import FileFormatError, InputError, ResolveError
-from napari_resolve.learn.inference import run_predict
-from napari_resolve.models.checkpoint import Checkpoint, load_checkpoint
-from napari_resolve.learn.pairs import make_pair
-from napari_resolve.phantom import make_phantom
-from napari_resolve.measure.similarity import psnr, ssim
-from napari_resolve.registration import register
 from napari_resolve.jobs import Progress
+from napari_resolve.learn.inference import run_predict
+from napari_resolve.learn.pairs import make_pair
 from napari_resolve.learn.training import (
     TrainConfig,
     TrainPlan,
@@ -33,6 +28,11 @@ from napari_resolve.learn.training import (
     predict_block,
     run_train,
 )
+from napari_resolve.measure.baselines import interpolate
+from napari_resolve.measure.similarity import psnr, ssim
+from napari_resolve.models.checkpoint import Checkpoint, load_checkpoint
+from napari_resolve.phantom import make_phantom
+from napari_resolve.registration import register
 
 
 @cache
@@ -569,3 +569,43 @@ def test_synthetic_training_of_a_2d_section():
 def test_bad_synthetic_requests_raise_input_error(kwargs, match):
     with pytest.raises(InputError, match=match):
         synthetic(config(iterations=1), **kwargs)
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def test_train_refuses_an_unwritable_output_before_any_training(foam_dir, foam_registration, tmp_path, capsys):
+    """An output under a regular file, or the resumed model as the output: status 2, at once, nothing touched."""
+    import time
+
+    from napari_resolve.cli import main
+
+    (tmp_path / "file.txt").write_text("not a folder")
+    pair = [str(foam_dir / "lres.tif"), str(foam_dir / "hres.tif"), "--registration", str(foam_registration)]
+    fast = ["--iterations", "100000", "--device", "cpu"]  # would run for minutes if it started
+    t0 = time.perf_counter()
+    assert main(["train", *pair, *fast, "-o", str(tmp_path / "file.txt" / "m.pt")]) == 2
+    assert time.perf_counter() - t0 < 5
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "--output" in err and "out_path" not in err
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"a model")
+    assert main(["train", *pair, *fast, "--resume", str(model), "-o", str(model), "--overwrite"]) == 2
+    assert "one of the inputs" in capsys.readouterr().err
+    assert model.read_bytes() == b"a model" and (tmp_path / "file.txt").read_text() == "not a folder"
+
+
+def test_the_command_line_takes_its_defaults_and_choices_from_the_config():
+    from napari_resolve.cli import build_parser
+    from napari_resolve.learn.config import DEFAULTS, LOSSES, TASKS
+    from napari_resolve.models import model_names
+
+    args = build_parser().parse_args(["train", "-o", "m.pt"])
+    for name in ("iterations", "batch_size", "patch_size", "learning_rate", "loss", "ssim_weight", "val_fraction",
+                 "device", "seed", "task", "stage_weight"):
+        assert getattr(args, name) == getattr(DEFAULTS, name), name
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    actions = {a.dest: a for a in sub.choices["train"]._actions}
+    assert tuple(actions["loss"].choices) == LOSSES and tuple(actions["task"].choices) == tuple(TASKS)
+    assert list(actions["model"].choices) == model_names()
+    assert "multioutput" in actions["model"].choices and "unet4d" not in actions["model"].choices

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_resolve.errors import FileFormatError, InputError
+from napari_resolve.learn.normalisation import Normalisation
 from napari_resolve.models import (
     DEFAULT_MODEL,
     MODELS,
@@ -22,7 +23,6 @@ from napari_resolve.models import (
     model_options,
 )
 from napari_resolve.models.checkpoint import FORMAT, Checkpoint, load_checkpoint, save_checkpoint
-from napari_resolve.learn.normalisation import Normalisation
 
 SMALL = {
     "unet25d": {"width": 4},
@@ -504,8 +504,8 @@ def _phantom_pair():
 )
 def test_new_architectures_learn_in_the_training_loop(name, cfg, loss, gain_db):
     from napari_resolve.learn.pairs import make_pair
-    from napari_resolve.measure.similarity import psnr
     from napari_resolve.learn.training import TrainConfig, run_train
+    from napari_resolve.measure.similarity import psnr
 
     ph, reg = _phantom_pair()
     tc = TrainConfig(model=name, model_config=cfg, loss=loss, iterations=60, val_every=20, batch_size=4,

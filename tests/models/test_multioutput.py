@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from napari_resolve.learn.synthetic import Degradation, SyntheticSampler, make_synthetic_pair
 from napari_resolve.errors import InputError
+from napari_resolve.learn.pairs import PatchSampler, make_pair
+from napari_resolve.learn.synthetic import Degradation, SyntheticSampler, make_synthetic_pair
+from napari_resolve.learn.training import TrainConfig, run_train, run_train_synthetic
 from napari_resolve.models import build_model
 from napari_resolve.models.checkpoint import load_checkpoint, save_checkpoint
 from napari_resolve.models.multioutput import STAGES, MultiOutput, stack_stages
-from napari_resolve.learn.pairs import PatchSampler, make_pair
 from napari_resolve.phantom import make_phantom
 from napari_resolve.registration import register
-from napari_resolve.learn.training import TrainConfig, run_train, run_train_synthetic
 
 TINY = {
     "denoise": {"name": "unet25d", "width": 4, "slices": 3, "depth": 1},
