@@ -150,6 +150,9 @@ def test_bad_learning_rate_is_refused(registered_viewer, monkeypatch):
     w.learning_rate.value = "fast"
     assert w.controls.run() is False
     assert "learning rate" in shown[0]
+    w.learning_rate.value = "0"  # a number: the plan refuses it, naming the field
+    assert w.controls.run() is False and w.job.state == "idle"
+    assert "'learning rate' must be a positive number" in shown[1]
 
 
 def test_training_runs_and_keeps_the_model(registered_viewer, qtbot):

@@ -627,17 +627,15 @@ class TrainingWidget(QWidget):
     # ------------------------------------------------------------------ training
 
     def config(self):
-        """The :class:`~napari_resolve.training.TrainConfig` of the form."""
-        from napari_resolve.learn.training import TrainConfig, check_training_data
+        """The :class:`~napari_resolve.learn.config.TrainConfig` of the form (the plan checks it)."""
+        from napari_resolve.learn.config import TrainConfig
 
         text = self.learning_rate.value.strip()
         try:
             lr = float(text)
         except ValueError:
             raise InputError(f"The learning rate {text!r} is not a number; write e.g. 1e-3.") from None
-        if not (math.isfinite(lr) and lr > 0):
-            raise InputError(f"The learning rate must be a positive number, got {text!r}.")
-        cfg = TrainConfig(
+        return TrainConfig(
             model=self.model_combo.value,
             iterations=int(self.iterations.value),
             patch_size=int(self.patch_size.value),
@@ -645,9 +643,6 @@ class TrainingWidget(QWidget):
             learning_rate=lr,
             device=self.device_combo.value,
         )
-        # The multi-output network needs the intermediate images of synthetic pairs: say so now.
-        check_training_data(cfg, synthetic=self.synthetic)
-        return cfg
 
     def _resume_model(self, lres_um, hres_um):
         """The session model to continue from, checked against the form and the voxel sizes (µm) of the data."""
