@@ -175,8 +175,11 @@ def test_record_round_trip():
     ({"seed": -1}, "seed"),
 ])
 def test_bad_parameters_raise_input_error(kwargs, match):
-    with pytest.raises(InputError, match=match):
+    with pytest.raises(InputError, match=match) as err:
         Degradation(**kwargs).check(3)
+    if "seed" not in kwargs:  # the message names the parameter to change
+        (name,) = err.value.parameters
+        assert name in kwargs and name in str(err.value)
     with pytest.raises(InputError, match=match):
         degrade(np.zeros((12, 12, 12)), Degradation(**kwargs))
 

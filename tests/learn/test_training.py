@@ -609,3 +609,34 @@ def test_the_command_line_takes_its_defaults_and_choices_from_the_config():
     assert tuple(actions["loss"].choices) == LOSSES and tuple(actions["task"].choices) == tuple(TASKS)
     assert list(actions["model"].choices) == model_names()
     assert "multioutput" in actions["model"].choices and "unet4d" not in actions["model"].choices
+
+
+def test_ctrl_c_before_the_first_validation_keeps_the_model_so_far_and_says_so(tmp_path, capsys):
+    from napari_resolve.cli.train import _drive_training
+
+    ph, reg = data()
+    out = tmp_path / "model.pt"
+    plan = plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(iterations=50, val_every=100), out_path=out)
+    job = iter_train(plan)
+
+    def interrupted():  # Ctrl-C arrives during the third iteration
+        yield next(job)
+        yield next(job)
+        job.throw(KeyboardInterrupt)
+
+    result = _drive_training(interrupted(), plan)
+    assert result["stopped"] and not result["validated"] and result["best_iteration"] == 2
+    assert result["iterations_run"] == 2 and result["val_psnr_db"] is None
+    assert "not validated" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["model.pt"] and load_checkpoint(out).iteration == 2
+
+
+def test_degradation_messages_name_the_command_line_flag(foam_dir, tmp_path, capsys):
+    from napari_resolve.cli import main
+
+    argv = ["train", "--synthetic", str(foam_dir / "hres.tif"), "--ratio", "3", "-o", str(tmp_path / "m.pt")]
+    assert main([*argv, "--blur=-1:2"]) == 2
+    assert "cannot be negative" in (err := capsys.readouterr().err) and "Change --blur." in err
+    assert main([*argv, "--stage-weight=-1"]) == 2
+    assert "--stage-weight must be 0 or more" in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()

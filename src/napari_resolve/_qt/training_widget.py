@@ -60,6 +60,11 @@ _LABELS = {
     "learning_rate": "learning rate",
     "device": "device",
     "resume": "continue from current model",
+    "ratio": "ratio (LRES/HRES)",
+    "blur": "blur σ (LRES vox)",
+    "gaussian_noise": "Gaussian noise σ",
+    "poisson": "Poisson photons",
+    "speckle": "speckle σ",
 }
 
 LOSS_COLOUR = "#4aa3ff"

@@ -52,20 +52,24 @@ Range = tuple[float, float]
 _AXES = {2: ("y", "x"), 3: ("z", "y", "x")}
 
 
-def _range(value, name: str, *, positive: bool = False) -> Range:
-    """``(lo, hi)`` with ``0 <= lo <= hi`` (``0 < lo`` when ``positive``), or InputError."""
+def _range(value, name: str, parameter: str, *, positive: bool = False) -> Range:
+    """``(lo, hi)`` with ``0 <= lo <= hi`` (``0 < lo`` when ``positive``), or InputError naming ``parameter``."""
+
+    def refuse(text: str, cause=None):
+        raise InputError(f"{name} {text} Change {{{parameter}}}.", parameters=(parameter,)) from cause
+
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
-        raise InputError(f"{name} must be a range (low, high) of two numbers, got {value!r}.") from None
+        refuse(f"must be a range (low, high) of two numbers, got {value!r}.")
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise InputError(f"{name} must be finite numbers, got ({lo:g}, {hi:g}).")
+        refuse(f"must be finite numbers, got ({lo:g}, {hi:g}).")
     if positive and not lo > 0:
-        raise InputError(f"{name} must be positive (photons per unit intensity), got ({lo:g}, {hi:g}).")
+        refuse(f"must be positive (photons per unit intensity), got ({lo:g}, {hi:g}).")
     if lo < 0:
-        raise InputError(f"{name} cannot be negative, got ({lo:g}, {hi:g}). Give a range like (0, {max(hi, 1):g}).")
+        refuse(f"cannot be negative, got ({lo:g}, {hi:g}). Give a range like (0, {max(hi, 1):g}).")
     if hi < lo:
-        raise InputError(f"{name} must be (low, high) with low <= high, got ({lo:g}, {hi:g}).")
+        refuse(f"must be (low, high) with low <= high, got ({lo:g}, {hi:g}).")
     return lo, hi
 
 
@@ -112,18 +116,20 @@ class Degradation:
             values = values * ndim
         if len(values) != ndim:
             raise InputError(
-                f"The ratio has {len(values)} values but the HRES has {ndim} axes; give one value or one per axis."
+                f"The {{ratio}} has {len(values)} values but the HRES has {ndim} axes; give one value or one per axis.",
+                parameters=("ratio",),
             )
         out = []
         for v in values:
             try:
                 f = float(v)
             except (TypeError, ValueError):
-                raise InputError(f"The ratio must be numbers, got {v!r}.") from None
+                raise InputError(f"The {{ratio}} must be numbers, got {v!r}.", parameters=("ratio",)) from None
             if not (math.isfinite(f) and f >= 1):
                 raise InputError(
-                    f"The ratio (LRES voxel / HRES voxel) must be at least 1 on every axis, got {f:g}: "
-                    "the synthetic LRES cannot be finer than the HRES."
+                    f"The {{ratio}} (LRES voxel / HRES voxel) must be at least 1 on every axis, got {f:g}: "
+                    "the synthetic LRES cannot be finer than the HRES.",
+                    parameters=("ratio",),
                 )
             out.append(f)
         return tuple(out)
@@ -133,14 +139,15 @@ class Degradation:
         b = self.blur
         per_axis = not np.isscalar(b) and len(b) > 0 and all(not np.isscalar(r) for r in b)
         if not per_axis:
-            return (_range(b, "The blur sigma range"),) * ndim
+            return (_range(b, "The blur sigma range", "blur"),) * ndim
         if len(b) == 1:
-            return (_range(b[0], "The blur sigma range"),) * ndim
+            return (_range(b[0], "The blur sigma range", "blur"),) * ndim
         if len(b) != ndim:
             raise InputError(
-                f"The blur has {len(b)} ranges but the HRES has {ndim} axes; give one range or one per axis."
+                f"The {{blur}} has {len(b)} ranges but the HRES has {ndim} axes; give one range or one per axis.",
+                parameters=("blur",),
             )
-        return tuple(_range(r, f"The blur sigma range of axis {ax}") for ax, r in zip(_AXES[ndim], b))
+        return tuple(_range(r, f"The blur sigma range of axis {ax}", "blur") for ax, r in zip(_AXES[ndim], b))
 
     def lres_voxel_um(self, hres_voxel_um, ndim: int | None = None) -> tuple[float, ...]:
         """The LRES voxel size (um) a model trained with this degradation expects: HRES voxel x ratio."""
@@ -163,10 +170,10 @@ class Degradation:
         ndim = self._implied_ndim() if ndim is None else ndim
         self.ratios(ndim)
         self.blur_ranges(ndim)
-        _range(self.gaussian_noise, "The Gaussian noise range")
-        _range(self.speckle, "The speckle noise range")
+        _range(self.gaussian_noise, "The Gaussian noise range", "gaussian_noise")
+        _range(self.speckle, "The speckle noise range", "speckle")
         if self.poisson is not None:
-            _range(self.poisson, "The Poisson photon range", positive=True)
+            _range(self.poisson, "The Poisson photon range", "poisson", positive=True)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise InputError(f"The degradation seed must be a whole number >= 0, got {self.seed!r}.")
 
@@ -182,25 +189,25 @@ class Degradation:
             ``poisson_photons`` (None when off) and ``speckle``.
         """
         blur = [float(rng.uniform(lo, hi)) for lo, hi in self.blur_ranges(ndim)]
-        gauss = float(rng.uniform(*_range(self.gaussian_noise, "The Gaussian noise range")))
+        gauss = float(rng.uniform(*_range(self.gaussian_noise, "The Gaussian noise range", "gaussian_noise")))
         photons = None
         if self.poisson is not None:
-            lo, hi = _range(self.poisson, "The Poisson photon range", positive=True)
+            lo, hi = _range(self.poisson, "The Poisson photon range", "poisson", positive=True)
             photons = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
-        speckle = float(rng.uniform(*_range(self.speckle, "The speckle noise range")))
+        speckle = float(rng.uniform(*_range(self.speckle, "The speckle noise range", "speckle")))
         return {"blur_sigma": blur, "gaussian_noise": gauss, "poisson_photons": photons, "speckle": speckle}
 
     def typical(self, ndim: int) -> dict[str, Any]:
         """The middle of every range (geometric middle for photons): the validation's degradation."""
         photons = None
         if self.poisson is not None:
-            lo, hi = _range(self.poisson, "The Poisson photon range", positive=True)
+            lo, hi = _range(self.poisson, "The Poisson photon range", "poisson", positive=True)
             photons = math.sqrt(lo * hi)
         return {
             "blur_sigma": [0.5 * (lo + hi) for lo, hi in self.blur_ranges(ndim)],
-            "gaussian_noise": 0.5 * sum(_range(self.gaussian_noise, "The Gaussian noise range")),
+            "gaussian_noise": 0.5 * sum(_range(self.gaussian_noise, "The Gaussian noise range", "gaussian_noise")),
             "poisson_photons": photons,
-            "speckle": 0.5 * sum(_range(self.speckle, "The speckle noise range")),
+            "speckle": 0.5 * sum(_range(self.speckle, "The speckle noise range", "speckle")),
         }
 
     # ------------------------------------------------------------ records
@@ -395,6 +402,7 @@ def _check_size(shape, ratios, what: str, minimum: int = MIN_LRES_VOXELS) -> Non
             need = math.ceil(minimum * f - 1e-6)
             raise InputError(
                 f"{what} is {n} voxels along {ax}: at ratio {f:g} that is {n / f:.2g} LRES voxels, and at least "
-                f"{minimum} {'is' if minimum == 1 else 'are'} needed ({need} HRES voxels). Choose a smaller ratio "
-                "or a larger HRES."
+                f"{minimum} {'is' if minimum == 1 else 'are'} needed ({need} HRES voxels). Choose a smaller {{ratio}} "
+                "or a larger HRES.",
+                parameters=("ratio",),
             )
