@@ -427,6 +427,12 @@ def test_a_plan_runs_the_same_twice_and_takes_no_other_arguments():
         iter_train(plan, config())
     syn = plan_train_synthetic(ph.hres, ph.hres_voxel_um, {"ratio": 3, "poisson": None}, config(iterations=2))
     assert syn.synthetic and losses(run_train(syn)) == losses(run_train(syn))
+    # The LRES voxel size instead of the ratio: the same plan.
+    by_size = plan_train_synthetic(ph.hres, ph.hres_voxel_um, {"poisson": None}, config(iterations=2),
+                                   lres_voxel_um=3.0)
+    assert by_size.lres_voxel_um == syn.lres_voxel_um == (3.0, 3.0, 3.0)
+    assert by_size.extra["degradation"]["ratio"] == [3.0, 3.0, 3.0] and syn.extra["degradation"]["ratio"] == 3.0
+    assert losses(run_train(by_size)) == losses(run_train(syn))
 
 
 def test_interrupting_before_the_first_validation_saves_the_model_so_far(tmp_path):

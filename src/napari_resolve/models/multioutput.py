@@ -173,8 +173,9 @@ def stack_stages(denoise, deblur, upscale):
         task = ckpt.train_config.get("task", "full")
         if task != stage:
             raise InputError(
-                f"The model given as the {stage} stage was trained for the {task!r} task. Train it with "
-                f"task {stage!r} (napari-resolve train --synthetic ... --task {stage})."
+                f"The model given as the {stage} stage was trained for the {task!r} task. Train it on synthetic "
+                f"pairs with {{task}} {stage!r}.",
+                parameters=("task",),
             )
         ckpts[stage] = ckpt
     first, last = ckpts["denoise"], ckpts["upscale"]
