@@ -77,15 +77,15 @@ def run_demo(
     dict
         The report (also written to ``demo_report.json``), with a ``table`` string.
     """
-    from napari_resolve.measure.baselines import estimate_psf_sigma, interpolate, run_baseline
     from napari_resolve.geometry.grid import Grid
-    from napari_resolve.learn.inference import run_predict
     from napari_resolve.io import read_volume, write_json, write_volume
+    from napari_resolve.learn.inference import run_predict
+    from napari_resolve.learn.training import TrainConfig, iter_train, plan_train
+    from napari_resolve.measure.baselines import estimate_psf_sigma, interpolate, run_baseline
+    from napari_resolve.measure.similarity import compare, ms_ssim_map
     from napari_resolve.phantom import write_phantom
     from napari_resolve.pores.segment import analyse_pores, match_pores
-    from napari_resolve.measure.similarity import compare, ms_ssim_map
     from napari_resolve.registration import register
-    from napari_resolve.learn.training import TrainConfig, iter_train
 
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -109,9 +109,9 @@ def run_demo(
     log(f"[3/7] Training the default model (unet25d) for {iterations} iterations on the registered pair...")
     cfg = TrainConfig(iterations=iterations, seed=seed, device=device)
     model_path = out_dir / "model.pt"
-    train = iter_train(lres_data, hres_data, lres.voxel_um, reg, cfg, out_path=model_path, overwrite=overwrite,
-                       extra={"lres": paths["lres"].name, "hres": paths["hres"].name})
-    trained = _drain_logged(train, log)
+    plan = plan_train(lres_data, hres_data, lres.voxel_um, reg, cfg, out_path=model_path, overwrite=overwrite,
+                      extra={"lres": paths["lres"].name, "hres": paths["hres"].name})
+    trained = _drain_logged(iter_train(plan), log)
     ckpt = trained.checkpoint
     log(f"      {trained.seconds:.0f} s on {trained.device}; best validation PSNR {ckpt.val_psnr:.2f} dB "
         f"at iteration {ckpt.iteration}")
@@ -202,14 +202,14 @@ def run_demo(
 
 
 def _drain_logged(gen, log):
-    """Drain a training generator, logging validation records."""
-    while True:
-        try:
-            rec = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if rec.val_psnr is not None:
-            log(f"      {rec.message} [{rec.elapsed_s:.0f} s, ~{rec.remaining_s:.0f} s left]")
+    """Drain a training job, logging its validation records (``Progress`` with a ``TrainStep``)."""
+    from napari_resolve.jobs import drain
+
+    def show(rec) -> None:
+        if rec.data.val_psnr is not None:
+            log(f"      {rec.message} [{rec.data.elapsed_s:.0f} s, ~{rec.remaining_s:.0f} s left]")
+
+    return drain(gen, show)
 
 
 def _roi_text(roi) -> str:

@@ -7,6 +7,28 @@ import torch
 from napari_resolve._qt._session import session_for
 from napari_resolve._qt.training_widget import ROI_LAYER, TrainingWidget
 from napari_resolve.errors import FileFormatError, InputError
+from napari_resolve.learn.config import DEFAULTS
+from napari_resolve.models import model_names
+
+
+def _stop_after(widget, n: int) -> None:
+    """Make the widget's next job stop in its worker right after its ``n``-th record.
+
+    The stop is asked for before that record leaves the worker, so the job runs
+    exactly ``n`` iterations however fast the threads are.
+    """
+    start = widget.job.start
+
+    def limited(gen):
+        try:
+            for i, record in enumerate(gen, start=1):
+                if i == n:
+                    widget.job.stop()
+                yield record
+        finally:
+            gen.close()
+
+    widget.job.start = lambda gen: start(limited(gen))
 
 
 def _wait(qtbot, widget, timeout=60_000):
@@ -43,9 +65,13 @@ def test_defaults_and_pickers(registered_viewer):
     assert w.lres_combo.value is lres and w.hres_combo.value is hres
     assert w.roi_combo.value is None
     assert [w.roi_combo.native.itemText(i) for i in range(w.roi_combo.native.count())] == ["(none)"]
-    assert (w.iterations.value, w.patch_size.value, w.batch_size.value) == (1000, 64, 8)
-    assert float(w.learning_rate.value) == pytest.approx(1e-3)
-    assert w.model_combo.value == "unet25d"
+    assert (w.iterations.value, w.patch_size.value, w.batch_size.value) == (
+        DEFAULTS.iterations, DEFAULTS.patch_size, DEFAULTS.batch_size)
+    assert float(w.learning_rate.value) == pytest.approx(DEFAULTS.learning_rate)
+    assert w.model_combo.value == DEFAULTS.model == "unet25d"
+    # Every registered model is offered and named in the tooltip.
+    assert list(w.model_combo.choices) == model_names()
+    assert all(name in w.model_combo.tooltip for name in model_names()) and len(model_names()) == 7
     assert w.device_combo.value == "auto" and w.device_combo.current_choice.startswith("auto (")
     # default z range: the whole overlap (here the whole HRES depth)
     assert (w.z_first.value, w.z_last.value) == (0, hres.data.shape[0] - 1)
@@ -124,6 +150,9 @@ def test_bad_learning_rate_is_refused(registered_viewer, monkeypatch):
     w.learning_rate.value = "fast"
     assert w.controls.run() is False
     assert "learning rate" in shown[0]
+    w.learning_rate.value = "0"  # a number: the plan refuses it, naming the field
+    assert w.controls.run() is False and w.job.state == "idle"
+    assert "'learning rate' must be a positive number" in shown[1]
 
 
 def test_training_runs_and_keeps_the_model(registered_viewer, qtbot):
@@ -173,13 +202,13 @@ def test_stop_keeps_the_best_model_seen(registered_viewer, qtbot):
     _small(w, iterations=400)  # a validation every 20 iterations
     w.roi_combo.value = _rectangle(viewer, hres, (10, 58), (10, 58))
     w.z_first.value, w.z_last.value = 20, 51
+    _stop_after(w, 45)  # after the validations at 20 and 40
     assert w.controls.run()
-    qtbot.waitUntil(lambda: sum(h[2] is not None for h in w.history) >= 2, timeout=60_000)
-    w.controls.stop()
     _wait(qtbot, w)
     assert w.job.state == "stopped"
     last = w.history[-1][0]
-    assert last < 200  # well before the 400 planned
+    assert last == 45 == len(w.history)
+    assert [h[0] for h in w.history if h[2] is not None] == [20, 40]
     psnrs = [(it, p) for it, p in ((h[0], h[2]) for h in w.history) if p is not None]
     best_it, best_psnr = max(psnrs, key=lambda v: v[1])
     ckpt = session_for(viewer).model
@@ -192,11 +221,10 @@ def test_stop_before_the_first_validation_keeps_no_model(registered_viewer, qtbo
     viewer, lres, hres = registered_viewer
     w = TrainingWidget(viewer)
     _small(w, iterations=2000)  # the first validation at iteration 100
+    _stop_after(w, 3)
     assert w.controls.run()
-    qtbot.waitUntil(lambda: len(w.history) >= 1, timeout=30_000)
-    w.controls.stop()
     _wait(qtbot, w)
-    assert w.job.state == "stopped" and w.history[-1][0] < 100
+    assert w.job.state == "stopped" and [h[0] for h in w.history] == [1, 2, 3]
     assert session_for(viewer).model is None
     assert "no model was kept" in w.summary_text
 
@@ -278,17 +306,16 @@ def test_2d_section_trains(registered_section, qtbot):
 
 
 def test_core_refusals_reach_the_user(registered_viewer, qtbot, monkeypatch):
-    """A z range too thin for a validation block is refused by the core (in the worker): the message shows."""
+    """A z range too thin for a validation block is refused by the core's plan, before any thread starts."""
     viewer, lres, hres = registered_viewer
     shown = []
     monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
     w = TrainingWidget(viewer)
     _small(w)
     w.z_first.value, w.z_last.value = 30, 33
-    assert w.controls.run()
-    _wait(qtbot, w)
-    assert w.job.state == "failed"
-    assert len(shown) == 1 and shown[0].startswith("Training failed:") and "larger ROI" in shown[0]
+    assert w.controls.run() is False
+    assert w.job.state == "idle"
+    assert len(shown) == 1 and shown[0].startswith("Training:") and "larger ROI" in shown[0]
     assert "larger ROI" in w.controls.status.text()
     assert session_for(viewer).model is None
     # the widget stays usable
@@ -393,7 +420,7 @@ def test_the_multi_output_network_trains_on_synthetic_pairs_and_is_refused_on_a_
     w.show()
     _small(w, model="multioutput", iterations=2)
     assert w.controls.run() is False and w.job.state == "idle"
-    assert "synthetic pairs" in shown[-1] and "--stage-weight 0" in shown[-1]
+    assert "synthetic pairs" in shown[-1] and "'stage weight' 0" in shown[-1] and "--" not in shown[-1]
     w.data_combo.value = "synthetic"
     w.z_first.value, w.z_last.value = 20, 59
     assert w.controls.run(), w.controls.status.text()

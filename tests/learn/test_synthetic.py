@@ -9,20 +9,20 @@ from functools import cache
 import numpy as np
 import pytest
 
+from napari_resolve.errors import InputError
+from napari_resolve.geometry.grid import Grid, resample_lres, upscale_grid
 from napari_resolve.learn.synthetic import (
     Degradation,
     SyntheticSampler,
+    binning_phase_origin_um,
     degrade,
     format_range,
     make_synthetic_pair,
     parse_range,
     synthetic_input,
-    synthetic_registration,
 )
-from napari_resolve.errors import InputError
-from napari_resolve.geometry.grid import Grid, resample_lres, upscale_grid
 from napari_resolve.phantom import block_mean, make_phantom
-from napari_resolve.registration import Registration, area_downsample
+from napari_resolve.registration import area_downsample
 
 CLEAN = {"blur_sigma": [0.0, 0.0, 0.0], "gaussian_noise": 0.0, "poisson_photons": None, "speckle": 0.0}
 
@@ -175,8 +175,11 @@ def test_record_round_trip():
     ({"seed": -1}, "seed"),
 ])
 def test_bad_parameters_raise_input_error(kwargs, match):
-    with pytest.raises(InputError, match=match):
+    with pytest.raises(InputError, match=match) as err:
         Degradation(**kwargs).check(3)
+    if "seed" not in kwargs:  # the message names the parameter to change
+        (name,) = err.value.parameters
+        assert name in kwargs and name in str(err.value)
     with pytest.raises(InputError, match=match):
         degrade(np.zeros((12, 12, 12)), Degradation(**kwargs))
 
@@ -228,14 +231,20 @@ def test_synthetic_input_is_made_like_a_real_pair_input():
     assert np.abs(other - real).max() > 0.1
 
 
-def test_synthetic_registration_puts_the_grid_in_binning_phase():
-    rec = synthetic_registration((1.0, 1.0, 1.0), (3.0, 3.0, 3.0))
-    reg = Registration.from_dict(rec)  # a valid registration record
-    assert reg.ok and reg.offset_um == (-1.0, -1.0, -1.0) and reg.scale == (1.0, 1.0, 1.0)
+def test_the_binning_phase_puts_ratio_output_voxels_flush_inside_every_lres_voxel():
+    phase = binning_phase_origin_um((1.0, 1.0, 1.0), (3.0, 3.0, 3.0))
+    assert phase == (-1.0, -1.0, -1.0)
     # Upscaling LRES voxels 2..9 gives 3 output voxels flush inside each: the first centred 1 um after
     # the LRES edge at 1.5 x 3 um.
-    grid = upscale_grid((slice(2, 10),) * 3, (3.0,) * 3, (1.0,) * 3, reg.offset_um)
+    grid = upscale_grid((slice(2, 10),) * 3, (3.0,) * 3, (1.0,) * 3, phase)
     assert grid.shape == (24, 24, 24) and grid.origin_um == pytest.approx((5.0, 5.0, 5.0))
+    # A non-integer ratio: HRES voxel 0 still starts at the LRES voxel's edge (-lres / 2).
+    phase = binning_phase_origin_um((1.0, 0.5), (2.5, 1.25))
+    assert phase == pytest.approx((-0.75, -0.375))
+    assert [p - h / 2 for p, h in zip(phase, (1.0, 0.5))] == pytest.approx([-1.25, -0.625])
+    # The synthetic pair records the phase of the ratio it was cut with.
+    _, pair = _pair(ratio=3)
+    assert pair.phase_origin_um == pytest.approx((-1.0, -1.0, -1.0))
 
 
 # ----------------------------------------------------------------------------- the training pair

@@ -13,22 +13,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from napari_resolve.measure.baselines import interpolate
 from napari_resolve.errors import FileFormatError, InputError, ResolveError
+from napari_resolve.jobs import Progress
 from napari_resolve.learn.inference import run_predict
-from napari_resolve.models.checkpoint import Checkpoint, load_checkpoint
 from napari_resolve.learn.pairs import make_pair
-from napari_resolve.phantom import make_phantom
-from napari_resolve.measure.similarity import psnr, ssim
-from napari_resolve.registration import register
 from napari_resolve.learn.training import (
     TrainConfig,
-    TrainProgress,
+    TrainPlan,
+    TrainStep,
     _multiscale_loss,
     iter_train,
+    plan_train,
+    plan_train_synthetic,
     predict_block,
     run_train,
 )
+from napari_resolve.measure.baselines import interpolate
+from napari_resolve.measure.similarity import psnr, ssim
+from napari_resolve.models.checkpoint import Checkpoint, load_checkpoint
+from napari_resolve.phantom import make_phantom
+from napari_resolve.registration import register
 
 
 @cache
@@ -72,6 +76,7 @@ def losses(result):
 # ----------------------------------------------------------------------------- reproducibility
 
 
+@pytest.mark.slow
 def test_training_is_reproducible_on_the_cpu():
     a = train(config(iterations=10, val_every=5))
     b = train(config(iterations=10, val_every=5))
@@ -127,22 +132,24 @@ def test_progress_records():
     ph, reg = data()
     gen = iter_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(iterations=6, val_every=3))
     records = list(gen)
-    assert all(isinstance(r, TrainProgress) for r in records)
+    assert all(isinstance(r, Progress) and isinstance(r.data, TrainStep) for r in records)
     assert [r.step for r in records] == list(range(1, 7)) and {r.total for r in records} == {6}
-    validated = [r.step for r in records if r.val_psnr is not None]
+    assert [r.data.iteration for r in records] == list(range(1, 7))
+    validated = [r.step for r in records if r.data.val_psnr is not None]
     assert validated == [3, 6]
-    for r in records:
-        assert math.isfinite(r.loss) and r.loss > 0 and r.elapsed_s >= 0 and r.remaining_s >= 0
-        assert f"iteration {r.step}/6" in r.message
+    for rec in records:
+        r = rec.data
+        assert math.isfinite(r.loss) and r.loss > 0 and r.elapsed_s >= 0 and rec.remaining_s >= 0
+        assert f"iteration {rec.step}/6" in rec.message
         if r.val_psnr is not None:
             assert r.preview.shape == ph.hres.shape[1:] and r.preview.dtype == np.float32
             assert isinstance(r.best, Checkpoint) and r.best_psnr >= r.val_psnr
             assert 0 < r.val_ssim <= 1
         else:
             assert r.preview is None
-    assert records[0].best is None
+    assert records[0].data.best is None
     # Cosine schedule: the learning rate decays from the configured value.
-    lrs = [r.lr for r in records]
+    lrs = [r.data.lr for r in records]
     assert lrs[0] == pytest.approx(3e-3) and all(a > b for a, b in zip(lrs, lrs[1:]))
 
 
@@ -217,23 +224,17 @@ def test_multiscale_with_an_ssim_loss_uses_its_pixel_term_at_the_coarse_scales()
 def test_multiscale_loss_compares_each_coarse_output_with_the_block_averaged_target():
     g = torch.Generator().manual_seed(0)
     y = torch.rand(2, 1, 16, 16, generator=g)
-    net = torch.nn.Module()
     exact = [F.avg_pool2d(y, 2), F.avg_pool2d(y, 4)]
     cfg = TrainConfig(multiscale_weight=0.5, multiscale_until=0.5)
-    net.coarse_outputs = list(exact)
-    assert float(_multiscale_loss(net, y, cfg, 1, 10)) == 0.0
-    assert net.coarse_outputs == []  # read once
-    net.coarse_outputs = [exact[0] + 0.1, exact[1] - 0.2]
-    assert float(_multiscale_loss(net, y, cfg, 5, 10)) == pytest.approx(0.5 * (0.1 + 0.2), rel=1e-5)
-    net.coarse_outputs = [exact[0] + 0.1, exact[1] - 0.2]
-    assert float(_multiscale_loss(net, y, dataclasses.replace(cfg, loss="mse"), 5, 10)) == pytest.approx(
+    assert float(_multiscale_loss(exact, y, cfg, 1, 10)) == 0.0
+    off = [exact[0] + 0.1, exact[1] - 0.2]
+    assert float(_multiscale_loss(off, y, cfg, 5, 10)) == pytest.approx(0.5 * (0.1 + 0.2), rel=1e-5)
+    assert float(_multiscale_loss(off, y, dataclasses.replace(cfg, loss="mse"), 5, 10)) == pytest.approx(
         0.5 * (0.01 + 0.04), rel=1e-5
     )
-    net.coarse_outputs = [exact[0] + 0.1]
-    assert _multiscale_loss(net, y, cfg, 6, 10) is None  # dropped after half the iterations
-    net.coarse_outputs = [exact[0] + 0.1]
-    assert _multiscale_loss(net, y, dataclasses.replace(cfg, multiscale_weight=0.0), 1, 10) is None
-    assert _multiscale_loss(torch.nn.Linear(1, 1), y, cfg, 1, 10) is None  # a network without coarse outputs
+    assert _multiscale_loss(off[:1], y, cfg, 6, 10) is None  # dropped after half the iterations
+    assert _multiscale_loss(off[:1], y, dataclasses.replace(cfg, multiscale_weight=0.0), 1, 10) is None
+    assert _multiscale_loss(None, y, cfg, 1, 10) is None  # a network without coarse outputs
 
 
 # ----------------------------------------------------------------------------- stopping
@@ -265,9 +266,9 @@ def test_stopping_after_validations_keeps_the_best(tmp_path):
     gen.close()
     assert os.listdir(tmp_path) == ["model.pt"]
     ckpt = load_checkpoint(out)
-    best = records[-1].best
+    best = records[-1].data.best
     assert ckpt.iteration == best.iteration in (2, 4)
-    assert ckpt.val_psnr == pytest.approx(records[-1].best_psnr)
+    assert ckpt.val_psnr == pytest.approx(records[-1].data.best_psnr)
     for k, v in best.state_dict.items():
         assert torch.equal(ckpt.state_dict[k], v)
 
@@ -278,7 +279,7 @@ def test_finished_training_writes_the_best_model_with_the_whole_history(tmp_path
     assert r.path == out and os.listdir(tmp_path) == ["m.pt"]
     ckpt = load_checkpoint(out)
     assert len(ckpt.history) == 6 and ckpt.iteration == r.checkpoint.iteration
-    with pytest.raises(InputError, match="already exists"):
+    with pytest.raises(FileFormatError, match="already exists"):
         train(config(iterations=6), out_path=out)
     r2 = train(config(iterations=3, seed=4), out_path=out, overwrite=True)
     assert load_checkpoint(out).iteration == r2.checkpoint.iteration
@@ -353,7 +354,9 @@ def test_unreliable_registration_is_refused():
     "change, match",
     [
         ({"loss": "l2"}, "Unknown loss"),
-        ({"iterations": 0}, "iterations must be at least 1"),
+        ({"iterations": 0}, "iterations must be a whole number of at least 1"),
+        ({"stage_weight": -1.0}, "stage_weight must be 0 or more"),
+        ({"val_fraction": 0.7}, r"val_fraction must be in \(0, 0.5\]"),
         ({"batch_size": 0}, "batch_size"),
         ({"patch_size": -1}, "patch_size"),
         ({"model": "unet4d"}, "Unknown model"),
@@ -384,12 +387,67 @@ def test_existing_output_is_refused_before_training(tmp_path):
     out = tmp_path / "model.pt"
     out.write_bytes(b"precious")
     ph, reg = data()
-    gen = iter_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(iterations=2), out_path=out)
-    with pytest.raises(InputError, match="already exists"):
-        next(gen)  # the very first step fails: no iteration was run
+    with pytest.raises(FileFormatError, match="already exists"):
+        iter_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(iterations=2), out_path=out)  # planned: no job
     assert out.read_bytes() == b"precious"
-    with pytest.raises(InputError, match="does not exist"):
+    with pytest.raises(FileFormatError, match="does not exist"):
         train(config(iterations=2), out_path=tmp_path / "missing" / "model.pt")
+
+
+def test_an_output_under_a_regular_file_is_refused_by_the_plan(tmp_path):
+    """As root permission bits stop nothing: a path under a regular file cannot be written."""
+    (tmp_path / "file.txt").write_text("not a folder")
+    ph, reg = data()
+    with pytest.raises(FileFormatError, match="does not exist") as err:
+        plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(), out_path=tmp_path / "file.txt" / "m.pt")
+    assert err.value.parameters == ("out_path",)
+    with pytest.raises(FileFormatError, match="folder, not a file"):
+        plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(), out_path=tmp_path, overwrite=True)
+    with pytest.raises(FileFormatError, match="one of the inputs"):
+        plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(), out_path=tmp_path / "file.txt",
+                   overwrite=True, inputs=[tmp_path / "file.txt"])
+    assert (tmp_path / "file.txt").read_text() == "not a folder"
+
+
+def test_the_model_to_resume_is_an_input_and_never_the_output(first_run, tmp_path):
+    _, path = first_run
+    before = path.read_bytes()
+    ph, reg = data()
+    with pytest.raises(FileFormatError, match="one of the inputs"):
+        plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(), resume=path, out_path=path, overwrite=True)
+    assert path.read_bytes() == before
+
+
+def test_a_plan_runs_the_same_twice_and_takes_no_other_arguments():
+    ph, reg = data()
+    plan = plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(iterations=3, val_every=3))
+    assert isinstance(plan, TrainPlan) and not plan.synthetic and plan.config.model_config["width"] == 8
+    assert losses(run_train(plan)) == losses(run_train(plan))
+    with pytest.raises(InputError, match="the plan alone"):
+        iter_train(plan, config())
+    syn = plan_train_synthetic(ph.hres, ph.hres_voxel_um, {"ratio": 3, "poisson": None}, config(iterations=2))
+    assert syn.synthetic and losses(run_train(syn)) == losses(run_train(syn))
+    # The LRES voxel size instead of the ratio: the same plan.
+    by_size = plan_train_synthetic(ph.hres, ph.hres_voxel_um, {"poisson": None}, config(iterations=2),
+                                   lres_voxel_um=3.0)
+    assert by_size.lres_voxel_um == syn.lres_voxel_um == (3.0, 3.0, 3.0)
+    assert by_size.extra["degradation"]["ratio"] == [3.0, 3.0, 3.0] and syn.extra["degradation"]["ratio"] == 3.0
+    assert losses(run_train(by_size)) == losses(run_train(syn))
+
+
+def test_interrupting_before_the_first_validation_saves_the_model_so_far(tmp_path):
+    """Ctrl-C arrives inside an iteration (a KeyboardInterrupt raised in the job), not at a yield."""
+    ph, reg = data()
+    out = tmp_path / "model.pt"
+    plan = plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(iterations=50, val_every=100), out_path=out)
+    gen = iter_train(plan)
+    for _ in range(2):
+        next(gen)
+    with pytest.raises(KeyboardInterrupt):
+        gen.throw(KeyboardInterrupt)
+    assert os.listdir(tmp_path) == ["model.pt"]  # complete, and no temporary file left
+    ckpt = load_checkpoint(out)
+    assert ckpt.iteration == 2 and ckpt.val_psnr is None and len(ckpt.history) == 2
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
@@ -403,6 +461,7 @@ def test_unavailable_cuda_is_an_input_error():
 # ----------------------------------------------------------------------------- the quality bar
 
 
+@pytest.mark.slow
 def test_model_beats_cubic_interpolation_away_from_the_hres():
     """Train the default network, upscale an LRES region the HRES never saw, and
     compare with the noiseless truth on exactly the same voxels."""
@@ -439,6 +498,7 @@ def synthetic(cfg=None, degradation=None, **kw):
     return run_train_synthetic(ph.hres, ph.hres_voxel_um, degradation, cfg or config(), **kw)
 
 
+@pytest.mark.slow
 def test_synthetic_training_beats_cubic_on_the_real_lres():
     """Train on synthetic pairs from the HRES alone, then upscale the *real* LRES where the HRES never was:
     measured +3.3 dB PSNR and +0.19 SSIM over cubic (150 iterations; seeds 0 and 1 give +3.3 and +3.7 dB)."""
@@ -472,7 +532,8 @@ def test_synthetic_checkpoint_records_the_degradation_and_the_lres_it_is_for(tmp
     assert ckpt.extra["degradation"] == deg.to_dict() and Degradation.from_dict(ckpt.extra["degradation"]) == deg
     assert ckpt.lres_voxel_um == (3.0, 3.0, 3.0) and ckpt.hres_voxel_um == (1.0, 1.0, 1.0)
     assert ckpt.phase_origin_um == pytest.approx((-1.0, -1.0, -1.0))  # (hres - lres) / 2: binning phase
-    assert ckpt.registration["status"] == "ok" and "Synthetic" in ckpt.registration["message"]
+    assert ckpt.registration == {"offset_um": [-1.0, -1.0, -1.0], "scale": [1.0, 1.0, 1.0],
+                                 "training_data": "synthetic"}  # the grid phase, not a made-up registration
     assert ckpt.extra["roi"] == [[0, n] for n in ph.hres.shape]
     assert len(r.history) == 4 and [h.get("val_psnr") is not None for h in r.history] == [False, True] * 2
     # A dict record works too, and the same seeds give the same run.
@@ -514,3 +575,74 @@ def test_synthetic_training_of_a_2d_section():
 def test_bad_synthetic_requests_raise_input_error(kwargs, match):
     with pytest.raises(InputError, match=match):
         synthetic(config(iterations=1), **kwargs)
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def test_train_refuses_an_unwritable_output_before_any_training(foam_dir, foam_registration, tmp_path, capsys):
+    """An output under a regular file, or the resumed model as the output: status 2, at once, nothing touched."""
+    import time
+
+    from napari_resolve.cli import main
+
+    (tmp_path / "file.txt").write_text("not a folder")
+    pair = [str(foam_dir / "lres.tif"), str(foam_dir / "hres.tif"), "--registration", str(foam_registration)]
+    fast = ["--iterations", "100000", "--device", "cpu"]  # would run for minutes if it started
+    t0 = time.perf_counter()
+    assert main(["train", *pair, *fast, "-o", str(tmp_path / "file.txt" / "m.pt")]) == 2
+    assert time.perf_counter() - t0 < 5
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "--output" in err and "out_path" not in err
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"a model")
+    assert main(["train", *pair, *fast, "--resume", str(model), "-o", str(model), "--overwrite"]) == 2
+    assert "one of the inputs" in capsys.readouterr().err
+    assert model.read_bytes() == b"a model" and (tmp_path / "file.txt").read_text() == "not a folder"
+
+
+def test_the_command_line_takes_its_defaults_and_choices_from_the_config():
+    from napari_resolve.cli import build_parser
+    from napari_resolve.learn.config import DEFAULTS, LOSSES, TASKS
+    from napari_resolve.models import model_names
+
+    args = build_parser().parse_args(["train", "-o", "m.pt"])
+    for name in ("iterations", "batch_size", "patch_size", "learning_rate", "loss", "ssim_weight", "val_fraction",
+                 "device", "seed", "task", "stage_weight"):
+        assert getattr(args, name) == getattr(DEFAULTS, name), name
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    actions = {a.dest: a for a in sub.choices["train"]._actions}
+    assert tuple(actions["loss"].choices) == LOSSES and tuple(actions["task"].choices) == tuple(TASKS)
+    assert list(actions["model"].choices) == model_names()
+    assert "multioutput" in actions["model"].choices and "unet4d" not in actions["model"].choices
+
+
+def test_ctrl_c_before_the_first_validation_keeps_the_model_so_far_and_says_so(tmp_path, capsys):
+    from napari_resolve.cli.train import _drive_training
+
+    ph, reg = data()
+    out = tmp_path / "model.pt"
+    plan = plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(iterations=50, val_every=100), out_path=out)
+    job = iter_train(plan)
+
+    def interrupted():  # Ctrl-C arrives during the third iteration
+        yield next(job)
+        yield next(job)
+        job.throw(KeyboardInterrupt)
+
+    result = _drive_training(interrupted(), plan)
+    assert result["stopped"] and not result["validated"] and result["best_iteration"] == 2
+    assert result["iterations_run"] == 2 and result["val_psnr_db"] is None
+    assert "not validated" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == ["model.pt"] and load_checkpoint(out).iteration == 2
+
+
+def test_degradation_messages_name_the_command_line_flag(foam_dir, tmp_path, capsys):
+    from napari_resolve.cli import main
+
+    argv = ["train", "--synthetic", str(foam_dir / "hres.tif"), "--ratio", "3", "-o", str(tmp_path / "m.pt")]
+    assert main([*argv, "--blur=-1:2"]) == 2
+    assert "cannot be negative" in (err := capsys.readouterr().err) and "Change --blur." in err
+    assert main([*argv, "--stage-weight=-1"]) == 2
+    assert "--stage-weight must be 0 or more" in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()

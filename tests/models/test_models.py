@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from napari_resolve.errors import FileFormatError, InputError
+from napari_resolve.learn.normalisation import Normalisation
 from napari_resolve.models import (
     DEFAULT_MODEL,
     MODELS,
@@ -22,7 +23,6 @@ from napari_resolve.models import (
     model_options,
 )
 from napari_resolve.models.checkpoint import FORMAT, Checkpoint, load_checkpoint, save_checkpoint
-from napari_resolve.learn.normalisation import Normalisation
 
 SMALL = {
     "unet25d": {"width": 4},
@@ -246,33 +246,36 @@ def test_multiscale_zero_is_the_plain_unet_and_the_heads_leave_its_output_alone(
 
 
 @pytest.mark.parametrize("out", ["centre", "stack"])
-def test_multiscale_training_mode_exposes_coarse_outputs_residual_over_the_block_average(out):
+def test_multiscale_forward_train_returns_coarse_outputs_residual_over_the_block_average(out):
     torch.manual_seed(1)
     model = build_model("unet25d", width=4, slices=3, depth=3, multiscale=3, out=out)
     x = torch.randn(2, 9, 16, 24)
     t = model.trim_z
     with torch.no_grad():
-        y = model(x)
+        y, extras = model.forward_train(x)
     assert y.shape == (2, 9 - 2 * t, 16, 24)
-    assert [tuple(c.shape) for c in model.coarse_outputs] == [(2, 9 - 2 * t, 16 // f, 24 // f) for f in (2, 4, 8)]
+    coarse = extras["coarse"]
+    assert [tuple(c.shape) for c in coarse] == [(2, 9 - 2 * t, 16 // f, 24 // f) for f in (2, 4, 8)]
     # Untrained (zero heads): each coarse output is the slice-wise block average of
     # the input, the block average of the (identity) full-resolution output.
-    for k, c in enumerate(model.coarse_outputs, start=1):
+    for k, c in enumerate(coarse, start=1):
         assert torch.equal(c, F.avg_pool2d(x[:, t : 9 - t], 2**k)), k
         torch.testing.assert_close(c, F.avg_pool2d(y, 2**k), atol=1e-6, rtol=0)
     # Trained heads add a correction, different at every scale...
     randomise(model, seed=2)
     with torch.no_grad():
-        model(x)
-    for k, c in enumerate(model.coarse_outputs, start=1):
+        y_train, extras = model.forward_train(x)
+    for k, c in enumerate(extras["coarse"], start=1):
         assert (c - F.avg_pool2d(x[:, t : 9 - t], 2**k)).abs().max() > 1e-2, k
-    # ...and eval mode returns the output alone and computes no coarse outputs.
+    # ...and forward, in either mode, returns the same output alone and keeps nothing on the model.
     with torch.no_grad():
-        y_train = model(x)
+        y_plain = model(x)
         model.eval()
         y_eval = model(x)
-    assert isinstance(y_eval, torch.Tensor) and model.coarse_outputs == []
-    assert torch.equal(y_eval, y_train)
+    assert isinstance(y_eval, torch.Tensor) and torch.equal(y_eval, y_train) and torch.equal(y_plain, y_train)
+    assert not hasattr(model, "coarse_outputs")
+    # A network without coarse branches has no extras.
+    assert build_model("unet25d", width=4).forward_train(torch.zeros(1, 5, 16, 16))[1] == {}
 
 
 def test_multiscale_coarse_heads_read_the_decoder_level_of_their_scale():
@@ -280,8 +283,8 @@ def test_multiscale_coarse_heads_read_the_decoder_level_of_their_scale():
     on the bottom block, and neither on the full-resolution merge or the main head."""
     model = randomise(build_model("unet25d", width=4, slices=3, multiscale=2), seed=3)
     x = torch.randn(1, 3, 16, 16)
-    model(x)
-    for k, c in enumerate(model.coarse_outputs, start=1):
+    _, extras = model.forward_train(x)
+    for k, c in enumerate(extras["coarse"], start=1):
         grads = dict(zip(
             [n for n, _ in model.named_parameters()],
             torch.autograd.grad(c.sum(), list(model.parameters()), allow_unused=True, retain_graph=True),
@@ -501,8 +504,8 @@ def _phantom_pair():
 )
 def test_new_architectures_learn_in_the_training_loop(name, cfg, loss, gain_db):
     from napari_resolve.learn.pairs import make_pair
-    from napari_resolve.measure.similarity import psnr
     from napari_resolve.learn.training import TrainConfig, run_train
+    from napari_resolve.measure.similarity import psnr
 
     ph, reg = _phantom_pair()
     tc = TrainConfig(model=name, model_config=cfg, loss=loss, iterations=60, val_every=20, batch_size=4,

@@ -7,8 +7,10 @@ voxel size times the ratio.
 
 The form picks the LRES and the registered HRES, a training ROI (a rectangle
 drawn in a Shapes layer over the HRES, plus a z range in HRES slices) and the
-training settings. Start runs :func:`napari_resolve.training.iter_train` in a
-thread worker (:class:`~napari_resolve._qt._workers.Job`); every iteration's
+training settings. Start plans the job on the main thread
+(:func:`napari_resolve.learn.training.plan_train` or ``plan_train_synthetic``:
+every refusal shows at once) and runs :func:`~napari_resolve.learn.training.iter_train`
+of the plan in a thread worker (:class:`~napari_resolve._qt._workers.Job`); every iteration's
 record feeds the progress bar, the loss/PSNR plot and, at validation points,
 the preview slice. The best model becomes the viewer's session model (used by
 the prediction and quality steps) when training ends or is stopped, and can be
@@ -27,6 +29,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 
 from napari_resolve.errors import InputError, ResolveError
+from napari_resolve.learn.config import DEFAULTS, HELP
 
 from ._forms import JobControls, _duration, format_um, heading, layer_combo, select_layer
 from ._layers import (
@@ -45,14 +48,33 @@ from ._workers import Job
 ROI_LAYER = "training ROI"
 #: The "training data" choices: a registered pair, or synthetic pairs from the HRES alone.
 PAIR, SYNTHETIC = "pair", "synthetic"
-#: Smallest validation block of :func:`napari_resolve.pairs.make_pair` (its ``min_val``);
-#: only used to find the HRES slice matching the preview, which is checked by shape.
-_MIN_VAL = 4
 #: Seconds between two redraws of the loss plot (validation points and the end always redraw).
 _REDRAW_S = 0.25
 
+#: Core parameter -> the label of its field, for error messages.
+_LABELS = {
+    "model": "model",
+    "iterations": "iterations",
+    "patch_size": "patch (voxels)",
+    "batch_size": "batch size",
+    "learning_rate": "learning rate",
+    "device": "device",
+    "resume": "continue from current model",
+    "ratio": "ratio (LRES/HRES)",
+    "blur": "blur σ (LRES vox)",
+    "gaussian_noise": "Gaussian noise σ",
+    "poisson": "Poisson photons",
+    "speckle": "speckle σ",
+}
+
 LOSS_COLOUR = "#4aa3ff"
 PSNR_COLOUR = "#ffa64a"
+
+
+def _tip(name: str) -> str:
+    """A field's tooltip: the setting's one line of :data:`napari_resolve.learn.config.HELP`."""
+    text = HELP[name]
+    return text[0].upper() + text[1:]
 
 
 def _device_choices() -> list[tuple[str, str]]:
@@ -125,7 +147,7 @@ class TrainingWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
-        self.job = Job("Training")
+        self.job = Job("Training", labels=_LABELS)
         self.history: list[tuple[int, float, float | None]] = []
         self.summary_text = ""
         self._last_best = None  # the best Checkpoint seen in the records (kept when stopped)
@@ -226,33 +248,35 @@ class TrainingWidget(QWidget):
             label="model",
             choices=model_names(),
             value=DEFAULT_MODEL,
-            tooltip="Network architecture: unet25d (2.5D U-Net, recommended), srcnn (2D SRCNN), srcnn3d",
+            tooltip=f"Network architecture, one of {', '.join(model_names())} ({DEFAULT_MODEL} recommended)",
         )
         self.iterations = SpinBox(
-            label="iterations", min=1, max=1_000_000, step=100, value=1000, tooltip="Optimiser steps to run"
+            label="iterations", min=1, max=1_000_000, step=100, value=DEFAULTS.iterations,
+            tooltip=_tip("iterations"),
         )
         self.patch_size = SpinBox(
             label="patch (voxels)",
             min=16,
             max=1024,
             step=16,
-            value=64,
-            tooltip="In-plane size of the training patches, in HRES voxels",
+            value=DEFAULTS.patch_size,
+            tooltip=_tip("patch_size"),
         )
         self.batch_size = SpinBox(
             label="batch size",
             min=1,
             max=512,
-            value=8,
-            tooltip="Patches per optimiser step (lower it if memory is short)",
+            value=DEFAULTS.batch_size,
+            tooltip=_tip("batch_size"),
         )
         self.learning_rate = LineEdit(
-            label="learning rate", value="1e-3", tooltip="Adam's initial learning rate (cosine decay to 1 %), e.g. 1e-3"
+            label="learning rate", value=f"{DEFAULTS.learning_rate:g}",
+            tooltip=f"{_tip('learning_rate')}, {DEFAULTS.schedule} schedule"
         )
         self.device_combo = ComboBox(
             label="device",
             choices=_device_choices(),
-            value="auto",
+            value=DEFAULTS.device,
             tooltip="Where to train: auto takes a CUDA GPU, then Apple MPS, then the CPU",
         )
         self.resume_check = CheckBox(
@@ -608,17 +632,15 @@ class TrainingWidget(QWidget):
     # ------------------------------------------------------------------ training
 
     def config(self):
-        """The :class:`~napari_resolve.training.TrainConfig` of the form."""
-        from napari_resolve.learn.training import TrainConfig, check_training_data
+        """The :class:`~napari_resolve.learn.config.TrainConfig` of the form (the plan checks it)."""
+        from napari_resolve.learn.config import TrainConfig
 
         text = self.learning_rate.value.strip()
         try:
             lr = float(text)
         except ValueError:
             raise InputError(f"The learning rate {text!r} is not a number; write e.g. 1e-3.") from None
-        if not (math.isfinite(lr) and lr > 0):
-            raise InputError(f"The learning rate must be a positive number, got {text!r}.")
-        cfg = TrainConfig(
+        return TrainConfig(
             model=self.model_combo.value,
             iterations=int(self.iterations.value),
             patch_size=int(self.patch_size.value),
@@ -626,9 +648,6 @@ class TrainingWidget(QWidget):
             learning_rate=lr,
             device=self.device_combo.value,
         )
-        # The multi-output network needs the intermediate images of synthetic pairs: say so now.
-        check_training_data(cfg, synthetic=self.synthetic)
-        return cfg
 
     def _resume_model(self, lres_um, hres_um):
         """The session model to continue from, checked against the form and the voxel sizes (µm) of the data."""
@@ -648,8 +667,8 @@ class TrainingWidget(QWidget):
         return ckpt
 
     def _start(self) -> None:
-        """Validate the form and start training (the Start button)."""
-        from napari_resolve.learn.training import iter_train, iter_train_synthetic
+        """Plan the training from the form (every refusal shows now) and start it (the Start button)."""
+        from napari_resolve.learn.training import iter_train, plan_train, plan_train_synthetic
 
         lres, hres = self._layers()
         cfg = self.config()
@@ -659,28 +678,19 @@ class TrainingWidget(QWidget):
             deg = self.degradation()
             hv = voxel_um(hres)
             resume = self._resume_model(deg.lres_voxel_um(hv), hv) if self.resume_check.value else None
-            gen = iter_train_synthetic(
-                hres_data, hv, deg, cfg, roi=roi, resume=resume, extra={"hres_layer": hres.name}
-            )
+            plan = plan_train_synthetic(hres_data, hv, deg, cfg, roi=roi, resume=resume,
+                                        extra={"hres_layer": hres.name})
         else:
             reg = require_registration(hres)
             resume = self._resume_model(voxel_um(lres), reg.scale) if self.resume_check.value else None
-            gen = iter_train(
-                layer_data(lres),
-                hres_data,
-                voxel_um(lres),
-                reg,
-                cfg,
-                roi=roi,
-                resume=resume,
-                extra={"lres_layer": lres.name, "hres_layer": hres.name},
-            )
+            plan = plan_train(layer_data(lres), hres_data, voxel_um(lres), reg, cfg, roi=roi, resume=resume,
+                              extra={"lres_layer": lres.name, "hres_layer": hres.name})
         self._run = {
             "synthetic": self.synthetic,
             "hres": hres.name,
             "it0": resume.iteration if resume is not None else 0,
             "total": cfg.iterations,
-            "reference": self._preview_reference(hres_data, roi, cfg.val_fraction),
+            "reference": self._preview_reference(hres_data, plan.pair.roi, plan.config.val_fraction),
         }
         self.history = []
         self._last_best = None
@@ -688,14 +698,15 @@ class TrainingWidget(QWidget):
         self.summary_text = ""
         self._reset_plot()
         self._clear_preview()
-        self.job.start(gen)
+        self.job.start(iter_train(plan))
 
     @staticmethod
     def _preview_reference(hres_data, roi, val_fraction: float):
-        """The HRES slice at the centre of the validation block (as the core cuts it), or None."""
+        """The HRES slice at the centre of the validation block (cut by the core's rule), or None."""
+        from napari_resolve.learn.pairs import validation_size
+
         try:
-            n = roi[0].stop - roi[0].start
-            n_val = max(_MIN_VAL, round(val_fraction * n))
+            n_val = validation_size([s.stop - s.start for s in roi], val_fraction)
             if len(roi) == 3:
                 z = roi[0].stop - n_val + n_val // 2
                 return np.asarray(hres_data[z, roi[1], roi[2]], dtype=float)
@@ -704,18 +715,18 @@ class TrainingWidget(QWidget):
             return None
 
     def _on_progress(self, rec) -> None:
-        """One training record: history, plot (throttled) and preview."""
-        if not hasattr(rec, "loss"):
+        """One training record (``Progress`` with a ``TrainStep``): history, plot (throttled) and preview."""
+        step = rec.data
+        if step is None:
             return
-        it = self._run.get("it0", 0) + int(rec.step)
-        self.history.append((it, float(rec.loss), rec.val_psnr))
+        self.history.append((step.iteration, float(step.loss), step.val_psnr))
         self._last_record = rec
-        if rec.best is not None:
-            self._last_best = rec.best
-        if rec.preview is not None:
-            self._show_preview(rec.preview, it, rec.val_psnr)
+        if step.best is not None:
+            self._last_best = step.best
+        if step.preview is not None:
+            self._show_preview(step.preview, step.iteration, step.val_psnr)
         now = time.monotonic()
-        if rec.val_psnr is not None or rec.step >= rec.total or now - self._last_draw >= _REDRAW_S:
+        if step.val_psnr is not None or rec.step >= rec.total or now - self._last_draw >= _REDRAW_S:
             self._redraw()
 
     def _on_finished(self, result) -> None:
@@ -729,7 +740,7 @@ class TrainingWidget(QWidget):
             seconds, device = result.seconds, result.device
         elif state == "stopped":
             ckpt = self._last_best
-            seconds = rec.elapsed_s if rec is not None else 0.0
+            seconds = rec.data.elapsed_s if rec is not None else 0.0
             device = ckpt.extra.get("device", "") if ckpt is not None else ""
         else:
             return  # failed: JobControls shows the error

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +19,26 @@ from napari_resolve.cli._common import (
     voxel_arg,
 )
 from napari_resolve.errors import InputError, ResolveError
+from napari_resolve.learn.config import DEFAULTS, LOSSES, TASKS, help_text
+from napari_resolve.learn.config import HELP as DEFAULT_HELP
+
+
+class _RegisteredModels:
+    """The model registry's names for ``--model``'s choices, read when first needed.
+
+    The registry imports torch; building the parser (for every command) must not.
+    """
+
+    def _names(self) -> list[str]:
+        from napari_resolve.models import model_names
+
+        return model_names()
+
+    def __contains__(self, name) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
 
 
 def _model_options(pairs: Sequence[str] | None) -> dict:
@@ -48,12 +67,12 @@ def _train_config(args: argparse.Namespace):
         resume = load_checkpoint(args.resume, architecture=model)
         model = resume.architecture
     cfg = TrainConfig(
-        model=model or "unet25d",
+        model=model or DEFAULTS.model,
         model_config=_model_options(args.model_option),
         iterations=args.iterations,
         batch_size=args.batch_size,
         patch_size=args.patch_size,
-        learning_rate=args.lr,
+        learning_rate=args.learning_rate,
         loss=args.loss,
         ssim_weight=args.ssim_weight,
         seed=args.seed,
@@ -66,8 +85,13 @@ def _train_config(args: argparse.Namespace):
     return cfg, resume
 
 
+def _inputs(args: argparse.Namespace, *paths) -> list:
+    """The files a training reads (the model to resume included): the output may be none of them."""
+    return [p for p in (*paths, args.resume) if p is not None]
+
+
 def cmd_train(args: argparse.Namespace) -> dict:
-    from napari_resolve.learn.training import iter_train
+    from napari_resolve.learn.training import iter_train, plan_train
 
     if args.synthetic is not None:
         return cmd_train_synthetic(args)
@@ -83,7 +107,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
             "train needs LRES HRES --registration REG.json (a registered pair), or --synthetic HRES with "
             "--ratio R to train on synthetic pairs made from the HRES alone."
         )
-    out = check_output(args.output, [args.lres, args.hres, args.registration], args.overwrite)
+    inputs = _inputs(args, args.lres, args.hres, args.registration)
+    out = check_output(args.output, inputs, args.overwrite)
     reg = registration_arg(args.registration)
     lres = read_input(args.lres, voxel_arg(args.lres_voxel), "LRES")
     hres = read_input(args.hres, voxel_arg(args.hres_voxel), "HRES", need_voxel=False)
@@ -95,45 +120,58 @@ def cmd_train(args: argparse.Namespace) -> dict:
         )
     cfg, resume = _train_config(args)
     roi = roi_arg(args.roi, lres.ndim, "HRES voxels")
-    job = iter_train(
+    plan = plan_train(
         np.asarray(lres.data), np.asarray(hres.data), lres.voxel_um, reg, cfg,
-        roi=roi, resume=resume, out_path=out, overwrite=args.overwrite,
+        roi=roi, resume=resume, out_path=out, overwrite=args.overwrite, inputs=inputs,
         extra={"lres": str(args.lres), "hres": str(args.hres), "registration": str(args.registration)},
     )
-    return _drive_training(job, cfg, out, args.device)
+    return _drive_training(iter_train(plan), plan)
 
 
-def _drive_training(job, cfg, out: Path, device_arg: str) -> dict:
-    """Run a training generator with a status line; Ctrl-C keeps the best model. Returns the JSON result."""
+def _drive_training(job, plan) -> dict:
+    """Run a training job with a status line; Ctrl-C keeps the best model. Returns the JSON result."""
+    from napari_resolve.models.checkpoint import load_checkpoint
+
+    cfg, out = plan.config, plan.out_path
     log(f"Training {cfg.model} for {cfg.iterations} iterations (Ctrl-C stops and keeps the best model so far)...")
-    result, stopped, last = None, False, None
+    from napari_resolve.jobs import drain
+
+    result, stopped, seen = None, False, []
     tty = sys.stderr.isatty()
+
+    def show(record) -> None:
+        seen[:] = [record]
+        step = record.data
+        text = f"[{record.step}/{record.total}] loss {step.loss:.4f}, {record.remaining_s:.0f} s left"
+        if step.val_psnr is not None:
+            text = f"[{record.step}/{record.total}] {record.message}, {record.remaining_s:.0f} s left"
+        if tty:
+            print(f"\r{text[:110]:<110}", end="" if step.val_psnr is None else "\n", file=sys.stderr, flush=True)
+        elif step.val_psnr is not None:
+            log(text)
+
     try:
-        while True:
-            try:
-                last = next(job)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            text = f"[{last.step}/{last.total}] loss {last.loss:.4f}, {last.remaining_s:.0f} s left"
-            if last.val_psnr is not None:
-                text = f"[{last.step}/{last.total}] {last.message}, {last.remaining_s:.0f} s left"
-            if tty:
-                print(f"\r{text[:110]:<110}", end="" if last.val_psnr is None else "\n", file=sys.stderr, flush=True)
-            elif last.val_psnr is not None:
-                log(text)
+        result = drain(job, show)
     except KeyboardInterrupt:
-        job.close()  # keeps the best model on disk
+        job.close()  # the job keeps the best model (or the model so far) on disk
         stopped = True
-        log("\nStopped." + (f" The best model so far is in {out}." if out.exists() else " No model was saved yet."))
+    last = seen[0] if seen else None
     if result is not None:
         ckpt, seconds, device = result.checkpoint, result.seconds, result.device
     else:
-        ckpt = last.best if last is not None else None
-        seconds = last.elapsed_s if last is not None else 0.0
-        device = device_arg
-    if ckpt is None:
-        raise ResolveError("Training stopped before a model was validated; nothing was saved.")
+        # Stopped: the file holds the best model, or the model trained before the first validation.
+        ckpt = last.data.best if last is not None else None
+        if ckpt is None and out.exists():
+            ckpt = load_checkpoint(out)
+        seconds = last.data.elapsed_s if last is not None else 0.0
+        device = ckpt.extra.get("device", cfg.device) if ckpt is not None else cfg.device
+        if ckpt is None:
+            raise ResolveError("Training stopped before the first iteration finished; nothing was saved.")
+        if ckpt.val_psnr is None:
+            log(f"\nStopped before the first validation: the model trained so far (iteration {ckpt.iteration}, "
+                f"not validated) is in {out}.")
+        else:
+            log(f"\nStopped. The best model so far (iteration {ckpt.iteration}) is in {out}.")
     return {
         "model": str(out),
         "architecture": ckpt.architecture,
@@ -143,6 +181,7 @@ def _drive_training(job, cfg, out: Path, device_arg: str) -> dict:
         "val_psnr_db": ckpt.val_psnr,
         "val_ssim": next((h.get("val_ssim") for h in reversed(ckpt.history)
                           if h.get("iteration") == ckpt.iteration and "val_ssim" in h), None),
+        "validated": ckpt.val_psnr is not None,
         "seconds": round(seconds, 1),
         "device": device,
         "stopped": stopped,
@@ -152,14 +191,15 @@ def _drive_training(job, cfg, out: Path, device_arg: str) -> dict:
 def cmd_train_synthetic(args: argparse.Namespace) -> dict:
     """``train --synthetic HRES``: synthetic pairs from the HRES alone (no LRES scan)."""
     from napari_resolve.learn.synthetic import Degradation, parse_range
-    from napari_resolve.learn.training import iter_train_synthetic
+    from napari_resolve.learn.training import iter_train, plan_train_synthetic
 
     if args.lres is not None or args.registration is not None:
         raise InputError(
             "--synthetic HRES trains without an LRES scan: give no LRES/HRES files and no --registration "
             "(or drop --synthetic to train on the registered pair)."
         )
-    out = check_output(args.output, [args.synthetic], args.overwrite)
+    inputs = _inputs(args, args.synthetic)
+    out = check_output(args.output, inputs, args.overwrite)
     hres = read_input(args.synthetic, voxel_arg(args.hres_voxel), "HRES")
     ndim = hres.ndim
     if args.ratio is not None:
@@ -190,11 +230,11 @@ def cmd_train_synthetic(args: argparse.Namespace) -> dict:
     log(f"Synthetic pairs from {args.synthetic}: LRES voxels of {' x '.join(f'{v:g}' for v in lres_um)} um "
         f"(ratio {deg.ratio}), blur {deg.blur} LRES voxels, noise: Gaussian {deg.gaussian_noise}, "
         f"Poisson {deg.poisson} photons, speckle {deg.speckle}")
-    job = iter_train_synthetic(
+    plan = plan_train_synthetic(
         np.asarray(hres.data), hres.voxel_um, deg, cfg, roi=roi, resume=resume, out_path=out,
-        overwrite=args.overwrite, extra={"hres": str(args.synthetic)},
+        overwrite=args.overwrite, extra={"hres": str(args.synthetic)}, inputs=inputs,
     )
-    result = _drive_training(job, cfg, out, args.device)
+    result = _drive_training(iter_train(plan), plan)
     return result | {"training_data": "synthetic", "lres_voxel_um": list(lres_um), "degradation": deg.to_dict()}
 
 
@@ -219,20 +259,20 @@ def add_train(sub) -> None:
     p.add_argument("hres", nargs="?", help="high-resolution scan of a sub-volume")
     p.add_argument("--registration", metavar="REG.json", help="from napari-resolve register -o (needed with LRES HRES)")
     p.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1", help="training region in HRES voxels (default: all)")
-    p.add_argument("--model", default=None,
-                   help="architecture: unet25d (default), srcnn, srcnn3d, edsr, wdsr, dfcan or multioutput "
-                        "(denoise, deblur and upscale outputs; needs --synthetic)")
-    p.add_argument("--model-option", nargs="+", metavar="KEY=VALUE", help="architecture settings, e.g. width=32")
-    p.add_argument("--iterations", type=int, default=1000, help="optimiser steps (default 1000)")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--patch-size", type=int, default=64, help="in-plane patch size, HRES voxels (default 64)")
-    p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (default 1e-3, cosine decay)")
-    p.add_argument("--loss", default="l1", choices=("l1", "mse", "l1+msssim", "mse+ssim"),
-                   help="training loss (default l1; mse+ssim is DFCAN's)")
-    p.add_argument("--ssim-weight", type=float, default=0.1, help="SSIM share of the mse+ssim loss (default 0.1)")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="share of the ROI held out (default 0.2)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda or mps")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=None, choices=_RegisteredModels(), metavar="NAME",
+                   help=f"{help_text('model')}: %(choices)s (multioutput: denoise, deblur and upscale outputs; "
+                        "needs --synthetic)")
+    p.add_argument("--model-option", nargs="+", metavar="KEY=VALUE", help=DEFAULT_HELP["model_config"])
+    p.add_argument("--iterations", type=int, default=DEFAULTS.iterations, help=help_text("iterations"))
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help=help_text("batch_size"))
+    p.add_argument("--patch-size", type=int, default=DEFAULTS.patch_size, help=help_text("patch_size"))
+    p.add_argument("--lr", dest="learning_rate", metavar="LR", type=float, default=DEFAULTS.learning_rate,
+                   help=f"{help_text('learning_rate')}, {DEFAULTS.schedule} schedule")
+    p.add_argument("--loss", default=DEFAULTS.loss, choices=LOSSES, help=help_text("loss"))
+    p.add_argument("--ssim-weight", type=float, default=DEFAULTS.ssim_weight, help=help_text("ssim_weight"))
+    p.add_argument("--val-fraction", type=float, default=DEFAULTS.val_fraction, help=help_text("val_fraction"))
+    p.add_argument("--device", default=DEFAULTS.device, help=DEFAULT_HELP["device"])
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed, help=help_text("seed"))
     p.add_argument("--resume", metavar="MODEL.pt", help="continue training this model for --iterations more")
     p.add_argument("--lres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
     p.add_argument("--hres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
@@ -251,12 +291,10 @@ def add_train(sub) -> None:
     g.add_argument("--speckle", metavar="LO:HI", help="multiplicative noise sigma range (default 0:0.05)")
     g.add_argument("--degradation-seed", type=int, default=None, metavar="N",
                    help="seed of the degradation (default --seed)")
-    g.add_argument("--task", default="full", choices=("full", "denoise", "deblur", "upscale"),
-                   help="what to learn: the whole job (default), or one stage of it, to combine with "
-                        "napari-resolve stack")
-    g.add_argument("--stage-weight", type=float, default=1.0, metavar="W",
-                   help="multioutput: weight of the denoise and deblur outputs' L1 losses (default 1; 0 trains "
-                        "the final output alone, which also works on a registered pair)")
+    g.add_argument("--task", default=DEFAULTS.task, choices=tuple(TASKS),
+                   help=f"{help_text('task')}, to combine with napari-resolve stack")
+    g.add_argument("--stage-weight", type=float, default=DEFAULTS.stage_weight, metavar="W",
+                   help=help_text("stage_weight"))
     p.set_defaults(func=cmd_train)
 
 

@@ -1,6 +1,6 @@
 """Training pairs: the LRES resampled voxel for voxel onto the registered HRES grid.
 
-Following ``deepnet-resolution-recovery-xrm.txt`` (2.1.1) the network input is the
+Following DeepNet 2024 (docs/references.md; https://doi.org/10.1515/mim-2024-0017) (2.1.1) the network input is the
 "pre-upsampled" LRES: cubic interpolation of the LRES at the centres of the HRES
 voxels (given by the registration), so input and target are the same size and
 the network only has to restore detail.
@@ -24,6 +24,7 @@ import numpy as np
 from napari_resolve._validate import as_image, voxel_tuple
 from napari_resolve.errors import InputError
 from napari_resolve.geometry.grid import Grid, check_roi, resample_lres
+from napari_resolve.learn.config import DEFAULTS, MIN_VALIDATION, check_val_fraction
 from napari_resolve.learn.normalisation import Normalisation, fit_normalisation
 
 #: Smallest in-plane size of a training patch, in HRES voxels.
@@ -112,13 +113,15 @@ class TrainingPair:
         return self.inputs[tuple(t)], self.target[tuple(t)]
 
 
-def validation_size(roi_shape, val_fraction: float, min_val: int) -> int:
-    """Voxels of the validation block of a training ROI, checked.
+def validation_size(roi_shape, val_fraction: float = DEFAULTS.val_fraction, min_val: int = MIN_VALIDATION) -> int:
+    """Voxels of the validation block of a training ROI, checked: the one split rule.
 
-    The block is cut along axis 0 (z in 3D, y in 2D) and is
+    The block is cut along axis 0 (z in 3D, y in 2D) at the end of the ROI and is
     ``max(min_val, round(val_fraction * n))`` voxels long; what is left must still
     hold a training patch (a 2D image needs ``MIN_PATCH`` rows), and the ROI must
-    be at least ``MIN_PATCH`` voxels wide in y and x.
+    be at least ``MIN_PATCH`` voxels wide in y and x. Real pairs
+    (:func:`make_pair`), synthetic pairs and the Training widget's preview all
+    cut it with this function.
 
     Parameters
     ----------
@@ -127,15 +130,15 @@ def validation_size(roi_shape, val_fraction: float, min_val: int) -> int:
     val_fraction : float
         Share held out, in (0, 0.5].
     min_val : int
-        Smallest validation block.
+        Smallest validation block (default
+        :data:`~napari_resolve.learn.config.MIN_VALIDATION`).
 
     Raises
     ------
     InputError
         For a share outside (0, 0.5] or an ROI too small for both parts.
     """
-    if not 0 < val_fraction <= 0.5:
-        raise InputError(f"val_fraction must be in (0, 0.5], got {val_fraction}.")
+    val_fraction = check_val_fraction(val_fraction)
     n_axis = int(roi_shape[0])
     n_val = max(min_val, round(val_fraction * n_axis))
     min_train = MIN_PATCH if len(roi_shape) == 2 else 1
@@ -143,7 +146,8 @@ def validation_size(roi_shape, val_fraction: float, min_val: int) -> int:
         raise InputError(
             f"The training ROI is {n_axis} voxels along axis 0: too small for a validation block of "
             f"{n_val} voxels plus training data. Choose a larger ROI (at least {n_val + min_train} voxels "
-            "on axis 0)."
+            "on axis 0) or a smaller {val_fraction}.",
+            parameters=("val_fraction",),
         )
     in_plane = [int(n) for n in roi_shape[-2:]]
     if min(in_plane) < MIN_PATCH:
@@ -162,9 +166,9 @@ def make_pair(
     hres_voxel_um,
     *,
     roi=None,
-    val_fraction: float = 0.2,
+    val_fraction: float = DEFAULTS.val_fraction,
     halo_z: int = 0,
-    min_val: int = 4,
+    min_val: int = MIN_VALIDATION,
 ) -> TrainingPair:
     """Build the training pair of a registered LRES/HRES couple.
 
@@ -199,7 +203,9 @@ def make_pair(
     lres_a = as_image(lres, "LRES", min_size=2)
     hres_a = as_image(hres, "HRES", min_size=2)
     if lres_a.ndim != hres_a.ndim:
-        raise InputError(f"The LRES is {lres_a.ndim}D but the HRES is {hres_a.ndim}D; give two images of the same dimension.")
+        raise InputError(
+            f"The LRES is {lres_a.ndim}D but the HRES is {hres_a.ndim}D; give two images of the same dimension."
+        )
     ndim = hres_a.ndim
     lv = voxel_tuple(lres_voxel_um, ndim, "LRES voxel size")
     hv = voxel_tuple(hres_voxel_um, ndim, "HRES voxel size")

@@ -13,6 +13,7 @@ import inspect
 from typing import Any
 
 from napari_resolve.errors import InputError
+from napari_resolve.learn.config import DEFAULT_MODEL
 from napari_resolve.models.base import ResolutionModel
 from napari_resolve.models.dfcan import DFCAN
 from napari_resolve.models.edsr import EDSR, WDSR
@@ -24,9 +25,6 @@ from napari_resolve.models.unet25d import UNet25D
 MODELS: dict[str, type[ResolutionModel]] = {
     cls.name: cls for cls in (UNet25D, SRCNN, SRCNN3D, EDSR, WDSR, DFCAN, MultiOutput)
 }
-
-#: The model trained when none is named.
-DEFAULT_MODEL = "unet25d"
 
 
 def model_names() -> list[str]:

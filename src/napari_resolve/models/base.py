@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
 
@@ -27,20 +28,45 @@ class ResolutionModel(nn.Module):
 
     Subclasses set :attr:`name` and implement :meth:`forward`, and fill
     :attr:`config` with every constructor argument (a checkpoint rebuilds the
-    model from ``name`` and ``config``).
+    model from ``name`` and ``config``). Networks with outputs that only
+    training uses (coarse branches, intermediate stages) return them from
+    :meth:`forward_train`; :meth:`forward` always returns the prediction alone
+    and keeps no state between calls.
     """
 
     #: Registry name.
     name: str = ""
     #: A 3D (volumetric) network; otherwise a 2D or 2.5D one that works slice-wise.
     volumetric: bool = False
-    #: Names of intermediate outputs trained against their own targets (``stage_outputs``
-    #: after a forward pass in training mode); empty for single-output networks.
+    #: Names of intermediate outputs trained against their own targets (the ``"stages"``
+    #: of :meth:`forward_train`), in order; empty for single-output networks.
     stage_names: tuple[str, ...] = ()
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
         self.config = dict(config)
+
+    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+        """The prediction and the extra outputs the training loss uses.
+
+        Parameters
+        ----------
+        x : Tensor, (batch, z, y, x)
+            As for :meth:`forward`.
+
+        Returns
+        -------
+        y : Tensor
+            What :meth:`forward` returns.
+        extras : dict
+            ``"coarse"``: list of coarse predictions, finest first (prediction
+            ``k - 1`` has ``y`` and ``x`` divided by ``2**k`` and is compared with
+            the ``2**k`` block average of the target); ``"stages"``: dict of
+            intermediate outputs by :attr:`stage_names`, shaped like ``y``.
+            Either key is absent when the network has no such outputs; this
+            default has neither.
+        """
+        return self(x), {}
 
     @property
     def trim_z(self) -> int:

@@ -1,6 +1,7 @@
 """DFCAN, the deep Fourier channel attention network (Qiao et al. 2021).
 
-The network ``cnn-denoise-deblur-sr-digital-rock.txt`` chose for super-resolution
+The network Bizhani et al. 2022 (docs/references.md;
+https://doi.org/10.1038/s41598-022-08170-8) chose for super-resolution
 (as good as EDSR and WDSR with far fewer parameters), trained there with MSE plus
 a weighted SSIM term (the ``mse+ssim`` loss of :mod:`napari_resolve.learn.losses`).
 

@@ -1,7 +1,7 @@
 """EDSR and WDSR: deep residual networks without normalisation layers.
 
 Two of the three super-resolution networks compared in
-``cnn-denoise-deblur-sr-digital-rock.txt`` (trained there with an L1 loss):
+Bizhani et al. 2022 (docs/references.md; https://doi.org/10.1038/s41598-022-08170-8) (trained there with an L1 loss):
 
 * EDSR (Lim et al. 2017): a head convolution, residual blocks
   ``conv3x3 - ReLU - conv3x3`` whose output is scaled (0.1) before it is added

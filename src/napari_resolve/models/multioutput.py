@@ -1,6 +1,7 @@
 """The end-to-end multi-output network: denoise, deblur and upscale in one model.
 
-After ``cnn-denoise-deblur-sr-digital-rock.txt`` ("End-to-end reconstruction"):
+After Bizhani et al. 2022 (docs/references.md;
+https://doi.org/10.1038/s41598-022-08170-8, "End-to-end reconstruction"):
 three sub-networks in a row, each with its own output,
 
 1. **denoise**: the degraded LRES -> the same LRES without noise (the paper: DIDN,
@@ -21,9 +22,10 @@ normalisation) and every stage is residual over its input. The intermediate
 targets exist only for synthetic pairs (:mod:`napari_resolve.learn.synthetic`):
 the LRES before the noise and before the blur.
 
-In training mode :attr:`MultiOutput.stage_outputs` holds the denoised and
-deblurred outputs after each forward pass; in eval mode only the final output is
-returned, so tiled inference treats the model like any other.
+:meth:`MultiOutput.forward_train` returns the denoised and deblurred outputs
+beside the final one (``extras["stages"]``); :meth:`~MultiOutput.forward`
+returns the final output alone, so tiled inference treats the model like any
+other.
 """
 
 from __future__ import annotations
@@ -72,12 +74,6 @@ class MultiOutput(ResolutionModel):
         default whole (unnamed settings take that network's defaults). The stages
         must work slice by slice; only the first may read neighbouring slices
         (``trim_z``).
-
-    Attributes
-    ----------
-    stage_outputs : list of Tensor
-        After a forward pass in training mode: the denoise and deblur outputs
-        (shaped like the final output). Empty in eval mode.
     """
 
     name = "multioutput"
@@ -110,7 +106,6 @@ class MultiOutput(ResolutionModel):
                     f"({spec['name']}) consumes {net.trim_z} slice(s) on each side. Use slices=1 for it."
                 )
             self.stages[stage] = net
-        self.stage_outputs: list[torch.Tensor] = []
 
     @property
     def global_context(self) -> bool:
@@ -133,21 +128,24 @@ class MultiOutput(ResolutionModel):
         return tuple(math.lcm(*(m[axis] for m in multiples)) for axis in range(3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_train(x)[0]
+
+    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The final output, and the denoise and deblur outputs as ``extras["stages"]`` (by stage name)."""
         denoised = self.stages["denoise"](x)
         deblurred = self.stages["deblur"](denoised)
-        self.stage_outputs = [denoised, deblurred] if self.training else []
-        return self.stages["upscale"](deblurred)
+        return self.stages["upscale"](deblurred), {"stages": {"denoise": denoised, "deblur": deblurred}}
 
 
 def stack_stages(denoise, deblur, upscale):
     """One multi-output model from three stage models trained separately.
 
     The models come from training on synthetic pairs of one HRES with one
-    degradation (:func:`napari_resolve.training.iter_train_synthetic` with
+    degradation (:func:`napari_resolve.learn.training.plan_train_synthetic` with
     ``TrainConfig.task`` ``"denoise"``, ``"deblur"`` and ``"upscale"``), so
     that each one's output is in the normalisation the next one expects. The
     result runs the three in a row ("experiment 1" of
-    ``cnn-denoise-deblur-sr-digital-rock.txt``) and can be trained further,
+    Bizhani et al. 2022 (docs/references.md; https://doi.org/10.1038/s41598-022-08170-8)) and can be trained further,
     jointly (``--resume``, "experiment 2").
 
     Parameters
@@ -175,8 +173,9 @@ def stack_stages(denoise, deblur, upscale):
         task = ckpt.train_config.get("task", "full")
         if task != stage:
             raise InputError(
-                f"The model given as the {stage} stage was trained for the {task!r} task. Train it with "
-                f"task {stage!r} (napari-resolve train --synthetic ... --task {stage})."
+                f"The model given as the {stage} stage was trained for the {task!r} task. Train it on synthetic "
+                f"pairs with {{task}} {stage!r}.",
+                parameters=("task",),
             )
         ckpts[stage] = ckpt
     first, last = ckpts["denoise"], ckpts["upscale"]

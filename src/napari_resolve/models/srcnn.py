@@ -1,5 +1,5 @@
 """SRCNN, the three-layer baseline (Dong et al. 2014) used in
-``deepnet-resolution-recovery-xrm.txt``: 9x9 feature extraction (64), 1x1
+DeepNet 2024 (docs/references.md; https://doi.org/10.1515/mim-2024-0017): 9x9 feature extraction (64), 1x1
 non-linear mapping (32), 5x5 reconstruction, on the pre-upsampled input.
 
 ``srcnn`` works slice by slice (2D kernels), ``srcnn3d`` with 3D kernels. As in

@@ -1,6 +1,6 @@
 """The default network: a 2.5D U-Net, residual over the upsampled LRES.
 
-After ``deepnet-resolution-recovery-xrm.txt`` (2.2): a stack of ``slices``
+After DeepNet 2024 (docs/references.md; https://doi.org/10.1515/mim-2024-0017) (2.2): a stack of ``slices``
 neighbouring slices of the pre-upsampled LRES goes in as channels, and the centre
 slice (``out="centre"``) or the whole stack (``out="stack"``, averaged over the
 overlapping stacks) comes out. The network predicts the *difference* to the
@@ -10,7 +10,7 @@ No batch, instance or group normalisation: statistics taken over a tile make
 tiled inference show seams, and the patches here are small anyway.
 
 ``multiscale=k`` adds the coarse output branches of MDCNN
-(``mdcnn-multiscale-inverse-problems.txt``): 1x1 convolutions from the decoder
+(Wang et al. 2018, docs/references.md; https://arxiv.org/abs/1810.12183): 1x1 convolutions from the decoder
 features at 1/2, 1/4 ... resolution to coarse predictions, which the training
 loop compares with the block-averaged HRES so that the low frequencies are
 matched early. They exist only for training: in eval mode the network computes
@@ -54,18 +54,12 @@ class UNet25D(ResolutionModel):
         output work).
     multiscale : int
         Number of coarse output branches (0 to ``depth``), at 1/2, 1/4 ... of the
-        in-plane resolution, for multi-scale training (MDCNN). In training mode
-        :attr:`coarse_outputs` holds their predictions after each forward pass;
-        in eval mode they are not computed. 0: the plain U-Net.
-
-    Attributes
-    ----------
-    coarse_outputs : list of Tensor
-        After a forward pass in training mode: the coarse predictions, finest
-        first; prediction ``k - 1`` is shaped like the output with ``y`` and ``x``
-        divided by ``2**k`` and is residual over the ``2**k`` block average of the
-        input, so it is compared with the ``2**k`` block average of the target.
-        Empty in eval mode.
+        in-plane resolution, for multi-scale training (MDCNN): :meth:`forward_train`
+        returns their predictions as ``extras["coarse"]``, finest first;
+        prediction ``k - 1`` is shaped like the output with ``y`` and ``x``
+        divided by ``2**k`` and is residual over the ``2**k`` block average of
+        the input, so it is compared with the ``2**k`` block average of the
+        target. :meth:`forward` never computes them. 0: the plain U-Net.
     """
 
     name = "unet25d"
@@ -128,7 +122,6 @@ class UNet25D(ResolutionModel):
             for head in self.coarse_heads:  # zero residual: each starts as the block-averaged input
                 nn.init.zeros_(head.weight)
                 nn.init.zeros_(head.bias)
-        self.coarse_outputs: list[torch.Tensor] = []
 
     @property
     def trim_z(self) -> int:
@@ -172,6 +165,24 @@ class UNet25D(ResolutionModel):
         return outs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stacks = self._stacks(x)
+        return self._assemble(x, self._net_scales(stacks, coarse=False)[0])
+
+    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The output and, with ``multiscale`` > 0, the coarse outputs (``extras["coarse"]``)."""
+        if not self.multiscale:
+            return self(x), {}
+        preds = self._net_scales(self._stacks(x), coarse=True)
+        # Each coarse prediction is residual over the input block-averaged like the
+        # target it is compared with (slice-wise 2**k x 2**k means, aligned with the
+        # pooling windows): untrained it equals the block average of the untrained
+        # full-resolution output, and what it learns is the block average of the
+        # full-resolution correction, i.e. its low frequencies.
+        coarse = [self._assemble(F.avg_pool2d(x, 2**s), p) for s, p in enumerate(preds[1:], start=1)]
+        return self._assemble(x, preds[0]), {"coarse": coarse}
+
+    def _stacks(self, x: torch.Tensor) -> torch.Tensor:
+        """(b, z, y, x) -> (b * n, slices, y, x): one 2D sample per stack of neighbouring slices, checked."""
         b, z, y, w = x.shape
         k, h = self.slices, self.slices // 2
         n = z - 2 * h  # number of stacks
@@ -180,17 +191,8 @@ class UNet25D(ResolutionModel):
         m = 2**self.depth
         if y % m or w % m:
             raise InputError(f"unet25d with depth {self.depth} needs y and x multiples of {m}, got {y} x {w}.")
-        # (b, n, y, x, k) -> (b * n, k, y, x): one 2D sample per stack.
-        stacks = x.unfold(1, k, 1).permute(0, 1, 4, 2, 3).reshape(b * n, k, y, w)
-        coarse = self.training and self.multiscale > 0
-        preds = self._net_scales(stacks, coarse)
-        # Each coarse prediction is residual over the input block-averaged like the
-        # target it is compared with (slice-wise 2**k x 2**k means, aligned with the
-        # pooling windows): untrained it equals the block average of the untrained
-        # full-resolution output, and what it learns is the block average of the
-        # full-resolution correction, i.e. its low frequencies.
-        self.coarse_outputs = [self._assemble(F.avg_pool2d(x, 2**s), p) for s, p in enumerate(preds[1:], start=1)]
-        return self._assemble(x, preds[0])
+        # (b, n, y, x, k) -> (b * n, k, y, x)
+        return x.unfold(1, k, 1).permute(0, 1, 4, 2, 3).reshape(b * n, k, y, w)
 
     def _assemble(self, x: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         """Input block (b, z, y, x) plus the stacks' residuals (b * n, c, y, x) -> output."""
