@@ -95,12 +95,6 @@ def test_core_never_imports_a_gui_toolkit_even_inside_functions():
     assert not wrong, "\n".join(wrong)
 
 
-# Issue 12 is not finished: two learn modules are still longer.
-# strict: the moment they are fixed this test passes, and the marker must go.
-UNFINISHED = pytest.mark.xfail(strict=True, reason="issue 12 unfinished: see the closing note of the layout session")
-
-
-@UNFINISHED
 def test_core_modules_are_small_or_say_they_are_one_algorithm():
     long = []
     for package, rel, tree, path in _modules():

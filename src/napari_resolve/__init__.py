@@ -40,8 +40,8 @@ _LAZY = {
     "frc": "measure.resolution",
     "run_quality": "measure.compare",
     "run_evaluate": "evaluate.batch",
-    "Degradation": "learn.synthetic",
-    "degrade": "learn.synthetic",
+    "Degradation": "learn.degradation",
+    "degrade": "learn.degradation",
     "mse": "measure.similarity",
     "psnr": "measure.similarity",
     "ssim": "measure.similarity",
@@ -84,8 +84,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from napari_resolve.evaluate.batch import run_evaluate  # noqa: F401
     from napari_resolve.geometry.resample import resample_to_grid  # noqa: F401
     from napari_resolve.io import Volume, read_volume, write_volume  # noqa: F401
+    from napari_resolve.learn.degradation import Degradation, degrade  # noqa: F401
     from napari_resolve.learn.normalisation import Normalisation, fit_normalisation  # noqa: F401
-    from napari_resolve.learn.synthetic import Degradation, degrade  # noqa: F401
     from napari_resolve.measure.compare import run_quality  # noqa: F401
     from napari_resolve.measure.resolution import frc, gaussian_resolution  # noqa: F401
     from napari_resolve.measure.similarity import (  # noqa: F401

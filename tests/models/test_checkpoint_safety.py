@@ -82,3 +82,11 @@ def test_a_valid_file_still_loads(tmp_path):
     torch.save(_record(), path)
     assert load_checkpoint(path).ratio == (3.0, 3.0, 3.0)
     assert save_checkpoint(load_checkpoint(path), tmp_path / "copy.pt").is_file()
+
+
+def test_junk_bytes_are_called_damaged_not_unsafe(tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(FileFormatError, match="cannot be read as a model file .*damaged") as info:
+        load_checkpoint(junk)
+    assert "safety" not in str(info.value)

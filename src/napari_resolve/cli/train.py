@@ -112,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     reg = registration_arg(args.registration)
     lres = read_input(args.lres, voxel_arg(args.lres_voxel), "LRES")
     hres = read_input(args.hres, voxel_arg(args.hres_voxel), "HRES", need_voxel=False)
-    check_hres_voxel(hres, reg, args.hres)
+    check_hres_voxel(hres, reg, args.hres, override="--hres-voxel")
     if not np.allclose(lres.voxel_um, reg.lres_voxel_um, rtol=0.01):
         raise InputError(
             f"{args.lres} has voxels of {lres.voxel_um} um but the registration was made with "

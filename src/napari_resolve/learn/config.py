@@ -25,8 +25,8 @@ SCHEDULES = ("cosine", "constant")
 #: Training losses (``TrainConfig.loss``, see :func:`napari_resolve.learn.losses.make_loss`).
 LOSSES = ("l1", "mse", "l1+msssim", "mse+ssim")
 #: What a network trained on synthetic pairs learns (``TrainConfig.task``): input -> target.
-#: The last three are the stages of the denoise-deblur-upscale chain (``digital-rock-cnn``
-#: in docs/references.md), trained separately and stacked
+#: The last three are the stages of the denoise-deblur-upscale chain of Bizhani et al. 2022
+#: (https://doi.org/10.1038/s41598-022-08170-8), trained separately and stacked
 #: (:func:`napari_resolve.models.multioutput.stack_stages`).
 TASKS = {
     "full": "degraded LRES -> HRES (the whole job)",

@@ -5,8 +5,8 @@ patches: valid Gaussian windows (11 taps, sigma 1.5) and, for MS-SSIM, as many
 scales as the patch allows, with the standard weights renormalised. It is a loss,
 not the measurement: :mod:`napari_resolve.measure.similarity` computes the reported numbers.
 
-``mse+ssim`` is DFCAN's loss (Qiao et al. 2021), which
-``cnn-denoise-deblur-sr-digital-rock.txt`` trains its DFCAN with:
+``mse+ssim`` is DFCAN's loss (Qiao et al. 2021), which the denoise-deblur-upscale chain
+of Bizhani et al. 2022 (https://doi.org/10.1038/s41598-022-08170-8) trains its DFCAN with:
 ``MSE + w * (1 - SSIM)``, ``w = 0.1`` by default. The original rescales prediction
 and target of each batch to [0, 1] first; here both are already normalised (the
 HRES range is 1), so SSIM uses a data range of 1 and no batch-dependent rescaling.
@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from napari_resolve.errors import InputError
+from napari_resolve.learn.config import LOSSES
 from napari_resolve.measure.similarity import RADIUS as _RADIUS
 from napari_resolve.measure.similarity import SIGMA as _SIGMA
 from napari_resolve.measure.similarity import ms_ssim_scales, ms_ssim_weights
 
-LOSSES = ("l1", "mse", "l1+msssim", "mse+ssim")
+__all__ = ["LOSSES", "make_loss"]  # LOSSES: the names, defined in learn.config
 
 
 def _gauss(device, dtype) -> torch.Tensor:

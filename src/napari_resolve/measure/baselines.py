@@ -245,7 +245,7 @@ def estimate_psf_sigma(upsampled, reference, voxel_um, *, max_sigma_um=None) -> 
     The result is the LRES blur *relative to the HRES* (the HRES's own blur is
     already in the reference), which is the PSF a deconvolution of the upsampled
     LRES should undo to reach the HRES. It is also the "Gaussian fit" measure of
-    effective resolution of ``deepnet-resolution-recovery-xrm.txt``.
+    effective resolution of DeepNet 2024 (https://doi.org/10.1515/mim-2024-0017).
 
     Parameters
     ----------

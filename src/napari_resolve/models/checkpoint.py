@@ -272,8 +272,13 @@ def load_checkpoint(path: str | os.PathLike, *, architecture: str | None = None)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # weights_only refuses anything but tensors and plain values: the file holds Python objects or
-        # code (a pickle), which could run code if loaded. That is a safety refusal, not damage.
+        if "Unsupported global" not in str(exc):  # junk bytes fail the same unpickler ("Unsupported operand")
+            raise FileFormatError(
+                f"{path} cannot be read as a model file (its bytes are not a saved PyTorch record). It is "
+                "damaged, truncated or not a napari-resolve model; train the model again."
+            ) from exc
+        # weights_only refuses anything but tensors and plain values: the file names Python objects or
+        # functions (a pickle "global"), which could run code if loaded. A safety refusal, not damage.
         raise FileFormatError(
             f"{path} holds Python objects or code besides tensors and plain values, which napari-resolve "
             "refuses to load for safety (loading them could run code on this computer). A trusted model "
