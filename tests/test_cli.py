@@ -184,6 +184,7 @@ def test_unwritable_output_folder_is_a_one_line_error(foam, capsys, tmp_path):
     assert code == 2 and err.count("\n") == 1 and "does not exist" in err
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(capsys, tmp_path):
     out = tmp_path / "demo"
     code, table, err = run(capsys, "demo", out, "--size", "40", "--iterations", "40", "--device", "cpu")

@@ -35,6 +35,7 @@ def test_every_step_is_in_the_plugins_menu(make_napari_viewer, name):
         assert isinstance(widget.step, STEPS[int(name[0]) - 1][1])
 
 
+@pytest.mark.slow
 def test_the_whole_workflow_in_one_dock(phantom_viewer, qtbot, tmp_path):
     viewer, lres, hres = phantom_viewer
     flow = WorkflowWidget(viewer)

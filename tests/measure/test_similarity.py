@@ -70,6 +70,7 @@ def test_ms_ssim_matches_pytorch_msssim_2d():
     assert quality.ms_ssim(pred, ref, dr) == pytest.approx(expected, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_ms_ssim_matches_pytorch_msssim_3d_five_scales():
     pred, ref = make_pair((168, 168, 168), seed=2, offset=0.0, span=1.0)
     dr = 1.0
