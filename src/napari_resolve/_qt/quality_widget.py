@@ -43,6 +43,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_resolve._text import format_values
 from napari_resolve.errors import InputError
 from napari_resolve.geometry.overlap import MIN_OVERLAP, Overlap, plan_overlap  # noqa: F401 - re-exported for the tests
 from napari_resolve.measure.compare import (  # noqa: F401 - the job's names, re-exported for older imports
@@ -122,10 +123,6 @@ def _fmt(key: str, value: float) -> str:
     if key == "mse":
         return f"{value:.2e}"
     return f"{value:.4f}"
-
-
-def _um_text(values) -> str:
-    return ", ".join(f"{v:.1f}" for v in values)
 
 
 def _table(columns: list[str]) -> QTableWidget:
@@ -522,7 +519,7 @@ class QualityWidget(QWidget):
         try:
             axes = "z, y, x" if len(res.overlap.shape) == 3 else "y, x"
             self.regions_table.setHorizontalHeaderLabels([f"centre {axes} (µm)", "MS-SSIM"])
-            cells = [[_um_text(r["centre_um"]), f"{r['score']:.3f}"] for r in res.regions]
+            cells = [[format_values(r["centre_um"], ", ", 1), f"{r['score']:.3f}"] for r in res.regions]
             _fill(self.regions_table, [str(r["rank"]) for r in res.regions], cells)
             self.regions_table.clearSelection()
         finally:
