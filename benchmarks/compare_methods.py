@@ -42,20 +42,20 @@ import warnings
 
 import numpy as np
 
-from napari_resolve.measure.baselines import estimate_psf_sigma, interpolate, run_baseline
-from napari_resolve.learn.synthetic import Degradation
 from napari_resolve.demo import _fine_box, _unseen_region
 from napari_resolve.errors import ResolveWarning
 from napari_resolve.geometry.grid import Grid
-from napari_resolve.learn.inference import run_predict
 from napari_resolve.io import json_safe
+from napari_resolve.learn.inference import run_predict
+from napari_resolve.learn.synthetic import Degradation
+from napari_resolve.learn.training import TrainConfig, run_train, run_train_synthetic
+from napari_resolve.measure.baselines import estimate_psf_sigma, interpolate, run_baseline
+from napari_resolve.measure.similarity import compare, gaussian_resolution
 from napari_resolve.models import model_names
 from napari_resolve.models.multioutput import DEFAULT_STAGES, STAGES, stack_stages
 from napari_resolve.phantom import make_phantom
 from napari_resolve.pores.segment import analyse_pores, match_pores
-from napari_resolve.measure.similarity import compare, gaussian_resolution
 from napari_resolve.registration import register
-from napari_resolve.learn.training import TrainConfig, run_train, run_train_synthetic
 
 BASELINES = ("richardson_lucy", "cubic")
 SYNTHETIC = "synthetic:"

@@ -24,12 +24,12 @@ import time
 import numpy as np
 
 from napari_resolve.io import json_safe
-from napari_resolve.models import build_model
 from napari_resolve.learn.pairs import make_pair
-from napari_resolve.phantom import make_phantom
-from napari_resolve.measure.similarity import psnr
-from napari_resolve.registration import register
 from napari_resolve.learn.training import TrainConfig, run_train
+from napari_resolve.measure.similarity import psnr
+from napari_resolve.models import build_model
+from napari_resolve.phantom import make_phantom
+from napari_resolve.registration import register
 
 
 def first_reaching(val: list[tuple[int, float]], level: float) -> int | None:

@@ -51,7 +51,8 @@ def timing(shape=(256, 256, 256)):
     pred, ref = pair(shape, 1)
     quality.compare(pred[:32, :32, :32], ref[:32, :32, :32], 1.0)  # warm-up: first-call allocations
     out = {}
-    for name, fn in (("ssim_map", quality.ssim_map), ("ms_ssim_map", quality.ms_ssim_map), ("compare", quality.compare)):
+    jobs = (("ssim_map", quality.ssim_map), ("ms_ssim_map", quality.ms_ssim_map), ("compare", quality.compare))
+    for name, fn in jobs:
         t = time.perf_counter()
         fn(pred, ref, 1.0)
         out[f"{name}_s"] = round(time.perf_counter() - t, 2)
@@ -64,6 +65,7 @@ if __name__ == "__main__":
     warnings.simplefilter("ignore")  # the fewer-scales note for 3-scale volumes
     print(json.dumps({
         "ssim_vs_skimage": [ssim_vs_skimage((96, 120)), ssim_vs_skimage((32, 48, 56))],
-        "ms_ssim_vs_pytorch_msssim": [ms_ssim_vs_pytorch_msssim((192, 200)), ms_ssim_vs_pytorch_msssim((168, 168, 168))],
+        "ms_ssim_vs_pytorch_msssim": [ms_ssim_vs_pytorch_msssim((192, 200)),
+                                      ms_ssim_vs_pytorch_msssim((168, 168, 168))],
         "speed": timing(),
     }, indent=2))

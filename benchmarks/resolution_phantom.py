@@ -14,10 +14,10 @@ import argparse
 import json
 import time
 
-from napari_resolve.measure.baselines import run_baseline
 from napari_resolve.geometry.grid import Grid
-from napari_resolve.phantom import make_phantom
+from napari_resolve.measure.baselines import run_baseline
 from napari_resolve.measure.similarity import frc, gaussian_resolution
+from napari_resolve.phantom import make_phantom
 
 
 def main():

@@ -318,9 +318,9 @@ def test_baseline_methods(trained, foam, capsys, tmp_path):
 
 def test_evaluate_a_folder_of_pairs(capsys, tmp_path):
     from napari_resolve.io import write_volume
+    from napari_resolve.learn.normalisation import Normalisation
     from napari_resolve.models import build_model
     from napari_resolve.models.checkpoint import Checkpoint, save_checkpoint
-    from napari_resolve.learn.normalisation import Normalisation
     from napari_resolve.phantom import make_phantom
 
     pairs = tmp_path / "pairs"

@@ -36,7 +36,8 @@ def test_2d_round_trip(tmp_path, vol):
 def test_imagej_spacing_and_units_converted_to_um(tmp_path, vol):
     path = tmp_path / "ij.tif"
     # 2 pixels per mm in x/y and a 3 mm z spacing.
-    tifffile.imwrite(path, vol, imagej=True, resolution=(2.0, 2.0), metadata={"spacing": 3.0, "unit": "mm", "axes": "ZYX"})
+    tifffile.imwrite(path, vol, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"spacing": 3.0, "unit": "mm", "axes": "ZYX"})
     back = read_volume(path)
     assert back.voxel_um == pytest.approx((3000.0, 500.0, 500.0))
 
@@ -261,9 +262,9 @@ def test_overwrite_replaces_only_a_zarr_store_not_any_folder_named_zarr(tmp_path
 
 @pytest.mark.parametrize("name", ["race.tif", "race.zarr"])
 def test_an_output_that_appears_while_a_job_runs_is_not_replaced(tmp_path, vol, name):
-    from napari_resolve.io import atomic_path
-
     import shutil
+
+    from napari_resolve.io import atomic_path
 
     ours = tmp_path / "work" / name
     ours.parent.mkdir()

@@ -30,7 +30,8 @@ def resolve_device(device: str | None = "auto"):
         raise InputError(f"Unknown device {name!r}; use one of {', '.join(DEVICES)}.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(
-            "The CUDA GPU that was asked for is not available here; set {device} to auto or cpu.", parameters=("device",)
+            "The CUDA GPU that was asked for is not available here; set {device} to auto or cpu.",
+            parameters=("device",),
         )
     if dev.type == "mps" and not has_mps:
         raise InputError(

@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_resolve.measure.baselines import interpolate
 from napari_resolve.errors import FileFormatError, InputError, ResolveWarning, VoxelSizeError
 from napari_resolve.evaluate.batch import iter_evaluate, plan_evaluate, run_evaluate
 from napari_resolve.evaluate.discovery import find_pairs
 from napari_resolve.evaluate.records import summary_csv_path, write_csv
 from napari_resolve.evaluate.stats import ALL_CATEGORY, summarise_metric
-from napari_resolve.jobs import drain
 from napari_resolve.geometry.grid import Grid
 from napari_resolve.io import write_volume
+from napari_resolve.jobs import drain
+from napari_resolve.learn.normalisation import Normalisation
+from napari_resolve.measure.baselines import interpolate
+from napari_resolve.measure.similarity import ms_ssim, psnr, ssim
 from napari_resolve.models import build_model
 from napari_resolve.models.checkpoint import Checkpoint
-from napari_resolve.learn.normalisation import Normalisation
 from napari_resolve.phantom import make_phantom
-from napari_resolve.measure.similarity import ms_ssim, psnr, ssim
 
 RATIO = 4
 LV, HV = (4.0, 4.0), (1.0, 1.0)
@@ -79,8 +79,8 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained():
     """A small 2D model trained briefly (about 2 s) on another section: it beats cubic by ~0.4 dB."""
-    from napari_resolve.registration import register
     from napari_resolve.learn.training import TrainConfig, run_train
+    from napari_resolve.registration import register
 
     lres, hres = section(100, size=48)
     reg = register(lres, hres, LV, HV)

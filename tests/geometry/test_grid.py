@@ -7,8 +7,8 @@ from functools import cache
 import numpy as np
 import pytest
 
-from napari_resolve.geometry import grid as grid_module
 from napari_resolve.errors import InputError
+from napari_resolve.geometry import grid as grid_module
 from napari_resolve.geometry.grid import (
     Grid,
     check_roi,
@@ -18,8 +18,8 @@ from napari_resolve.geometry.grid import (
     resample_lres,
     upscale_grid,
 )
-from napari_resolve.phantom import make_phantom
 from napari_resolve.geometry.resample import resample_to_grid
+from napari_resolve.phantom import make_phantom
 
 #: Share of an output voxel that may stick out of the ROI.
 TOL = getattr(grid_module, "TOLERANCE", 1e-6)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from napari_resolve.errors import InputError
+from napari_resolve.geometry.resample import resample_to_grid
 from napari_resolve.learn.pairs import MIN_PATCH, PatchSampler, as_3d, hres_overlap, make_pair
 from napari_resolve.phantom import make_phantom
 from napari_resolve.registration import register
-from napari_resolve.geometry.resample import resample_to_grid
 
 
 @cache
