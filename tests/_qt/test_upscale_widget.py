@@ -301,6 +301,22 @@ def test_preview_is_centred_on_the_camera_in_the_current_slice(widget, qtbot):
     assert _camera(viewer).zoom == 3.0 and _visible(viewer, layer)
 
 
+def test_preview_in_the_3d_view_is_centred_on_the_camera(widget, qtbot):
+    w, viewer, _lres, _hres = widget
+    w.tile_size.value, w.tile_depth.value = 64, 8
+    viewer.dims.set_point(range(3), (96.0, 96.0, 96.0))
+    viewer.dims.ndisplay = 3
+    camera = _camera(viewer)
+    camera.center = (50.0, 140.0, 45.0)  # in 3D the camera centre has a depth too
+    angles = tuple(camera.angles)
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    lo, hi = _extent(viewer.layers[PREVIEW_NAME])
+    assert np.all(lo <= (50.0, 140.0, 45.0)) and np.all((50.0, 140.0, 45.0) <= hi)
+    np.testing.assert_allclose(camera.center, (50.0, 140.0, 45.0))  # the user's view is left alone
+    assert tuple(camera.angles) == angles
+
+
 def test_a_preview_out_of_view_is_brought_into_view(widget, qtbot):
     w, viewer, _lres, _hres = widget
     w.tile_size.value, w.tile_depth.value = 64, 8
