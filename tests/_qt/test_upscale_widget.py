@@ -73,6 +73,7 @@ def test_preview_lies_exactly_over_the_lres_at_hres_voxel_size(widget, small_mod
     assert w.lres_combo.value is lres and w.region_combo.value is None
     assert "loaded" not in w.model_label.value and "unet25d" in w.model_label.value
     viewer.dims.set_point(range(3), (96.0, 60.0, 120.0))
+    _pan(viewer, 60.0, 120.0, 3.0)
     point = np.array(viewer.dims.point)
 
     assert w.preview()
@@ -102,6 +103,7 @@ def test_a_second_preview_updates_the_same_layer(widget, qtbot):
     w, viewer, lres, hres = widget
     w.tile_size.value, w.tile_depth.value = 64, 8  # quicker
     viewer.dims.set_point(range(3), (96.0, 60.0, 60.0))
+    _pan(viewer, 60.0, 60.0, 3.0)
     assert w.preview()
     _wait(qtbot, w.preview_job)
     first = np.array(viewer.layers[PREVIEW_NAME].translate)
@@ -143,7 +145,9 @@ def test_preview_without_a_model_or_with_a_foreign_voxel_size_is_refused(placed_
     assert "⚠" in w.region_label.value
     assert not w.preview()
     assert w.preview_job.state == "idle"
-    assert "trained on 3 x 3 x 3 um" in errors[-1] and "trained on 3" in w.preview_controls.status.text()
+    # in µm, as every length in the widgets
+    assert "trained on 3 x 3 x 3 µm" in errors[-1] and "trained on 3 x 3 x 3 µm" in w.preview_controls.status.text()
+    assert " um" not in errors[-1] and " um" not in w.region_label.value and "µm" in w.region_label.value
 
 
 def test_load_model_sets_the_session_model(widget, small_model, tmp_path):
@@ -255,6 +259,146 @@ def test_stop_during_an_upscale_leaves_no_file(widget, tmp_path, qtbot, monkeypa
     assert not any(layer.name.startswith("upscaled:") for layer in viewer.layers)
 
 
+def _camera(viewer):
+    return viewer.scene.camera
+
+
+def _visible(viewer, layer) -> bool:
+    """True if the whole layer (voxel edges) lies inside the canvas in the 2D view (displayed y, x)."""
+    camera = _camera(viewer)
+    half = np.asarray(viewer.canvas.viewbox_size(viewer.layers), float) / 2 / camera.zoom
+    centre = np.asarray(camera.center, float)[-2:]
+    lo, hi = _extent(layer)
+    return bool(np.all(lo[-2:] >= centre - half - 1e-6) and np.all(hi[-2:] <= centre + half + 1e-6))
+
+
+def _pan(viewer, y, x, zoom):
+    """Pan and zoom as the mouse does: the camera moves, the dims slider does not."""
+    camera = _camera(viewer)
+    camera.center = (float(camera.center[0]), y, x)
+    camera.zoom = zoom
+
+
+def test_preview_is_centred_on_the_camera_in_the_current_slice(widget, qtbot):
+    w, viewer, _lres, _hres = widget
+    w.tile_size.value, w.tile_depth.value = 64, 8
+    viewer.dims.set_point(range(3), (60.0, 96.0, 96.0))
+    _pan(viewer, 140.0, 45.0, 3.0)
+    point = tuple(viewer.dims.point)
+    assert point[1:] == (96.0, 96.0)  # the slider did not follow the camera
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    assert w.preview_job.state == "done"
+    layer = viewer.layers[PREVIEW_NAME]
+    lo, hi = _extent(layer)
+    looked_at = np.array([60.0, 140.0, 45.0])  # the current slice, and the camera centre in-plane
+    assert np.all(lo <= looked_at) and np.all(looked_at <= hi)
+    assert np.all(np.abs((lo + hi)[1:] / 2 - looked_at[1:]) <= 3.0)  # centred, within one LRES voxel
+    assert 60 <= layer.data.shape[1] <= 68 and 60 <= layer.data.shape[2] <= 68
+    # It was in view already: neither the slider nor the camera moved.
+    assert tuple(viewer.dims.point) == point
+    np.testing.assert_allclose(_camera(viewer).center[1:], (140.0, 45.0))
+    assert _camera(viewer).zoom == 3.0 and _visible(viewer, layer)
+
+
+def test_preview_in_the_3d_view_is_centred_on_the_camera(widget, qtbot):
+    w, viewer, _lres, _hres = widget
+    w.tile_size.value, w.tile_depth.value = 64, 8
+    viewer.dims.set_point(range(3), (96.0, 96.0, 96.0))
+    viewer.dims.ndisplay = 3
+    camera = _camera(viewer)
+    camera.center = (50.0, 140.0, 45.0)  # in 3D the camera centre has a depth too
+    angles = tuple(camera.angles)
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    lo, hi = _extent(viewer.layers[PREVIEW_NAME])
+    assert np.all(lo <= (50.0, 140.0, 45.0)) and np.all((50.0, 140.0, 45.0) <= hi)
+    np.testing.assert_allclose(camera.center, (50.0, 140.0, 45.0))  # the user's view is left alone
+    assert tuple(camera.angles) == angles
+
+
+def test_a_preview_out_of_view_is_brought_into_view(widget, qtbot):
+    w, viewer, _lres, _hres = widget
+    w.tile_size.value, w.tile_depth.value = 64, 8
+    viewer.dims.set_point(range(3), (96.0, 40.0, 40.0))
+    _pan(viewer, 40.0, 40.0, 4.0)
+    w.region_combo.value = _rectangle(viewer, 140.0, 150.0, 170.0, 180.0)  # centre (155, 165)
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    layer = viewer.layers[PREVIEW_NAME]
+    lo, hi = _extent(layer)
+    np.testing.assert_allclose((lo + hi)[1:] / 2, (155.0, 165.0), atol=3.0)
+    assert _visible(viewer, layer)  # the camera went to the tile...
+    assert _camera(viewer).zoom == 4.0  # ...without changing the zoom: the tile fits
+    assert tuple(viewer.dims.point) == (96.0, 40.0, 40.0)
+
+    # Zoomed in far beyond the tile's size, elsewhere: the camera goes there and zooms out just enough.
+    _pan(viewer, 40.0, 40.0, 40.0)
+    assert not _visible(viewer, layer)
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    assert _visible(viewer, layer)
+    zoom = _camera(viewer).zoom
+    assert zoom < 40.0
+    fits = np.min(np.asarray(viewer.canvas.viewbox_size(viewer.layers), float) / (hi - lo)[1:])
+    assert 0.8 * fits <= zoom <= fits  # the tile fills most of the canvas, not zoomed out to the whole LRES
+
+
+def test_the_output_path_is_readable_at_the_default_dock_width(widget, qtbot, tmp_path):
+    from qtpy.QtCore import QRect, Qt
+    from qtpy.QtWidgets import QLabel, QLineEdit
+
+    w, _viewer, _lres, _hres = widget
+    path = tmp_path / "experiments" / "2026-11-foam" / "upscaled_foam_region_a.tif"
+    w.output.value = path
+    w.setFixedWidth(320)  # napari's default dock width
+    w.show()
+    qtbot.waitExposed(w)
+    assert w.minimumSizeHint().width() <= 320
+
+    def readable(widget) -> bool:
+        if isinstance(widget, QLineEdit):
+            text = widget.text()
+            fits = widget.fontMetrics().horizontalAdvance(text) <= widget.contentsRect().width() - 8
+            return str(path) == text and fits
+        shown = widget.text().replace("\u200b", "")
+        if path.name not in shown or str(path.parent) not in shown:
+            return False
+        width = widget.contentsRect().width()
+        box = widget.fontMetrics().boundingRect(QRect(0, 0, width, 10_000), int(Qt.TextWordWrap), widget.text())
+        return box.width() <= width and widget.heightForWidth(width) <= widget.height()
+
+    shown = [x for x in w.findChildren(QLineEdit) + w.findChildren(QLabel) if x.isVisible() and readable(x)]
+    assert shown, "neither the field nor a label shows the whole output path"
+
+
+def test_a_cleared_output_or_a_folder_is_refused_naming_the_field(widget, tmp_path, errors):
+    w, viewer, _lres, _hres = widget
+    w.region_combo.value = _rectangle(viewer, 60.0, 60.0, 80.0, 80.0)
+    w.output.value = tmp_path / "out.tif"  # a valid file first, then the file name deleted from the field
+    labels = {}
+    for text in (str(tmp_path), str(tmp_path / "new") + "/"):  # the folder left in the field
+        w.output.line_edit.value = text
+        assert not w.upscale_controls.run()
+        assert w.upscale_job.worker is None  # refused before a thread started
+        message = errors[-1]
+        # not "<folder name>: the output must be .tif", as if the folder were the file
+        assert not message.startswith(f"Upscale: {tmp_path.name}") and not message.startswith("Upscale: new:")
+        assert "'Output'" in message and "folder" in message and "add a file name" in message
+        labels[text] = w.output_label.value
+    for text in ("", "   "):  # the field emptied
+        w.output.line_edit.value = text
+        assert not w.upscale_controls.run()
+        assert errors[-1] == "Upscale: Choose an output file (.tif for OME-TIFF, or .zarr)."
+        labels[text] = w.output_label.value
+    assert not (tmp_path / "new").exists() and list(tmp_path.iterdir()) == []
+    # The label under the field says the same before any run.
+    assert all("folder" in labels[t] for t in (str(tmp_path), str(tmp_path / "new") + "/"))
+    assert all("Choose an output file" in labels[t] for t in ("", "   "))
+    w.output.value = tmp_path / "out.tif"
+    assert w.output_label.value.startswith("Writes out.tif")
+
+
 def _untrained_2d(lres, hres):
     """A 2D U-Net with its initial weights, for the section's voxel sizes and registration."""
     from napari_resolve.learn.normalisation import Normalisation
@@ -286,6 +430,7 @@ def test_2d_preview_and_upscale(registered_section, small_model, tmp_path, qtbot
     session_for(viewer).set_model(_untrained_2d(lres, hres), "untrained")
     w.tile_size.value = 64
     viewer.dims.set_point(range(2), (300.0, 330.0))
+    _pan(viewer, 300.0, 330.0, 2.0)
     assert w.preview()
     _wait(qtbot, w.preview_job)
     assert w.preview_job.state == "done"
@@ -297,6 +442,15 @@ def test_2d_preview_and_upscale(registered_section, small_model, tmp_path, qtbot
     lo, hi = _extent(layer)
     assert np.all(lo <= (300.0, 330.0)) and np.all((300.0, 330.0) <= hi)
     assert 60 <= layer.data.shape[0] <= 68 and 60 <= layer.data.shape[1] <= 68
+
+    # Panned and zoomed (the slider stays): the next tile is where the camera looks.
+    _pan(viewer, 420.0, 200.0, 2.0)
+    assert tuple(viewer.dims.point) == (300.0, 330.0)
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    lo, hi = _extent(viewer.layers[PREVIEW_NAME])
+    assert np.all(lo <= (420.0, 200.0)) and np.all((420.0, 200.0) <= hi)
+    assert _visible(viewer, viewer.layers[PREVIEW_NAME]) and _camera(viewer).zoom == 2.0
 
     w.region_combo.value = viewer.add_shapes([[[200, 200], [200, 260], [260, 260], [260, 200]]], shape_type="rectangle")
     path = tmp_path / "section.tif"

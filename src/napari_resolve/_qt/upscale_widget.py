@@ -1,9 +1,11 @@
 """Preview and upscale: run the session's model on one tile, or on a whole region to a file.
 
-*Preview tile* upscales a small region around the viewer's current position (or
-the centre of a drawn rectangle) in memory and shows it as the layer
-"upscaled preview", exactly over the LRES at the HRES voxel size; repeated
-previews update that one layer and leave the viewer where it was.
+*Preview tile* upscales a small region around where the user looks (the camera
+centre, in the current slice; or the centre of a drawn rectangle) in memory and
+shows it as the layer "upscaled preview", exactly over the LRES at the HRES voxel
+size; repeated previews update that one layer. The slider stays where it was; the
+camera moves only when the tile is not fully in view (and zooms out only when the
+tile is larger than the canvas).
 
 *Upscale region* runs a rectangle (or the whole LRES) and an LRES z range to an
 OME-TIFF or zarr file, tile by tile with progress and Stop, then opens the file
@@ -19,6 +21,8 @@ widget only turns its fields into the plan's arguments and checks nothing itself
 from __future__ import annotations
 
 import math
+import os
+import re
 from pathlib import Path
 
 import napari
@@ -27,7 +31,7 @@ from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton, S
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_resolve._text import MICRO, format_bytes, format_rate, format_shape, format_um
-from napari_resolve.errors import FileFormatError, InputError
+from napari_resolve.errors import FileFormatError, InputError, ResolveError
 from napari_resolve.learn.inference import OUTPUT_SUFFIXES, check_model_fits, iter_predict, output_grid, plan_predict
 
 from ._forms import JobControls, heading, layer_combo, select_layer
@@ -50,6 +54,23 @@ LABELS = {
 
 def _um(values) -> str:
     return format_um(values, sep=", ", unit=MICRO)
+
+
+def _micro(text: str) -> str:
+    """A core message (ASCII "um") as this dock writes lengths: "µm"."""
+    return re.sub(r"\bum\b", MICRO, text)
+
+
+def _in_micro(exc: BaseException) -> BaseException:
+    """The same refusal (type and parameters) with its lengths in "µm", for the dock's notification and status."""
+    if isinstance(exc, ResolveError):
+        return type(exc)(_micro(exc.template), parameters=exc.parameters)
+    return exc
+
+
+def _breakable(path: str) -> str:
+    """``path`` with a zero-width space after each separator, so a word-wrapped label can break a long path."""
+    return re.sub(r"([/\\])", "\\1\u200b", path)
 
 
 def open_lazily(path: str | Path):
@@ -109,6 +130,8 @@ class UpscaleWidget(QWidget):
         Size of the region in LRES voxels and of the output in HRES voxels and GiB.
     output : FileEdit
         The output file (.tif OME-TIFF or .zarr).
+    output_label : magicgui Label
+        The output's file name and folder in full, word-wrapped (the field is too narrow for a path).
     overwrite : CheckBox
         Replace an existing output file.
     """
@@ -184,6 +207,11 @@ class UpscaleWidget(QWidget):
             label=LABELS["out_path"],
             tooltip="File to write: .tif (OME-TIFF) or .zarr; written under a temporary name, renamed when complete",
         )
+        # At the default dock width the field shows about 20 characters of the path: the label
+        # below it shows the whole path, wrapped at its separators.
+        self.output_label = Label(value="")
+        self.output_label.native.setWordWrap(True)
+        self.output_label.tooltip = "The file the upscale writes"
         self.overwrite = CheckBox(
             value=False,
             text=LABELS["overwrite"],
@@ -210,6 +238,7 @@ class UpscaleWidget(QWidget):
             self.preview_controls,
             heading("Upscale region"),
             upscale_form,
+            self.output_label,
             self.region_label,
             self.overwrite,
             self.upscale_controls,
@@ -222,6 +251,7 @@ class UpscaleWidget(QWidget):
         self.region_combo.changed.connect(self._region_changed)
         self.z_first.changed.connect(self._update_region_label)
         self.z_last.changed.connect(self._update_region_label)
+        self.output.changed.connect(self._output_changed)
         self.preview_job.finished.connect(self._preview_finished)
         self.upscale_job.finished.connect(self._upscale_finished)
 
@@ -229,6 +259,7 @@ class UpscaleWidget(QWidget):
         self._model_changed()
         self._lres_changed()
         self._region_changed()
+        self._output_changed()
 
     # ------------------------------------------------------------------ model
 
@@ -306,9 +337,25 @@ class UpscaleWidget(QWidget):
             self._watched_shapes.events.data.connect(self._update_region_label)
         self._update_region_label()
 
+    def _camera(self):
+        # napari 0.9 moved the camera to viewer.scene (viewer.camera is deprecated there).
+        scene = getattr(self.viewer, "scene", None)
+        return scene.camera if scene is not None else self.viewer.camera
+
+    def _view_point(self) -> np.ndarray:
+        """Where the user looks (world um, every viewer axis): the sliders, the displayed axes at the camera centre.
+
+        The slider position alone does not follow panning or zooming; the camera centre does.
+        """
+        dims = self.viewer.dims
+        point = np.asarray(dims.point, dtype=float).copy()
+        displayed = list(dims.displayed)
+        point[displayed] = np.asarray(self._camera().center, dtype=float)[-len(displayed) :]
+        return point
+
     def _centre_world(self, ndim: int) -> np.ndarray:
-        """Where the preview goes (um): the viewer position, in-plane replaced by the rectangle's centre."""
-        centre = np.asarray(self.viewer.dims.point, dtype=float)[-ndim:].copy()
+        """Where the preview goes (um): the view's centre in the current slice, in-plane the rectangle's centre."""
+        centre = self._view_point()[-ndim:]
         shapes = self.region_combo.value
         if shapes is not None:
             lo, hi = shape_box_um(shapes)
@@ -316,7 +363,7 @@ class UpscaleWidget(QWidget):
         return centre
 
     def preview_region(self) -> tuple[slice, ...]:
-        """LRES voxels (slices) covering the preview tile around the current position, clipped to the LRES.
+        """LRES voxels (slices) covering the preview tile around the view's centre, clipped to the LRES.
 
         Raises
         ------
@@ -331,8 +378,8 @@ class UpscaleWidget(QWidget):
         centre = world_to_index(layer, self._centre_world(ndim))
         if np.any(centre < -0.5) or np.any(centre > np.asarray(shape) - 0.5):
             raise InputError(
-                f"The preview position ({_um(self._centre_world(ndim))}) is outside the LRES "
-                f"{layer.name!r}. Move the view (or the rectangle) onto the LRES."
+                f"The preview position ({_um(np.round(self._centre_world(ndim), 1))}) is outside the LRES "
+                f"{layer.name!r}. Pan the view (or move the rectangle) onto the LRES."
             )
         sizes = ([self.tile_depth.value] if ndim == 3 else []) + [self.tile_size.value] * 2
         roi = []
@@ -384,7 +431,7 @@ class UpscaleWidget(QWidget):
             self.lres_voxel_label.value = "—" if layer is None else _um(layer.scale)
             text = self._region_text()
         except InputError as exc:
-            text = error_message(exc, LABELS)
+            text = error_message(_in_micro(exc), LABELS)
         except RuntimeError:  # widget deleted while a layer event still arrives
             return
         self.region_label.value = text
@@ -401,17 +448,23 @@ class UpscaleWidget(QWidget):
         try:
             grid = output_grid(ckpt, data.shape, lv, roi)  # the core's checks, without building the network
         except InputError as exc:
-            return f"{text}.\n⚠ {error_message(exc, LABELS)}"
+            return f"{text}.\n⚠ {error_message(_in_micro(exc), LABELS)}"
         size = format_bytes(int(np.prod(grid.shape)) * 4)
         return f"{text} → output {format_shape(grid.shape)} HRES voxels, {size}."
 
     # ------------------------------------------------------------------ preview
 
     def preview(self) -> bool:
-        """Upscale one tile at the current position (what "Preview tile" does); False if refused."""
+        """Upscale one tile at the view's centre (what "Preview tile" does); False if refused."""
         return self.preview_controls.run()
 
     def _start_preview(self) -> None:
+        try:
+            self._plan_and_start_preview()
+        except ResolveError as exc:  # the refusal as this dock writes lengths
+            raise _in_micro(exc) from exc
+
+    def _plan_and_start_preview(self) -> None:
         ckpt = self.session.require_model()
         roi = self.preview_region()
         layer, data, lv, _ndim = self._lres()
@@ -442,6 +495,31 @@ class UpscaleWidget(QWidget):
 
         return restore
 
+    def _bring_into_view(self, layer) -> None:
+        """Centre the camera on ``layer`` if part of it is off the canvas; zoom out only if it is larger (2D view)."""
+        dims = self.viewer.dims
+        if dims.ndisplay != 2:
+            return  # in 3D view the tile lies at the camera centre already; the angles are the user's
+        try:
+            canvas = np.asarray(self.viewer.canvas.viewbox_size(self.viewer.layers), dtype=float)  # (h, w) px
+        except AttributeError:  # napari < 0.9 has no public canvas size: leave the camera alone
+            return
+        offset = dims.ndim - layer.ndim  # the layer's axes are the last world axes
+        axes = [d - offset for d in dims.displayed]
+        if min(axes) < 0 or np.any(canvas <= 0):
+            return
+        scale, translate = np.asarray(layer.scale, float)[axes], np.asarray(layer.translate, float)[axes]
+        shape = np.asarray(layer.data.shape, float)[axes]
+        lo, hi = translate - scale / 2, translate + (shape - 0.5) * scale  # voxel edges (um)
+        camera = self._camera()
+        centre = np.asarray(camera.center, float)[-2:]
+        half = canvas / 2 / camera.zoom  # half the visible field (um); zoom is canvas px per um
+        if np.all(lo >= centre - half - 1e-6) and np.all(hi <= centre + half + 1e-6):
+            return
+        if np.any(hi - lo > 2 * half):
+            camera.zoom = 0.95 * float(np.min(canvas / (hi - lo)))
+        camera.center = (float(camera.center[0]), *((lo + hi) / 2))
+
     def _shown_translate(self, grid_origin, shift) -> tuple[float, ...]:
         # The core's origin is in the LRES frame (LRES voxel 0 at 0); follow the LRES layer if it was moved.
         return tuple(o + s for o, s in zip(grid_origin, shift[-len(grid_origin) :]))
@@ -452,7 +530,7 @@ class UpscaleWidget(QWidget):
         style = dict(self._preview_style)
         shift = style.pop("shift")
         restore = self._keep_view()
-        add_or_update(
+        layer = add_or_update(
             self.viewer,
             PREVIEW_NAME,
             result.data,
@@ -462,6 +540,7 @@ class UpscaleWidget(QWidget):
             **style,
         )
         restore()
+        self._bring_into_view(layer)
         self.preview_controls.show_message(
             f"Preview: {format_shape(result.grid.shape)} HRES voxels in {result.seconds:.1f} s "
             f"({result.tiles} tile{'s' if result.tiles != 1 else ''}, {result.device})."
@@ -475,14 +554,48 @@ class UpscaleWidget(QWidget):
         self.overwrite.value = bool(overwrite)
         return self.upscale_controls.run()
 
+    def _output_text(self) -> str:
+        return str(self.output.line_edit.value or "").strip()
+
     def _output_path(self) -> Path:
-        """The Output field as a path (its format, folder and existence are the plan's to check)."""
-        value = self.output.value
-        if value is None or str(value) in ("", "."):
+        """The Output field as a file path (its format, folder and existence are the plan's to check).
+
+        An empty field, or one that names a folder (after its file name was deleted), is not a file to
+        write: the plan would read the folder's name as the file's.
+        """
+        text = self._output_text()
+        if text in ("", "."):
             raise InputError("Choose an output file (.tif for OME-TIFF, or .zarr).")
-        return Path(value)
+        path = Path(text).expanduser()
+        if path.suffix.lower() != ".zarr" and (text.endswith(("/", os.sep)) or path.is_dir()):
+            raise InputError(
+                f"The {{out_path}} field names the folder {str(path)!r}, not a file: add a file name "
+                "ending in .tif (OME-TIFF) or .zarr.",
+                parameters=("out_path",),
+            )
+        return path
+
+    def _output_changed(self, *_args) -> None:
+        """Show the output's file name and folder in full (the field shows only part of a long path)."""
+        try:
+            path = self._output_path()
+        except InputError as exc:
+            text = error_message(exc, LABELS)
+        except RuntimeError:  # widget deleted
+            return
+        else:
+            folder = str(path.parent.resolve() if not path.is_absolute() else path.parent)
+            text = f"Writes {path.name}\nin {_breakable(folder)}"
+        self.output_label.value = text
+        self.output_label.tooltip = self._output_text() or "No output file chosen"
 
     def _start_upscale(self) -> None:
+        try:
+            self._plan_and_start_upscale()
+        except ResolveError as exc:  # the refusal as this dock writes lengths
+            raise _in_micro(exc) from exc
+
+    def _plan_and_start_upscale(self) -> None:
         ckpt = self.session.require_model()
         layer, data, lv, _ndim = self._lres()
         roi = self.upscale_region()
