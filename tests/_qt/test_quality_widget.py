@@ -355,6 +355,7 @@ def test_hres_and_region_outlines_in_2d_slices_and_3d(registered_viewer, qtbot):
     far = tuple(np.asarray(hres.translate) + np.array([0.0, 200.0, 0.0]))
     up = _upscaled_like(viewer, hres, _corrupted(hres, (slice(30, 45),) * 3), translate=far)
     before = viewer.dims.range
+    viewer.layers.selection.active = hres
     w = QualityWidget(viewer)
     w.baselines_check.value = w.resolution_check.value = False
     # Refused for lying outside the HRES: the message points at the outline, which is now drawn.
@@ -366,6 +367,7 @@ def test_hres_and_region_outlines_in_2d_slices_and_3d(registered_viewer, qtbot):
     np.testing.assert_allclose(_world_box(outline)[0][1:], lo[1:], atol=1e-4)
     np.testing.assert_allclose(_world_box(outline)[1][1:], hi[1:], atol=1e-4)
     assert viewer.dims.range == before  # the outline neither widens the world nor changes the step
+    assert viewer.layers.selection.active is hres  # and the user's selection (and tools) stay
     # In a 2D view the rectangle is on every z slice through the HRES and on none outside it.
     for z, shown in ((lo[0] - 1.5, False), (lo[0] + 0.5, True), (hi[0] - 0.5, True), (hi[0] + 1.5, False)):
         viewer.dims.set_point(0, z)
@@ -391,6 +393,13 @@ def test_hres_and_region_outlines_in_2d_slices_and_3d(registered_viewer, qtbot):
         np.testing.assert_allclose(_world_box(layer)[1], b, atol=1e-4)
     viewer.dims.ndisplay = 2
     assert len(outline.data) == 1 and len(block.data) == 1
+    # Viewed along x (z and y displayed): a z-y rectangle, on the x slices through the HRES.
+    viewer.dims.order = (2, 0, 1)
+    np.testing.assert_allclose(_world_box(outline)[0][:2], lo[:2], atol=1e-4)
+    np.testing.assert_allclose(_world_box(outline)[1][:2], hi[:2], atol=1e-4)
+    for x, shown in ((lo[2] - 1.5, False), (lo[2] + 0.5, True), (hi[2] + 1.5, False)):
+        viewer.dims.set_point(2, x)
+        assert (len(outline._view_indices) == 1) == shown, x
 
 
 def test_outline_of_a_2d_section(registered_section, qtbot):

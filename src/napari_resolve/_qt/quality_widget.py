@@ -752,6 +752,9 @@ class QualityWidget(QWidget):
             layer = None
         if layer is None:
             free = name if name not in self.viewer.layers else name + SUFFIX
+            # napari makes a new layer the selected one; keep the user's selection (and tools).
+            selection = self.viewer.layers.selection
+            selected, active = set(selection), selection.active
             layer = self.viewer.add_shapes(
                 shapes,
                 shape_type=types,
@@ -761,6 +764,9 @@ class QualityWidget(QWidget):
                 metadata={KEY: {"produced": True, "kind": "outline"}},
                 **style,
             )
+            selection.clear()
+            selection.update(selected)
+            selection.active = active
         else:
             layer.selected_data = set()
             layer.data = []
