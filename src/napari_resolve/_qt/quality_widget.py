@@ -95,7 +95,7 @@ _ROW_TIPS = {
 #: refusal of a result outside it refers to, and the block :meth:`QualityWidget.jump_to` went to.
 HRES_OUTLINE = "HRES outline"
 REGION_OUTLINE = "region outline"
-_OUTLINE_COLORS = {HRES_OUTLINE: "#4fc3f7", REGION_OUTLINE: "#ff5252"}
+_OUTLINE_COLORS = {HRES_OUTLINE: "#4fc3f7", REGION_OUTLINE: "#ff40ff"}  # magenta: not in the red-yellow map
 
 #: File endings dropped from a layer name in the names of the layers made from it.
 _FILE_ENDING = re.compile(r"\.(ome\.)?(tiff?|zarr|n5|npy|npz|h5|hdf5|mrc|nii(\.gz)?|png|jpe?g)$", re.IGNORECASE)
@@ -742,7 +742,7 @@ class QualityWidget(QWidget):
             shapes, types = [rect], ["rectangle"]
         extent = float(max(hi[-2:] - lo[-2:]))
         style = {
-            "edge_width": (0.01 if name == HRES_OUTLINE else 0.02) * extent,
+            "edge_width": (0.01 if name == HRES_OUTLINE else 0.03) * extent,
             "edge_color": _OUTLINE_COLORS[name],
             "face_color": [0.0, 0.0, 0.0, 0.0],
         }
