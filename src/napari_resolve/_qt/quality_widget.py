@@ -10,7 +10,8 @@ they share:
   classical baselines (cubic interpolation and Richardson-Lucy deconvolution of
   the LRES, :mod:`napari_resolve.measure.baselines`) on exactly the same grid;
 - the **lowest-scoring regions**: the MS-SSIM map cut into blocks, the ten with
-  the lowest mean listed; selecting one moves the viewer there;
+  the lowest mean listed; selecting one moves the viewer there and outlines the
+  block (the Shapes layer "region outline", beside "HRES outline" around the HRES);
 - the **effective resolution** of each of them against the HRES
   (:func:`napari_resolve.measure.resolution.gaussian_resolution`, the paper's Gaussian fit,
   as a FWHM in µm, and :func:`napari_resolve.measure.resolution.frc`, the Fourier
@@ -229,11 +230,11 @@ class QualityWidget(QWidget):
         The lowest-scoring regions of the last check, lowest first (see
         :func:`lowest_regions`); :meth:`jump_to` moves the viewer to one.
     table : QTableWidget
-        The metrics table (rows "upscaled (<name>)", "cubic", "Richardson-Lucy").
+        The metrics table (rows "upscaled", "cubic", "RL"; the full names in the row tooltips).
     regions_table : QTableWidget
         The lowest regions (rank, centre, mean MS-SSIM); selecting a row jumps there.
     map_layer, ssim_layer : napari.layers.Image or None
-        The map layers of the last check ("MS-SSIM map: <result>", "SSIM map: <result>").
+        The map layers of the last check ("MS-SSIM: <short>", "SSIM: <short>", see :meth:`map_names`).
     resolution : dict
         ``{"upscaled" | "cubic" | "Richardson-Lucy": {"fwhm_um", "sigma_um", "frc_1/7_um",
         "frc_half_bit_um", "finest_um"}}`` of the last check (see :func:`resolution_row`;
