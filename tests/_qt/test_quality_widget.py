@@ -1,6 +1,7 @@
 """Quality widget: MS-SSIM/SSIM maps over the HRES, metrics with baselines, lowest regions to jump to."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -47,7 +48,7 @@ def test_identical_result_gives_a_perfect_map_over_the_hres(registered_viewer, q
     assert w.run()
     _wait(qtbot, w)
 
-    layer = viewer.layers["MS-SSIM map: upscaled test"]
+    layer = viewer.layers["MS-SSIM: upscaled test"]
     assert is_produced(layer)
     np.testing.assert_allclose(layer.scale, hres.scale)
     # On the HRES grid: same phase, inside the HRES, covering all of it (the overlap here).
@@ -61,7 +62,7 @@ def test_identical_result_gives_a_perfect_map_over_the_hres(registered_viewer, q
     assert layer.colormap.map(np.array([1.0]))[0, 3] == pytest.approx(0.0)  # a perfect score is transparent
     assert layer.colormap.map(np.array([0.0]))[0, 3] > 0.9  # a low one is opaque
 
-    ssim_layer = viewer.layers["SSIM map: upscaled test"]
+    ssim_layer = viewer.layers["SSIM: upscaled test"]
     assert not ssim_layer.visible
     assert float(np.mean(ssim_layer.data)) > 0.999
     assert set(w.metrics) == {UPSCALED}
@@ -84,7 +85,7 @@ def test_identical_result_gives_a_perfect_map_over_the_hres(registered_viewer, q
     _wait(qtbot, w)
     assert w.resolution == {} and w.resolution_table.isHidden() and w.resolution_plot.isHidden()
     assert [la.name for la in viewer.layers] == names
-    assert viewer.layers["MS-SSIM map: upscaled test"] is layer
+    assert viewer.layers["MS-SSIM: upscaled test"] is layer
     assert float(layer.data.min()) < 0.9  # the new map replaced the old one
     assert ssim_layer.visible
     assert set(w.metrics) == {UPSCALED} and "Baselines skipped" in w.summary.value
@@ -104,7 +105,7 @@ def test_corrupted_block_is_ranked_lowest_and_jump_goes_there(registered_viewer,
         assert all(math.isfinite(v) for v in row.values())
     table = w.table
     assert table.rowCount() == 3 and table.columnCount() == 3
-    assert table.verticalHeaderItem(0).text() == "upscaled (upscaled test)"
+    assert table.verticalHeaderItem(0).text() == "upscaled" and "upscaled test" in table.verticalHeaderItem(0).toolTip()
     cells = [table.item(i, j).text() for i in range(3) for j in range(table.columnCount())]
     assert all(math.isfinite(float(c)) for c in cells)
     # The noisy copy of the HRES is much closer to it than any baseline.
@@ -125,11 +126,13 @@ def test_corrupted_block_is_ranked_lowest_and_jump_goes_there(registered_viewer,
     region = w.jump_to(0)
     assert abs(viewer.dims.point[0] - region["centre_um"][0]) <= 0.5 * hres.scale[0]
     np.testing.assert_allclose(viewer.scene.camera.center[1:], region["centre_um"][1:], atol=0.5)
-    # A region picked in the list goes there too; layers are untouched.
+    # A region picked in the list goes there too; layers are untouched, only the block's outline is added.
     w.regions_table.selectRow(3)
     assert abs(viewer.dims.point[0] - w.regions[3]["centre_um"][0]) <= 0.5 * hres.scale[0]
     np.testing.assert_allclose(viewer.scene.camera.center[1:], w.regions[3]["centre_um"][1:], atol=0.5)
-    assert {la.name: (tuple(la.translate), tuple(la.scale), la.visible) for la in viewer.layers} == before
+    after = {la.name: (tuple(la.translate), tuple(la.scale), la.visible) for la in viewer.layers}
+    assert set(after) - set(before) == {"region outline"}
+    assert {name: after[name] for name in before} == before
 
 
 def test_effective_resolution_table_and_plots(registered_viewer, qtbot):
@@ -187,13 +190,13 @@ def test_result_away_from_the_hres_is_refused_and_off_phase_is_resampled(registe
     assert not w.run()
     assert w.job.state == "idle"
     assert "does not overlap" in w.controls.status.text() and "Upscale a region" in w.controls.status.text()
-    assert not any(la.name.startswith("MS-SSIM map") for la in viewer.layers)
+    assert not any(la.name.startswith("MS-SSIM") for la in viewer.layers)
 
     # Half a voxel out of phase and only partly over the HRES.
     up.translate = tuple(np.asarray(hres.translate) + np.array([20.5, 0.5, -10.5]))
     assert w.run()
     _wait(qtbot, w)
-    layer = viewer.layers["MS-SSIM map: upscaled test"]
+    layer = viewer.layers["MS-SSIM: upscaled test"]
     assert "resampled" in w.summary.value
     np.testing.assert_allclose(layer.scale, hres.scale)
     index = (np.asarray(layer.translate) - np.asarray(hres.translate)) / np.asarray(hres.scale)
@@ -220,7 +223,7 @@ def test_small_model_result_on_the_hres_phase(registered_viewer, small_model, qt
     assert w.run()
     _wait(qtbot, w)
     assert "cropped exactly" in w.summary.value  # the model's grid is in phase with the HRES
-    layer = viewer.layers["MS-SSIM map: upscaled model"]
+    layer = viewer.layers["MS-SSIM: upscaled model"]
     np.testing.assert_allclose(layer.translate, hres.translate, atol=1e-6)
     assert layer.data.shape == hres.data.shape  # the result covers the whole HRES
     assert set(w.metrics) == {UPSCALED, CUBIC, RL}
@@ -239,7 +242,7 @@ def test_2d_section(registered_section, qtbot):
     w = QualityWidget(viewer)
     assert w.run()
     _wait(qtbot, w)
-    layer = viewer.layers["MS-SSIM map: upscaled section"]
+    layer = viewer.layers["MS-SSIM: upscaled section"]
     assert layer.ndim == 2 and layer.data.shape == hres.data.shape
     np.testing.assert_allclose(layer.translate, hres.translate, atol=1e-6)
     assert set(w.metrics) == {UPSCALED, CUBIC, RL}
@@ -252,3 +255,167 @@ def test_2d_section(registered_section, qtbot):
     assert np.all(np.abs(np.asarray(w.regions[0]["centre_um"]) - spot) <= 32.0)
     region = w.jump_to(0)
     np.testing.assert_allclose(viewer.scene.camera.center[1:], region["centre_um"], atol=0.5)
+
+
+# ------------------------------------------------------------ width, names, numbers
+
+
+def _columns_fit(table):
+    """Every column at least as wide as its title and cells, all inside the table's viewport."""
+    header = table.horizontalHeader()
+    widths = [header.sectionSize(j) for j in range(table.columnCount())]
+    needed = [max(header.sectionSizeHint(j), table.sizeHintForColumn(j)) for j in range(table.columnCount())]
+    rows = table.verticalHeader()
+    return (
+        sum(widths) <= table.viewport().width()
+        and all(w >= n for w, n in zip(widths, needed))
+        and rows.width() >= rows.sizeHint().width()  # row titles not cut either
+    ), (widths, needed, table.viewport().width(), rows.width(), rows.sizeHint().width())
+
+
+def test_dock_at_the_default_width_shows_every_column_and_wraps_the_summary(registered_viewer, qtbot):
+    from qtpy.QtCore import QPoint
+
+    from napari_resolve._qt.docks import QualityDock
+
+    viewer, lres, hres = registered_viewer
+    # The name the upscaling step gives a saved result (long, with the plugin's prefix and the file ending).
+    _upscaled_like(viewer, hres, _corrupted(hres, (slice(30, 45),) * 3), name="upscaled: upscaled_foam.tif")
+    dock = QualityDock(viewer)
+    qtbot.addWidget(dock)
+    dock.resize(320, 1600)  # napari's default dock width
+    dock.show()
+    w = dock.step
+    assert w.run()
+    _wait(qtbot, w)
+    qtbot.wait(50)  # let the layout settle after the tables were filled
+    assert dock.width() == 320, dock.minimumWidth()
+    inside = dock.viewport().width()
+    for table in (w.table, w.resolution_table, w.regions_table):
+        ok, sizes = _columns_fit(table)
+        assert ok, (table.horizontalHeaderItem(0).text(), sizes)
+        assert table.mapTo(dock, QPoint(table.width(), 0)).x() <= inside
+    label = w.summary.native
+    assert len(w.summary.value) > 200 and label.wordWrap()
+    assert label.mapTo(dock, QPoint(label.width(), 0)).x() <= inside
+    assert label.height() >= label.heightForWidth(label.width())  # every wrapped line shown
+
+    # Short names: the prefix and the file ending go; the full name is in the row tooltip.
+    assert "MS-SSIM: upscaled_foam" in viewer.layers and "SSIM: upscaled_foam" in viewer.layers
+    assert [w.table.verticalHeaderItem(i).text() for i in range(3)] == ["upscaled", "cubic", "RL"]
+    assert "upscaled: upscaled_foam.tif" in w.table.verticalHeaderItem(0).toolTip()
+    # One number format per quantity: PSNR 2 decimals, SSIM and MS-SSIM 3, lengths in µm.
+    for i in range(3):
+        assert re.fullmatch(r"\d+\.\d\d", w.table.item(i, 0).text())
+        assert all(re.fullmatch(r"[01]\.\d{3}", w.table.item(i, j).text()) for j in (1, 2))
+    assert all(re.fullmatch(r"[01]\.\d{3}", w.regions_table.item(i, 1).text()) for i in range(10))
+    assert re.search(r"map 0\.\d{3};", w.summary.value)
+    texts = [w.summary.value, w.resolution_heading.text(), w.regions_table.horizontalHeaderItem(0).text(),
+             w.result_combo.tooltip, w.resolution_table.verticalHeaderItem(0).toolTip()]
+    assert all("µm" in t and not re.search(r"\bum\b", t) for t in texts), texts
+
+
+def test_short_names_stay_unique(registered_viewer):
+    from napari_resolve._qt.quality_widget import short_name
+
+    assert short_name("upscaled: upscaled_foam.tif") == "upscaled_foam"
+    assert short_name("upscaled: foam.ome.tiff") == "foam"
+    assert short_name("upscaled preview") == "upscaled preview"
+    assert short_name("HRES foam 1um") == "HRES foam 1um"
+    viewer, lres, hres = registered_viewer
+    w = QualityWidget(viewer)
+    first = "upscaled: upscaled_foam.tif"
+    assert w.map_names(first) == {"ms_ssim_map": "MS-SSIM: upscaled_foam", "ssim_map": "SSIM: upscaled_foam"}
+    meta = {"napari_resolve": {"produced": True, "kind": "ms_ssim_map", "result": first}}
+    viewer.add_image(np.zeros((4, 4, 4), np.float32), name="MS-SSIM: upscaled_foam", metadata=meta)
+    # The same result keeps its names (its maps are updated); another with the same short name is numbered.
+    assert w.map_names(first)["ms_ssim_map"] == "MS-SSIM: upscaled_foam"
+    assert w.map_names("upscaled_foam.tif") == {
+        "ms_ssim_map": "MS-SSIM: upscaled_foam (2)", "ssim_map": "SSIM: upscaled_foam (2)"}
+
+
+# ------------------------------------------------------------ outlines
+
+
+def _world_box(layer):
+    vertices = np.concatenate([np.asarray(d, float) for d in layer.data])
+    world = np.array([layer.data_to_world(v) for v in vertices])
+    return world.min(axis=0), world.max(axis=0)
+
+
+def _hres_box(hres):
+    lo = np.asarray(hres.translate) - 0.5 * np.asarray(hres.scale)
+    return lo, lo + np.asarray(hres.data.shape) * np.asarray(hres.scale)
+
+
+def test_hres_and_region_outlines_in_2d_slices_and_3d(registered_viewer, qtbot):
+    from napari.layers import Shapes
+
+    viewer, lres, hres = registered_viewer
+    far = tuple(np.asarray(hres.translate) + np.array([0.0, 200.0, 0.0]))
+    up = _upscaled_like(viewer, hres, _corrupted(hres, (slice(30, 45),) * 3), translate=far)
+    before = viewer.dims.range
+    viewer.layers.selection.active = hres
+    w = QualityWidget(viewer)
+    w.baselines_check.value = w.resolution_check.value = False
+    # Refused for lying outside the HRES: the message points at the outline, which is now drawn.
+    assert not w.run()
+    assert "HRES outline" in w.controls.status.text()
+    outline = viewer.layers["HRES outline"]
+    assert isinstance(outline, Shapes) and is_produced(outline) and len(outline.data) == 1
+    lo, hi = _hres_box(hres)
+    np.testing.assert_allclose(_world_box(outline)[0][1:], lo[1:], atol=1e-4)
+    np.testing.assert_allclose(_world_box(outline)[1][1:], hi[1:], atol=1e-4)
+    assert viewer.dims.range == before  # the outline neither widens the world nor changes the step
+    assert viewer.layers.selection.active is hres  # and the user's selection (and tools) stay
+    # In a 2D view the rectangle is on every z slice through the HRES and on none outside it.
+    for z, shown in ((lo[0] - 1.5, False), (lo[0] + 0.5, True), (hi[0] - 0.5, True), (hi[0] + 1.5, False)):
+        viewer.dims.set_point(0, z)
+        assert (len(outline._view_indices) == 1) == shown, z
+
+    up.translate = tuple(hres.translate)
+    assert w.run()
+    _wait(qtbot, w)
+    assert viewer.layers["HRES outline"] is outline  # redrawn in place, not added again
+    region = w.jump_to(0)
+    block = viewer.layers["region outline"]
+    half = np.asarray(region["size_um"]) / 2
+    np.testing.assert_allclose(_world_box(block)[0][1:], (np.asarray(region["centre_um"]) - half)[1:], atol=1e-4)
+    np.testing.assert_allclose(_world_box(block)[1][1:], (np.asarray(region["centre_um"]) + half)[1:], atol=1e-4)
+    assert len(block._view_indices) == 1  # on the slice the jump went to
+
+    # In 3D both are boxes: twelve edges on the world box.
+    viewer.dims.ndisplay = 3
+    for layer, (a, b) in ((outline, (lo, hi)), (block, (np.asarray(region["centre_um"]) - half,
+                                                        np.asarray(region["centre_um"]) + half))):
+        assert len(layer.data) == 6 and len(layer._view_indices) == 6
+        np.testing.assert_allclose(_world_box(layer)[0], a, atol=1e-4)
+        np.testing.assert_allclose(_world_box(layer)[1], b, atol=1e-4)
+    viewer.dims.ndisplay = 2
+    assert len(outline.data) == 1 and len(block.data) == 1
+    # Viewed along x (z and y displayed): a z-y rectangle, on the x slices through the HRES.
+    viewer.dims.order = (2, 0, 1)
+    np.testing.assert_allclose(_world_box(outline)[0][:2], lo[:2], atol=1e-4)
+    np.testing.assert_allclose(_world_box(outline)[1][:2], hi[:2], atol=1e-4)
+    for x, shown in ((lo[2] - 1.5, False), (lo[2] + 0.5, True), (hi[2] + 1.5, False)):
+        viewer.dims.set_point(2, x)
+        assert (len(outline._view_indices) == 1) == shown, x
+
+
+def test_outline_of_a_2d_section(registered_section, qtbot):
+    viewer, lres, hres = registered_section
+    _upscaled_like(viewer, hres, np.array(hres.data), name="upscaled section")
+    w = QualityWidget(viewer)
+    w.baselines_check.value = w.resolution_check.value = False
+    assert w.run()
+    _wait(qtbot, w)
+    outline = viewer.layers["HRES outline"]
+    lo, hi = _hres_box(hres)
+    box = _world_box(outline)
+    np.testing.assert_allclose(box[0], lo, atol=1e-4)
+    np.testing.assert_allclose(box[1], hi, atol=1e-4)
+    region = w.jump_to(0)
+    half = np.asarray(region["size_um"]) / 2
+    box = _world_box(viewer.layers["region outline"])
+    np.testing.assert_allclose(box[0], np.asarray(region["centre_um"]) - half, atol=1e-4)
+    np.testing.assert_allclose(box[1], np.asarray(region["centre_um"]) + half, atol=1e-4)

@@ -10,7 +10,8 @@ they share:
   classical baselines (cubic interpolation and Richardson-Lucy deconvolution of
   the LRES, :mod:`napari_resolve.measure.baselines`) on exactly the same grid;
 - the **lowest-scoring regions**: the MS-SSIM map cut into blocks, the ten with
-  the lowest mean listed; selecting one moves the viewer there;
+  the lowest mean listed; selecting one moves the viewer there and outlines the
+  block (the Shapes layer "region outline", beside "HRES outline" around the HRES);
 - the **effective resolution** of each of them against the HRES
   (:func:`napari_resolve.measure.resolution.gaussian_resolution`, the paper's Gaussian fit,
   as a FWHM in µm, and :func:`napari_resolve.measure.resolution.frc`, the Fourier
@@ -27,6 +28,7 @@ The job itself (geometry, metrics, baselines, regions) is in the core,
 from __future__ import annotations
 
 import math
+import re
 
 import napari
 import numpy as np
@@ -35,7 +37,9 @@ from napari.layers import Image
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QHeaderView,
+    QLabel,
     QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
@@ -43,7 +47,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_resolve._text import format_values
+from napari_resolve._text import MICRO, format_values
 from napari_resolve.errors import InputError
 from napari_resolve.geometry.overlap import MIN_OVERLAP, Overlap, plan_overlap  # noqa: F401 - re-exported for the tests
 from napari_resolve.measure.compare import (  # noqa: F401 - the job's names, re-exported for older imports
@@ -61,6 +65,8 @@ from napari_resolve.measure.compare import (  # noqa: F401 - the job's names, re
 
 from ._forms import JobControls, heading, layer_combo, select_layer
 from ._layers import (
+    KEY,
+    SUFFIX,
     _find_produced,
     add_or_update,
     check_plain_geometry,
@@ -75,8 +81,37 @@ from ._workers import Job
 
 #: Metric keys and the column titles they are shown under.
 #: MSE is measured too (``metrics``) but shown only in the row tooltips: a fourth
-#: column does not fit a 400 px dock, and PSNR carries the same information.
+#: column does not fit napari's 320 px dock, and PSNR carries the same information.
 COLUMNS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
+
+#: Row titles of the metrics and resolution tables, as in the plot legends: short,
+#: so that three number columns fit a 320 px dock (the full names are in the row tooltips).
+ROW_LABELS = {UPSCALED: "upscaled", CUBIC: "cubic", RL: "RL"}
+_ROW_TIPS = {
+    CUBIC: "cubic: cubic interpolation of the LRES onto the HRES grid",
+    RL: "RL: Richardson-Lucy deconvolution of the LRES, then cubic interpolation onto the HRES grid",
+}
+
+#: Names of the outline layers (Shapes, world coordinates): the registered HRES, which the
+#: refusal of a result outside it refers to, and the block :meth:`QualityWidget.jump_to` went to.
+HRES_OUTLINE = "HRES outline"
+REGION_OUTLINE = "region outline"
+_OUTLINE_COLORS = {HRES_OUTLINE: "#4fc3f7", REGION_OUTLINE: "#ff40ff"}  # magenta: not in the red-yellow map
+
+#: File endings dropped from a layer name in the names of the layers made from it.
+_FILE_ENDING = re.compile(r"\.(ome\.)?(tiff?|zarr|n5|npy|npz|h5|hdf5|mrc|nii(\.gz)?|png|jpe?g)$", re.IGNORECASE)
+
+
+def short_name(name: str) -> str:
+    """The part of a layer name that says which data it is, for the names of layers made from it.
+
+    A plugin prefix (everything up to the last ``": "``, as in ``"upscaled: "``) and a
+    file ending go: ``"upscaled: upscaled_foam.tif"`` -> ``"upscaled_foam"``, so a
+    map of it is ``"MS-SSIM: upscaled_foam"`` rather than ``"MS-SSIM map: upscaled:
+    upscaled_foam.tif"``.
+    """
+    stem = _FILE_ENDING.sub("", name.rsplit(": ", 1)[-1].strip())
+    return stem or name
 _HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ms_ssim": True, "mse": False}
 
 #: Effective-resolution keys (of ``QualityWidget.resolution`` rows) and their column titles.
@@ -122,7 +157,7 @@ def _fmt(key: str, value: float) -> str:
         return f"{value:.2f}"
     if key == "mse":
         return f"{value:.2e}"
-    return f"{value:.4f}"
+    return f"{value:.3f}"  # SSIM and MS-SSIM: 3 decimals everywhere in the dock
 
 
 def _table(columns: list[str]) -> QTableWidget:
@@ -137,11 +172,27 @@ def _table(columns: list[str]) -> QTableWidget:
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
     table.horizontalHeader().setMinimumSectionSize(40)
     table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    # Long layer names in row headers are elided (the full name is in the tooltip).
-    table.verticalHeader().setMaximumWidth(140)
+    # Row titles are short (ROW_LABELS); anything longer is elided, the full name is in the tooltip.
+    table.verticalHeader().setMaximumWidth(90)
     table.verticalHeader().setTextElideMode(Qt.TextElideMode.ElideMiddle)
     table.setWordWrap(False)
     return table
+
+
+def _wrapping(label: QLabel) -> QLabel:
+    """Let a label wrap to the dock's width instead of widening the dock to its one-line width."""
+    label.setWordWrap(True)
+    # magicgui labels are fixed-width: a long wrapped text would still widen the whole dock.
+    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+    label.setMinimumWidth(0)
+    return label
+
+
+def _narrow(combo) -> None:
+    """Let a layer drop-down be narrower than its longest layer name (elided, as napari's own)."""
+    native = combo.native
+    native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    native.setMinimumContentsLength(10)
 
 
 def _fill(table: QTableWidget, rows: list[str], cells: list[list[str]], bold=None, tips=None) -> None:
@@ -179,11 +230,11 @@ class QualityWidget(QWidget):
         The lowest-scoring regions of the last check, lowest first (see
         :func:`lowest_regions`); :meth:`jump_to` moves the viewer to one.
     table : QTableWidget
-        The metrics table (rows "upscaled (<name>)", "cubic", "Richardson-Lucy").
+        The metrics table (rows "upscaled", "cubic", "RL"; the full names in the row tooltips).
     regions_table : QTableWidget
         The lowest regions (rank, centre, mean MS-SSIM); selecting a row jumps there.
     map_layer, ssim_layer : napari.layers.Image or None
-        The map layers of the last check ("MS-SSIM map: <result>", "SSIM map: <result>").
+        The map layers of the last check ("MS-SSIM: <short>", "SSIM: <short>", see :meth:`map_names`).
     resolution : dict
         ``{"upscaled" | "cubic" | "Richardson-Lucy": {"fwhm_um", "sigma_um", "frc_1/7_um",
         "frc_half_bit_um", "finest_um"}}`` of the last check (see :func:`resolution_row`;
@@ -206,13 +257,14 @@ class QualityWidget(QWidget):
         self.ssim_layer = None
         self._pending: dict | None = None
         self._filling = False
+        self._outlines: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
         viewer = napari_viewer
         self.result_combo = layer_combo(
             viewer,
             Image,
             "Result",
-            tooltip="The upscaled image layer to check (its scale and translate place it, um)",
+            tooltip=f"The upscaled image layer to check (its scale and translate place it, {MICRO})",
         )
         self.hres_combo = layer_combo(
             viewer, Image, "HRES", tooltip="The registered high-resolution scan the result is compared with"
@@ -249,6 +301,8 @@ class QualityWidget(QWidget):
             tooltip="Gaussian-fit FWHM and Fourier ring/shell correlation of each image against the HRES, "
             "in µm, with their curves (about a second per image)",
         )
+        for combo in (self.result_combo, self.hres_combo, self.lres_combo):
+            _narrow(combo)
         form = Container(
             widgets=[
                 self.result_combo,
@@ -267,9 +321,10 @@ class QualityWidget(QWidget):
         self.table = _table(list(COLUMNS.values()))
         self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + 4)
         self.table.setToolTip(
-            "All against the HRES on the overlap; best of each column in bold; MSE in the row tooltips"
+            "All against the HRES on the overlap; best of each column in bold; MSE in the row tooltips. "
+            "RL: Richardson-Lucy deconvolution of the LRES"
         )
-        self.resolution_heading = heading("Effective resolution vs the HRES (µm)").native
+        self.resolution_heading = _wrapping(heading(f"Effective resolution vs the HRES ({MICRO})").native)
         self.resolution_table = _table(list(RESOLUTION_COLUMNS.values()))
         self.resolution_table.setToolTip(
             "All in µm, smaller is sharper. FWHM: the Gaussian blur that, applied to the HRES, best "
@@ -283,32 +338,33 @@ class QualityWidget(QWidget):
         )
         for part in (self.resolution_heading, self.resolution_table, self.resolution_plot):
             part.setVisible(False)  # shown once there is something to show
-        self.regions_table = _table(["centre z, y, x (µm)", "MS-SSIM"])
+        self.regions_table = _table([f"centre z, y, x ({MICRO})", "MS-SSIM"])
         self.regions_table.setToolTip("The blocks with the lowest mean MS-SSIM; select one to go there")
         self.regions_table.setMinimumHeight(150)
         self.regions_table.itemSelectionChanged.connect(self._selection_changed)
 
         self.summary = Label(value="")
-        self.summary.native.setWordWrap(True)
-        # magicgui labels are fixed-width: a long wrapped summary would widen the whole dock.
-        self.summary.native.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        _wrapping(self.summary.native)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(heading("Compare an upscaled result with the HRES").native)
+        layout.addWidget(_wrapping(heading("Compare an upscaled result with the HRES").native))
         layout.addWidget(form.native)
         layout.addWidget(self.controls)
         layout.addWidget(self.summary.native)
-        layout.addWidget(heading("Metrics on the overlap").native)
+        layout.addWidget(_wrapping(heading("Metrics on the overlap").native))
         layout.addWidget(self.table)
         layout.addWidget(self.resolution_heading)
         layout.addWidget(self.resolution_table)
         layout.addWidget(self.resolution_plot)
-        layout.addWidget(heading("Lowest MS-SSIM regions").native)
+        layout.addWidget(_wrapping(heading("Lowest MS-SSIM regions").native))
         layout.addWidget(self.regions_table, 1)  # the list takes the dock's spare height
 
         self.job.finished.connect(self._finished)
         self.baselines_check.changed.connect(self._baselines_toggled)
         viewer.layers.events.inserted.connect(self._layer_inserted)
+        # An outline is drawn for the view: a rectangle in a 2D slice, a box in 3D.
+        viewer.dims.events.ndisplay.connect(self._redraw_outlines)
+        viewer.dims.events.order.connect(self._redraw_outlines)
         self._preselect()
 
     # -------------------------------------------------------------- form
@@ -357,6 +413,8 @@ class QualityWidget(QWidget):
         require_registration(hres)
         for layer, what in ((result, "result"), (hres, "HRES")):
             check_plain_geometry(layer, what)
+        # Before planning: a result outside the HRES is refused with a pointer to this outline.
+        self.draw_hres_outline(hres)
         lres = self.lres_combo.value if self.baselines_check.value else None
         if lres is not None:
             if lres is hres or lres is result:
@@ -385,6 +443,11 @@ class QualityWidget(QWidget):
         if res is None or self._pending is None:
             return
         names, self._pending = self._pending, None
+        stale = self._outline_layer(REGION_OUTLINE)  # a block of the previous check
+        if stale is not None:
+            stale.selected_data = set()
+            stale.data = []
+        self._outlines.pop(REGION_OUTLINE, None)
         self._show_maps(res, names)
         self.metrics = res.metrics
         self.regions = res.regions
@@ -393,17 +456,42 @@ class QualityWidget(QWidget):
         self._fill_regions(res)
         self._write_summary(res)
 
+    def map_names(self, result_name: str) -> dict[str, str]:
+        """The names of the map layers of ``result_name``: ``{"ms_ssim_map": "MS-SSIM: <short>", ...}``.
+
+        ``<short>`` is :func:`short_name` of the result; when maps of another result
+        already hold those names, a number is added (``"MS-SSIM: foam (2)"``), so
+        names stay unique and a check never overwrites another result's maps.
+        """
+        short = short_name(result_name)
+        n = 1
+        while True:
+            tail = short if n == 1 else f"{short} ({n})"
+            names = {"ms_ssim_map": f"MS-SSIM: {tail}", "ssim_map": f"SSIM: {tail}"}
+            if not any(self._other_results_map(name, result_name) for name in names.values()):
+                return names
+            n += 1
+
+    def _other_results_map(self, name: str, result_name: str) -> bool:
+        if name not in self.viewer.layers:
+            return False
+        layer = self.viewer.layers[name]
+        meta = layer.metadata.get("napari_resolve", {})
+        ours = is_produced(layer) and meta.get("kind") in ("ms_ssim_map", "ssim_map")
+        return ours and meta.get("result") != result_name
+
     def _show_maps(self, res: QualityResult, names: dict) -> None:
         ov = res.overlap
         meta = {"result": names["result"], "hres": names["hres"], "scales": res.scales}
         nd = len(ov.shape)
-        for kind, data, title, limits, visible in (
-            ("ms_ssim_map", res.ms_ssim_map, "MS-SSIM map", (0.5, 1.0), True),
-            ("ssim_map", res.ssim_map, "SSIM map", (0.0, 1.0), False),
+        layer_names = self.map_names(names["result"])
+        for kind, data, limits, visible in (
+            ("ms_ssim_map", res.ms_ssim_map, (0.5, 1.0), True),
+            ("ssim_map", res.ssim_map, (0.0, 1.0), False),
         ):
             if data is None:
                 continue
-            name = f"{title}: {names['result']}"
+            name = layer_names[kind]
             existing, _ = _find_produced(self.viewer, name, "image")
             style = {}
             if existing is None or existing.ndim != nd:
@@ -432,8 +520,11 @@ class QualityWidget(QWidget):
             else:
                 self.ssim_layer = layer
 
+    def _row_tips(self, result_name: str) -> dict[str, str]:
+        return {**_ROW_TIPS, UPSCALED: f"upscaled: the result, {result_name!r}"}
+
     def _fill_metrics(self, res: QualityResult, result_name: str) -> None:
-        labels = {UPSCALED: f"upscaled ({result_name})", CUBIC: CUBIC, RL: RL}
+        labels = self._row_tips(result_name)
         rows = [name for name in (UPSCALED, CUBIC, RL) if name in res.metrics]
         best = {}
         if len(rows) > 1:
@@ -442,8 +533,8 @@ class QualityWidget(QWidget):
                 best[key] = max(values) if _HIGHER_IS_BETTER[key] else min(values)
         cells = [[_fmt(key, res.metrics[r][key]) for key in COLUMNS] for r in rows]
         bold = [[key in best and res.metrics[r][key] == best[key] for key in COLUMNS] for r in rows]
-        tips = [f"{labels[r]}: MSE {res.metrics[r]['mse']:.3g} (grey values²)" for r in rows]
-        _fill(self.table, [labels[r] for r in rows], cells, bold, tips)
+        tips = [f"{labels[r]}; MSE {res.metrics[r]['mse']:.3g} (grey values²)" for r in rows]
+        _fill(self.table, [ROW_LABELS[r] for r in rows], cells, bold, tips)
         # As tall as its rows: the metrics table never scrolls and leaves no empty band.
         q = self.table
         q.setFixedHeight(q.horizontalHeader().height() + q.verticalHeader().length() + 2 * q.frameWidth() + 2)
@@ -458,7 +549,7 @@ class QualityWidget(QWidget):
             self.resolution_table.setRowCount(0)
             self.resolution_plot.figure.clear()
             return
-        labels = {UPSCALED: f"upscaled ({result_name})", CUBIC: CUBIC, RL: RL}
+        labels = self._row_tips(result_name)
 
         def sortable(value) -> float:
             # None: the FRC never dropped, finer than anything measured; inf: no agreement at all.
@@ -477,11 +568,11 @@ class QualityWidget(QWidget):
         bold = [[key in best and sortable(self.resolution[r][key]) == best[key] for key in RESOLUTION_COLUMNS]
                 for r in rows]
         tips = [
-            f"{labels[r]}: Gaussian σ {self.resolution[r]['sigma_um']:.2f} µm; FRC measured down to "
-            f"{self.resolution[r]['finest_um']:.2f} µm"
+            f"{labels[r]}; Gaussian σ {self.resolution[r]['sigma_um']:.2f} {MICRO}; FRC measured down to "
+            f"{self.resolution[r]['finest_um']:.2f} {MICRO}"
             for r in rows
         ]
-        _fill(self.resolution_table, [labels[r] for r in rows], cells, bold, tips)
+        _fill(self.resolution_table, [ROW_LABELS[r] for r in rows], cells, bold, tips)
         q = self.resolution_table
         q.setFixedHeight(q.horizontalHeader().height() + q.verticalHeader().length() + 2 * q.frameWidth() + 2)
         self._plot_resolution(res, rows)
@@ -489,7 +580,7 @@ class QualityWidget(QWidget):
     def _plot_resolution(self, res: QualityResult, rows: list[str]) -> None:
         canvas = self.resolution_plot
         ax_fit, ax_frc = canvas.axes(2, 1).flat
-        short = {UPSCALED: "upscaled", CUBIC: CUBIC, RL: "RL"}
+        short = ROW_LABELS
         for r in rows:
             fit, curve = res.resolution[r]["gaussian"], res.resolution[r]["frc"]
             color = _ROW_COLORS[r]
@@ -519,7 +610,7 @@ class QualityWidget(QWidget):
         try:
             axes = "z, y, x" if len(res.overlap.shape) == 3 else "y, x"
             self.regions_table.setHorizontalHeaderLabels([f"centre {axes} (µm)", "MS-SSIM"])
-            cells = [[format_values(r["centre_um"], ", ", 1), f"{r['score']:.3f}"] for r in res.regions]
+            cells = [[format_values(r["centre_um"], ", ", 1), _fmt("ms_ssim", r["score"])] for r in res.regions]
             _fill(self.regions_table, [str(r["rank"]) for r in res.regions], cells)
             self.regions_table.clearSelection()
         finally:
@@ -530,11 +621,11 @@ class QualityWidget(QWidget):
         how = "cropped exactly (result on the HRES grid)" if ov.in_phase else "the result resampled onto the HRES grid"
         text = (
             f"Overlap {' × '.join(map(str, ov.shape))} HRES voxels, {how}. "
-            f"Mean of the MS-SSIM map {float(np.mean(res.ms_ssim_map)):.3f}; "
+            f"Mean of the MS-SSIM map {_fmt('ms_ssim', float(np.mean(res.ms_ssim_map)))}; "
             f"data range {res.data_range:.3g} (HRES)."
         )
         if res.psf_sigma_um is not None:
-            text += f" Richardson-Lucy PSF σ {res.psf_sigma_um:.2f} µm."
+            text += f" Richardson-Lucy PSF σ {res.psf_sigma_um:.2f} {MICRO}."
         if res.resolution:
             text += " Effective resolution is measured against the HRES, whose own noise and blur limit it."
         elif self.baselines_check.value:
@@ -586,7 +677,103 @@ class QualityWidget(QWidget):
             extent = max(region["size_um"][d - (dims.ndim - nd)] for d in displayed if d >= dims.ndim - nd)
             if canvas > 0 and extent > 0:
                 camera.zoom = canvas / (3.0 * extent)
+        half = np.asarray(region["size_um"], float) / 2
+        self.draw_outline(REGION_OUTLINE, centre - half, centre + half)
         return region
+
+    # -------------------------------------------------------------- outlines
+
+    def draw_hres_outline(self, hres) -> napari.layers.Shapes:
+        """Outline the HRES layer's voxels (their outer borders, world µm) in the layer "HRES outline"."""
+        scale, origin = np.asarray(voxel_um(hres)), np.asarray(origin_um(hres))
+        shape = np.asarray(layer_data(hres).shape[-len(scale):])
+        return self.draw_outline(HRES_OUTLINE, origin - 0.5 * scale, origin + (shape - 0.5) * scale)
+
+    def draw_outline(self, name: str, lo, hi) -> napari.layers.Shapes:
+        """Draw (or move) the outline layer ``name`` around the world box ``lo``..``hi`` (µm, z, y, x or y, x).
+
+        The layer is a Shapes layer the plugin owns (a user's layer of that name is left
+        alone): in a 2D view one rectangle, shown on the slices that cross the box; in a
+        3D view the box's twelve edges.
+        """
+        self._outlines[name] = (np.asarray(lo, float), np.asarray(hi, float))
+        return self._render_outline(name)
+
+    def _redraw_outlines(self, event=None) -> None:
+        for name in list(self._outlines):
+            if self._outline_layer(name) is not None:
+                self._render_outline(name)
+
+    def _outline_layer(self, name: str):
+        for candidate in (name, name + SUFFIX):
+            layer = self.viewer.layers[candidate] if candidate in self.viewer.layers else None
+            if isinstance(layer, napari.layers.Shapes) and is_produced(layer):
+                return layer
+        return None
+
+    def _render_outline(self, name: str) -> napari.layers.Shapes:
+        lo, hi = self._outlines[name]
+        nd = len(lo)
+        dims = self.viewer.dims
+        first = dims.ndim - nd  # the box's axes are the last world axes
+        scale, translate = np.ones(nd), np.zeros(nd)
+
+        def corners(a, b, c0, c1):  # the rectangle c0..c1 in the plane of axes a, b
+            return [[c0[a], c0[b]], [c0[a], c1[b]], [c1[a], c1[b]], [c1[a], c0[b]]]
+
+        if nd == 2:
+            shapes, types = [np.asarray(corners(0, 1, lo, hi))], ["rectangle"]
+        elif dims.ndisplay == 3:
+            # The twelve edges: the rings at both ends of z and the four edges joining them.
+            ring = corners(1, 2, lo, hi)
+            ends = [np.array([[z, *c] for c in ring + ring[:1]]) for z in (lo[0], hi[0])]
+            shapes = ends + [np.array([[lo[0], *c], [hi[0], *c]]) for c in ring]
+            types = ["path", "path"] + ["line"] * 4
+        else:
+            # napari shows a shape in a 2D slice only where it lies in that slice. Along the
+            # axis off the view the layer's one data slice is made as thick as the box (scale =
+            # the box's length, data 0 at its middle), so one rectangle shows on every slice
+            # inside the box and on no other.
+            displayed = [d - first for d in dims.displayed if d >= first]
+            off = [ax for ax in range(nd) if ax not in displayed]
+            k = off[0] if len(off) == 1 else 0
+            scale[k], translate[k] = max(hi[k] - lo[k], 1e-6), (lo[k] + hi[k]) / 2
+            a, b = [ax for ax in range(nd) if ax != k]
+            rect = np.insert(np.asarray(corners(a, b, lo, hi), float), k, 0.0, axis=1)
+            shapes, types = [rect], ["rectangle"]
+        extent = float(max(hi[-2:] - lo[-2:]))
+        style = {
+            "edge_width": (0.01 if name == HRES_OUTLINE else 0.03) * extent,
+            "edge_color": _OUTLINE_COLORS[name],
+            "face_color": [0.0, 0.0, 0.0, 0.0],
+        }
+        layer = self._outline_layer(name)
+        if layer is not None and layer.ndim != nd:
+            self.viewer.layers.remove(layer)
+            layer = None
+        if layer is None:
+            free = name if name not in self.viewer.layers else name + SUFFIX
+            # napari makes a new layer the selected one; keep the user's selection (and tools).
+            selection = self.viewer.layers.selection
+            selected, active = set(selection), selection.active
+            layer = self.viewer.add_shapes(
+                shapes,
+                shape_type=types,
+                name=free,
+                scale=scale,
+                translate=translate,
+                metadata={KEY: {"produced": True, "kind": "outline"}},
+                **style,
+            )
+            selection.clear()
+            selection.update(selected)
+            selection.active = active
+        else:
+            layer.selected_data = set()
+            layer.data = []
+            layer.scale, layer.translate = scale, translate
+            layer.add(shapes, shape_type=types, **style)
+        return layer
 
     def _camera(self):
         # napari 0.9 moved the camera to viewer.scene (viewer.camera is deprecated there).
