@@ -215,3 +215,60 @@ def test_closing_the_controls_stops_their_job(qtbot):
     QApplication.processEvents()  # delivers the deferred delete
     qtbot.waitUntil(lambda: job.state != "running", timeout=5000)
     assert job.state == "stopped"
+
+
+def test_stopped_bar_says_where_it_stopped(qtbot):
+    job = Job("Training")
+
+    def gen():
+        for i in range(1, 152):
+            yield Progress(i, 300, f"iteration {i}")
+        while True:  # then at 151 until stopped, however fast this machine is
+            time.sleep(0.002)
+            yield Progress(151, 300, "iteration 151")
+
+    controls = JobControls(job, "Go", lambda: job.start(gen()))
+    qtbot.addWidget(controls)
+    assert controls.run()
+    qtbot.waitUntil(lambda: controls.bar.value() == 151, timeout=10_000)
+    job.stop()
+    _wait(qtbot, job)
+    assert job.state == "stopped"
+    # Not a blank bar: it stays at 151 of 300 and says so.
+    assert controls.bar.format() == "stopped at 151/300"
+    assert (controls.bar.value(), controls.bar.maximum()) == (151, 300)
+    assert controls.bar.text() == "stopped at 151/300"
+
+
+def test_blocked_run_button_says_why_and_stays_off_after_a_run(qtbot):
+    job = Job("Preview")
+    controls = JobControls(job, "Go", lambda: job.start(Progress(1, 1, "") for _ in range(1)))
+    qtbot.addWidget(controls)
+    controls.run_button.setToolTip("Upscale one tile")
+    assert controls.run_button.isEnabled() and controls.blocked is None
+    controls.block("There is no model yet: train one or load a model file.")
+    assert not controls.run_button.isEnabled()
+    assert controls.run_button.toolTip().startswith("There is no model yet")
+    # A job that ends (started another way) must not turn a blocked button back on.
+    assert controls.run()
+    _wait(qtbot, job)
+    assert job.state == "done" and not controls.run_button.isEnabled()
+    controls.block(None)
+    assert controls.run_button.isEnabled() and controls.run_button.toolTip() == "Upscale one tile"
+
+
+def test_plugin_layers_through_napari_proxy_use_no_private_api(make_napari_viewer):
+    import warnings
+
+    from napari.utils._proxies import PublicOnlyProxy
+
+    # What a dock widget gets from napari: a proxy that warns on private attributes
+    # (napari 0.10 refuses them).
+    viewer = PublicOnlyProxy(make_napari_viewer())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        a = add_or_update(viewer, "pores", np.zeros((5, 5), int), kind="labels")
+        b = add_or_update(viewer, "pores", np.ones((5, 5), int), kind="labels")
+        img = add_or_update(viewer, "pores", np.ones((5, 5)), kind="image")
+    assert b.__wrapped__ is a.__wrapped__ and np.all(b.data == 1)
+    assert img.__wrapped__ is not a.__wrapped__ and img.name == "pores (napari-resolve)"

@@ -271,3 +271,27 @@ def test_load_checks_the_dimensionality(qtbot, section_viewer, foam, notes, tmp_
     with pytest.raises(InputError, match="3D"):
         w.load_registration(path)
     assert np.allclose(hres.translate, 0.0) and registration_of(hres) is None
+
+
+def test_an_already_registered_hres_is_shown_as_registered(qtbot, registered_viewer, notes):
+    from napari_resolve._qt.workflow_widget import WorkflowWidget
+
+    viewer, lres, hres = registered_viewer  # registered before this step was opened (another dock, a file)
+    reg = registration_of(hres)
+    w = _widget(qtbot, viewer)
+    text = w.result_box.text()
+    assert "Not registered yet" not in text
+    assert "is registered" in text and f"NCC {reg.ncc:.3f}" in text and "OK" in text
+    # The all-steps widget's registration step says the same.
+    flow = WorkflowWidget(viewer)
+    qtbot.addWidget(flow)
+    assert "is registered" in flow.step(0).result_box.text()
+
+    hres.translate = tuple(t + 5.0 for t in hres.translate)  # moved by hand since
+    w.hres_combo.value = lres
+    w.hres_combo.value = hres
+    assert "was moved or rescaled after registration" in w.result_box.text()
+    w.reset()
+    w.hres_combo.value = lres
+    w.hres_combo.value = hres
+    assert w.result_box.text() == "Not registered yet."

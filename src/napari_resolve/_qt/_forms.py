@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from magicgui.widgets import ComboBox, Label, LineEdit
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from napari_resolve._text import MICRO, format_duration, parse_per_axis, parse_point  # noqa: F401 - re-exported
 from napari_resolve._text import format_duration as _duration  # noqa: F401 - until the training widget imports _text
@@ -17,6 +17,10 @@ from ._workers import Job
 def format_um(values) -> str:
     """Per-axis lengths as the widgets write them beside a "µm": ``(3.0, 3.0, 3.0)`` -> ``"3, 3, 3"``."""
     return _format_um(values, ", ", unit="")
+
+
+#: Characters a layer picker shows before eliding a name (it widens with the dock).
+COMBO_CHARS = 12
 
 
 def layer_combo(viewer, layer_type, label: str, *, optional: bool = False, tooltip: str = "") -> ComboBox:
@@ -31,6 +35,10 @@ def layer_combo(viewer, layer_type, label: str, *, optional: bool = False, toolt
 
     # Not nullable: magicgui would add its own empty entry beside "(none)".
     combo = ComboBox(label=label, choices=choices, nullable=False, tooltip=tooltip)
+    # As wide as the dock allows, not as the longest layer name: a long name is elided
+    # (and shown in full in the open list) instead of widening the dock past the screen.
+    combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.native.setMinimumContentsLength(COMBO_CHARS)
 
     def refresh(event=None):
         combo.reset_choices()
@@ -95,6 +103,9 @@ class JobControls(QWidget):
         self.job = job
         self._on_run = on_run
         self._started = self.clock()
+        self._last = (0, 0)  # (step, total) of the last record, for "stopped at 151/300"
+        self._blocked: str | None = None  # why the run button is off while idle (see block)
+        self._run_tip = ""  # the run button's own tooltip, shown again once unblocked
         self.run_button = QPushButton(run_text)
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
@@ -138,6 +149,26 @@ class JobControls(QWidget):
             return False
         return True
 
+    def block(self, reason: str | None) -> None:
+        """Turn the run button off while idle, with ``reason`` as its tooltip; None turns it back on.
+
+        For what the form cannot fix by itself (no registration, no model): the
+        user sees why before pressing, and in the tooltip what to do.
+        """
+        if reason and self._blocked is None:
+            self._run_tip = self.run_button.toolTip()
+        elif not reason and self._blocked is not None:
+            self.run_button.setToolTip(self._run_tip)
+        self._blocked = reason or None
+        if self._blocked:
+            self.run_button.setToolTip(self._blocked)
+        self.run_button.setEnabled(not self.job.running and self._blocked is None)
+
+    @property
+    def blocked(self) -> str | None:
+        """Why the run button is off (see :meth:`block`), or None."""
+        return self._blocked
+
     def stop(self) -> None:
         self.job.stop()
         if self.job.running:
@@ -145,16 +176,25 @@ class JobControls(QWidget):
 
     def _state(self, state: str) -> None:
         running = state == "running"
-        self.run_button.setEnabled(not running)
+        self.run_button.setEnabled(not running and self._blocked is None)
         self.stop_button.setEnabled(running)
         if running:
             self._started = self.clock()
+            self._last = (0, 0)
             self.bar.setRange(0, 0)  # busy until the first record says how far
             self.bar.setFormat("")
             self.status.setText(f"{self.job.name}: starting…")
         elif state == "stopped":
-            self.bar.setRange(0, 1)
-            self.bar.setFormat("stopped")
+            step, total = self._last
+            if total > 0:
+                # Keep the bar where it stopped: a reset bar (value outside its range) shows no text at all.
+                self.bar.setRange(0, total)
+                self.bar.setValue(min(step, total))
+                self.bar.setFormat(f"stopped at {step}/{total}")
+            else:
+                self.bar.setRange(0, 1)
+                self.bar.setValue(0)
+                self.bar.setFormat("stopped")
             self.status.setText(f"{self.job.name} stopped.")
         elif state == "failed":
             self.bar.setRange(0, 1)
@@ -169,6 +209,7 @@ class JobControls(QWidget):
     def _progress(self, record) -> None:
         step, total = int(getattr(record, "step", 0)), int(getattr(record, "total", 0))
         if total > 0:
+            self._last = (step, total)
             self.bar.setRange(0, total)
             self.bar.setValue(min(step, total))
             left = getattr(record, "remaining_s", None)

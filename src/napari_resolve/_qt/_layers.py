@@ -11,11 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from napari.layers import Image, Labels
 
 from napari_resolve.errors import InputError
 
 KEY = "napari_resolve"
 SUFFIX = " (napari-resolve)"
+# The public classes, not the private ``Layer._type_string`` (gone in napari 0.10).
+_LAYER_CLASSES = {"image": Image, "labels": Labels}
 
 
 def is_produced(layer) -> bool:
@@ -29,7 +32,7 @@ def _find_produced(viewer, name: str, kind: str):
         if candidate not in viewer.layers:
             return None, candidate
         layer = viewer.layers[candidate]
-        if is_produced(layer) and layer._type_string == kind:
+        if is_produced(layer) and isinstance(layer, _LAYER_CLASSES[kind]):
             return layer, candidate
     # Both names taken by layers we must not touch: pick a free numbered one.
     n = 2

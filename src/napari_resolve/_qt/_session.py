@@ -20,6 +20,9 @@ from ._layers import KEY
 
 _SESSIONS: dict[int, Session] = {}
 
+#: Why a step that runs the model cannot start yet.
+NO_MODEL = "There is no model yet: train one in the Training step, or load a model file."
+
 
 class Session:
     """The current model of one viewer; ``model_changed`` fires when it is replaced."""
@@ -58,7 +61,7 @@ class Session:
 
     def require_model(self):
         if self.model is None:
-            raise InputError("There is no model yet: train one in the Training step, or load a model file.")
+            raise InputError(NO_MODEL)
         return self.model
 
     def describe_model(self) -> str:
@@ -74,8 +77,25 @@ class Session:
         )
 
 
+def _real_viewer(viewer):
+    """The viewer behind napari's proxies.
+
+    napari hands each dock widget its own ``PublicOnlyProxy`` of the viewer (a
+    ``wrapt`` proxy), a different object per dock: keyed on the proxy, each
+    dock opened from the Plugins menu would get a session of its own.
+    """
+    while hasattr(type(viewer), "__wrapped__"):  # a wrapt proxy's class defines it; a viewer's does not
+        viewer = viewer.__wrapped__
+    return viewer
+
+
 def session_for(viewer) -> Session:
-    """The viewer's session, created on first use and dropped with the viewer."""
+    """The viewer's session, created on first use and dropped with the viewer.
+
+    One session per viewer, whether ``viewer`` is the viewer itself or one of
+    the proxies napari gives to dock widgets.
+    """
+    viewer = _real_viewer(viewer)
     key = id(viewer)
     if key not in _SESSIONS:
         _SESSIONS[key] = Session()

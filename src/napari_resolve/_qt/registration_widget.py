@@ -28,7 +28,7 @@ from napari_resolve.registration import Registration, register
 
 from ._forms import JobControls, VoxelSizeEdit, format_um, layer_combo, parse_per_axis, parse_point
 from ._layers import check_plain_geometry, is_produced, layer_data, spatial_ndim, voxel_um
-from ._session import place_registered, registration_of, reset_registration
+from ._session import place_registered, registration_of, require_registration, reset_registration
 from ._workers import Job, callback_generator
 
 _AXES = {2: "y, x", 3: "z, y, x"}
@@ -249,6 +249,24 @@ class RegistrationWidget(QWidget):
         self._fill_voxel(
             self.hres_voxel, self.hres_note, layer, _nominal_hres_voxel(layer) if layer is not None else None
         )
+        if not self.job.running:
+            self.result_box.setText(self._layer_state(layer))
+
+    def _layer_state(self, layer) -> str:
+        """What the result box says of a picked HRES layer: its stored registration, if it has one.
+
+        The registration lives on the layer, so a layer registered earlier (in
+        another dock, or loaded) is shown as registered here too.
+        """
+        reg = registration_of(layer) if layer is not None else None
+        if reg is None:
+            return "Not registered yet."
+        text = f"{self._esc(layer.name)} is registered.<br>" + self._describe(reg)
+        try:
+            require_registration(layer)
+        except ResolveError as exc:
+            text += f"<br>{self._esc(exc)}"
+        return text
 
     @staticmethod
     def _fill_voxel(edit: VoxelSizeEdit, note: Label, layer, values) -> None:

@@ -527,6 +527,7 @@ class TrainingWidget(QWidget):
 
     def _update_registration_info(self, _value=None) -> None:
         hres = self.hres_combo.value
+        blocked = None  # why Start is off: only what the form cannot fix (the registration)
         if hres is None:
             text = "Choose the HRES layer."
         elif self.synthetic:
@@ -541,8 +542,9 @@ class TrainingWidget(QWidget):
                 reg = require_registration(hres)
                 text = f"HRES registered at {format_um(reg.offset_um)} µm, voxel {format_um(reg.scale)} µm."
             except ResolveError as exc:
-                text = str(exc)
+                text = blocked = str(exc)
         self.reg_label.value = text
+        self.controls.block(blocked)
 
     def _roi_layer_changed(self, _value=None) -> None:
         shapes = self.roi_combo.value

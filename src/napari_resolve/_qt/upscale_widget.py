@@ -36,7 +36,7 @@ from napari_resolve.learn.inference import OUTPUT_SUFFIXES, check_model_fits, it
 
 from ._forms import JobControls, heading, layer_combo, select_layer
 from ._layers import add_or_update, check_plain_geometry, layer_data, shape_box_um, spatial_ndim, world_to_index
-from ._session import session_for
+from ._session import NO_MODEL, session_for
 from ._workers import Job, error_message
 
 PREVIEW_NAME = "upscaled preview"
@@ -269,6 +269,9 @@ class UpscaleWidget(QWidget):
         except RuntimeError:  # the Qt side of this widget is gone; the session outlives it
             self.session.model_changed.disconnect(self._model_changed)
             return
+        no_model = None if self.session.model is not None else NO_MODEL
+        for controls in (self.preview_controls, self.upscale_controls):
+            controls.block(no_model)
         self._update_region_label()
 
     def load_model(self, path: str | Path):

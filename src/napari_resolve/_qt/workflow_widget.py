@@ -8,10 +8,10 @@ the HRES layer, so a user can move between the stacked and the separate form.
 from __future__ import annotations
 
 import napari
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
+from .docks import HonestScrollArea, TabsWithOurDocks
 from .pores_widget import PoresWidget
 from .quality_widget import QualityWidget
 from .registration_widget import RegistrationWidget
@@ -33,7 +33,7 @@ INTRO = (
 )
 
 
-class WorkflowWidget(QWidget):
+class WorkflowWidget(TabsWithOurDocks, QWidget):
     """All steps of napari-resolve in one scrollable dock, one collapsible section per step.
 
     Parameters
@@ -51,28 +51,31 @@ class WorkflowWidget(QWidget):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
         super().__init__(parent)
+        self._mark_as_dock()
         self.viewer = napari_viewer
         self.steps: dict[str, QWidget] = {}
         self.sections: dict[str, QCollapsible] = {}
 
         body = QWidget()
         column = QVBoxLayout(body)
+        column.setContentsMargins(4, 4, 4, 4)  # the steps have margins of their own
         intro = QLabel(INTRO)
         intro.setWordWrap(True)
         column.addWidget(intro)
         for title, cls in STEPS:
             step = cls(napari_viewer)
             section = QCollapsible(title)
+            # The collapsible's own frame margins would make the dock wider than the widest step needs.
+            section.layout().setContentsMargins(0, 0, 0, 0)
             section.addWidget(step)
             column.addWidget(section)
             self.steps[title] = step
             self.sections[title] = section
         column.addStretch(1)
 
-        # The steps together are taller than a screen: scroll rather than squeeze.
-        self.scroll = QScrollArea()
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # The steps together are taller than a screen: scroll rather than squeeze, and never be
+        # narrower than the widest step (which would hide Stop and Load... on the right).
+        self.scroll = HonestScrollArea()
         self.scroll.setWidget(body)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
