@@ -94,7 +94,9 @@ def main() -> None:
     # 3. Preview a tile outside the HRES, then upscale a region around the HRES to a file.
     viewer.layers["training ROI"].visible = False
     hres.visible = False
-    viewer.dims.set_point(range(3), (96.0, 140.0, 130.0))
+    # The tile lands where the user looks: pan there (the slider picks the slice).
+    viewer.dims.set_point(0, 96.0)
+    viewer.camera.center = (96.0, 140.0, 130.0)
     up_w.region_combo.value = None
     up_w.preview()
     finish(up_w.preview_job)
@@ -124,7 +126,7 @@ def main() -> None:
     qual_w.result_combo.value = upscaled
     qual_w.run()
     finish(qual_w.job)
-    map_layer = viewer.layers[f"MS-SSIM map: {upscaled.name}"]
+    map_layer = qual_w.map_layer
     for layer in viewer.layers:
         layer.visible = layer in (lres, hres, map_layer)
     viewer.layers.selection.active = map_layer

@@ -77,7 +77,7 @@ def test_the_whole_workflow_in_one_dock(phantom_viewer, qtbot, tmp_path):
     _finish(qtbot, qual_w.job)
     assert set(qual_w.metrics) == {"upscaled", "cubic", "Richardson-Lucy"}
     assert all(np.isfinite(v["ssim"]) for v in qual_w.metrics.values())
-    assert "MS-SSIM map: upscaled preview" in viewer.layers
+    assert "MS-SSIM: upscaled preview" in viewer.layers
 
     # 5. Pores on LRES, upscaled and HRES side by side.
     pores_w.inputs.value = [lres, preview, hres]

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 from psygnal import Signal
 
+from napari_resolve._text import MICRO
 from napari_resolve.errors import ResolveError
 
 log = logging.getLogger(__name__)
@@ -57,10 +59,19 @@ def parameter_label(name: str, labels: Mapping[str, str] | None = None) -> str:
     return f"'{label}'"
 
 
+#: The unit as the core writes it (plain ASCII, for terminals and logs), a word of its own.
+_ASCII_UM = re.compile(r"(?<![A-Za-z])um(?![A-Za-z])")
+
+
+def in_micrometres(text: str) -> str:
+    """A core message with its "um" written "µm", as every widget writes the unit."""
+    return _ASCII_UM.sub(MICRO, text)
+
+
 def error_message(exc: BaseException, labels: Mapping[str, str] | None = None) -> str:
     """The text a user sees for a failed job (parameters named by ``labels``, see :func:`parameter_label`)."""
     if isinstance(exc, ResolveError):
-        return exc.render(lambda name: parameter_label(name, labels))
+        return in_micrometres(exc.render(lambda name: parameter_label(name, labels)))
     if isinstance(exc, MemoryError):
         return "Out of memory. Choose a smaller region, or close other programs, and try again."
     return f"{type(exc).__name__}: {exc}"

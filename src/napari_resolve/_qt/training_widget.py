@@ -345,7 +345,6 @@ class TrainingWidget(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(inner)
-        self.setMinimumWidth(330)
 
         self._reset_plot()
         self._clear_preview()

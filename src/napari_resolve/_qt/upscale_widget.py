@@ -37,7 +37,7 @@ from napari_resolve.learn.inference import OUTPUT_SUFFIXES, check_model_fits, it
 from ._forms import JobControls, heading, layer_combo, select_layer
 from ._layers import add_or_update, check_plain_geometry, layer_data, shape_box_um, spatial_ndim, world_to_index
 from ._session import NO_MODEL, session_for
-from ._workers import Job, error_message
+from ._workers import Job, error_message, in_micrometres
 
 PREVIEW_NAME = "upscaled preview"
 RESULT_PREFIX = "upscaled: "
@@ -56,15 +56,10 @@ def _um(values) -> str:
     return format_um(values, sep=", ", unit=MICRO)
 
 
-def _micro(text: str) -> str:
-    """A core message (ASCII "um") as this dock writes lengths: "µm"."""
-    return re.sub(r"\bum\b", MICRO, text)
-
-
 def _in_micro(exc: BaseException) -> BaseException:
     """The same refusal (type and parameters) with its lengths in "µm", for the dock's notification and status."""
     if isinstance(exc, ResolveError):
-        return type(exc)(_micro(exc.template), parameters=exc.parameters)
+        return type(exc)(in_micrometres(exc.template), parameters=exc.parameters)
     return exc
 
 
