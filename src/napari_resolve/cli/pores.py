@@ -205,7 +205,8 @@ def add_pores(sub) -> None:
     p.add_argument("--threshold", default="otsu", help="'otsu' (default, per input) or a grey value")
     p.add_argument("--pores-are", choices=("dark", "bright"), default="dark")
     p.add_argument("--sample-mask", choices=("auto", "none"), default="auto",
-                   help="auto: the sample is found (air outside excluded); none: the whole field")
+                   help="auto: the sample is found (air outside excluded; the result warns when the mask leaves out "
+                   "most of the pore phase, e.g. a pore network touching the border); none: the whole field")
     p.add_argument("--keep-edge-pores", action="store_true", help="do not drop pores cut by the border")
     p.add_argument("--min-diameter", type=float, default=0.0, metavar="UM",
                    help="pore objects of a smaller equivalent diameter are noise (default 0: under 8 voxels)")
