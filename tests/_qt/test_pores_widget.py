@@ -24,15 +24,20 @@ def _measure(qtbot, widget, layers, region=None):
     assert widget.job.state == "done", widget.job.error
 
 
-def _headers(widget):
-    return [h.replace("\n", " ") for h in widget.table.value["columns"]]
+def _row_names(widget):
+    return list(widget.table.value["index"])
 
 
-def _column(widget, header, convert=float):
-    """{input name: value} of the column whose header (lines joined by a space) is ``header``."""
+def _inputs(widget):
+    """The table's columns: one per input."""
+    return list(widget.table.value["columns"])
+
+
+def _column(widget, row_name, convert=float):
+    """{input name: value} of the table's row ``row_name`` (the table has one column per input)."""
     value = widget.table.value
-    j = _headers(widget).index(header)
-    return {name: convert(row[j]) for name, row in zip(value["index"], value["data"])}
+    i = _row_names(widget).index(row_name)
+    return {name: convert(cell) for name, cell in zip(value["columns"], value["data"][i])}
 
 
 def _box(layer):
@@ -103,17 +108,17 @@ def test_lres_and_hres_measured_side_by_side(registered_viewer, qtbot, tmp_path)
     assert [r.step for r in records] == sorted(r.step for r in records)
     assert any(lres.name in r.message for r in records) and any(hres.name in r.message for r in records)
 
-    # The table: one row per input.
-    assert list(widget.table.value["index"]) == [lres.name, hres.name]
+    # The table: one column per input.
+    assert _inputs(widget) == [lres.name, hres.name]
     porosity = _column(widget, "Porosity (%)")
     count = _column(widget, "Pores")
-    density = _column(widget, "Pores /mm³")
+    density = _column(widget, "Pores/mm³")
     assert all(0 < p < 100 for p in porosity.values())
     # On the same piece of sample the porosities agree (whole layers: 22 % vs 32 %).
     assert abs(porosity[lres.name] - porosity[hres.name]) < 4
     assert all(n > 0 for n in count.values())
     assert all(0 < s <= 1 for s in _column(widget, "Mean sphericity").values())
-    assert _column(widget, "Voxel (µm)", str) == {lres.name: "3, 3, 3", hres.name: "1, 1, 1"}
+    assert _column(widget, "Voxel (µm)", str) == {lres.name: "3", hres.name: "1"}  # isotropic: one number
     # The LRES misses the small pores: the HRES finds many more per volume, and smaller ones.
     assert density[hres.name] > 2 * density[lres.name]
     d_lres = widget.results[lres.name].table["diameter_um"]
@@ -144,7 +149,7 @@ def test_lres_and_hres_measured_side_by_side(registered_viewer, qtbot, tmp_path)
     # The plot: one curve per input, labelled with units.
     ax = widget.plot.figure.axes[0]
     assert len(ax.patches) == 2  # ax.stairs draws one StepPatch per input
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    legend = [t.get_text() for t in widget.plot.figure.legends[0].get_texts()]
     assert any(lres.name in t for t in legend) and any(hres.name in t for t in legend)
     assert "µm" in ax.get_xlabel() and "%" in ax.get_ylabel()
     for patch in ax.patches:  # percentages of each input's own pores
@@ -211,12 +216,12 @@ def test_rerun_updates_layers_and_rows(measured, qtbot):
     _measure(qtbot, widget, [lres, hres])
     assert len(viewer.layers) == n_layers
     assert viewer.layers[f"pores: {hres.name}"] is first
-    assert list(widget.table.value["index"]) == [lres.name, hres.name]
+    assert _inputs(widget) == [lres.name, hres.name]
     assert widget.results[hres.name].count < count_before
     assert first.data.max() == widget.results[hres.name].count
     # A run with one input shows only it.
     _measure(qtbot, widget, [hres])
-    assert list(widget.table.value["index"]) == [hres.name]
+    assert _inputs(widget) == [hres.name]
     assert len(widget.plot.figure.axes[0].patches) == 1
 
 
@@ -261,13 +266,13 @@ def test_selection_follows_the_layer_list(section_viewer, qtbot):
     hres.name = "HRES renamed"
     assert [layer.name for layer in widget.inputs.value] == ["HRES renamed"]
     extra = viewer.add_image(np.zeros((8, 8), np.float32), name="MS-SSIM map: test")
-    assert extra in widget.inputs.choices and extra not in widget.inputs.value
+    assert extra not in widget.inputs.choices and extra not in widget.inputs.value
     viewer.layers.remove(hres)
     assert widget.inputs.value == [] and hres not in widget.inputs.choices
-    # Maps are listed but never picked by default, even in a fresh widget.
+    # A fresh widget picks the LRES, and does not list the map either.
     fresh = PoresWidget(viewer)
     qtbot.addWidget(fresh)
-    assert extra in fresh.inputs.choices and [layer.name for layer in fresh.inputs.value] == [lres.name]
+    assert extra not in fresh.inputs.choices and [layer.name for layer in fresh.inputs.value] == [lres.name]
 
 
 def test_section_2d(registered_section, qtbot, tmp_path):
@@ -288,8 +293,8 @@ def test_section_2d(registered_section, qtbot, tmp_path):
     assert viewer.layers[f"pores: {hres.name}"].data.shape == hres.data.shape
     assert viewer.layers[f"pores: {lres.name}"].data.shape == (64, 64)  # 256 um at 4 um
     assert "region y " in widget.region_label.value and "z " not in widget.region_label.value
-    assert "Mean circularity" in _headers(widget) and "Pores /mm²" in _headers(widget)
-    density = _column(widget, "Pores /mm²")
+    assert "Mean circularity" in _row_names(widget) and "Pores/mm²" in _row_names(widget)
+    density = _column(widget, "Pores/mm²")
     assert density[hres.name] > 2 * density[lres.name]
     assert all(0 < p < 100 for p in _column(widget, "Porosity (%)").values())
     assert len(widget.plot.figure.axes[0].patches) == 2
@@ -334,7 +339,7 @@ def test_whole_layers_measures_each_full_extent(registered_viewer, qtbot):
     # Back to the overlap: the same labels layers are updated, now cropped.
     n_layers = len(viewer.layers)
     _measure(qtbot, widget, [lres, hres], OVERLAP)
-    assert len(viewer.layers) == n_layers
+    assert len(viewer.layers) == n_layers + 1  # and the outline of the common box
     assert viewer.layers[f"pores: {lres.name}"].data.shape == (25, 25, 25)
 
 
@@ -395,3 +400,188 @@ def test_a_lazy_layer_is_cropped_before_it_is_read(registered_viewer, qtbot, mon
     np.testing.assert_array_equal(widget.results[lazy.name].labels, widget.results[lres.name].labels)
     translates = [viewer.layers[f"pores: {layer.name}"].translate for layer in (lazy, lres)]
     np.testing.assert_allclose(*translates)
+
+
+# ------------------------------------------------------------------ issue 14: sample choice, table, plot, layers
+
+
+def _network(shape=(40, 64, 64), seed=0):
+    """A connected pore network filling the field and touching every face: (image, true pore fraction).
+
+    Smoothed noise thresholded at its median: about half pore (grey 0), half solid (grey 1), one network.
+    """
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(seed)
+    field = ndi.gaussian_filter(rng.standard_normal(shape), 2)
+    pores = field < np.median(field)
+    image = np.where(pores, 0.2, 0.8).astype(np.float32) + rng.normal(0, 0.03, shape).astype(np.float32)
+    return image, float(pores.mean())
+
+
+def test_connected_network_warns_with_auto_and_whole_field_is_right(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    image, truth = _network()
+    layer = viewer.add_image(image, name="network", scale=(2.0, 2.0, 2.0))
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.sample.value == "auto (find the sample)"
+    assert widget.warning_label.native.isHidden()
+
+    _measure(qtbot, widget, [layer])
+    result = widget.results[layer.name]
+    # The automatic mask takes the network for air: almost no pores, and it says so.
+    assert result.count <= 5 and result.porosity < 0.15 < truth - 0.3
+    assert not widget.warning_label.native.isHidden()
+    text = widget.warning_label.value
+    assert "network: " in text and "leaves out" in text and "'Sample'" in text and "sample_mask" not in text
+    assert "See the warning" in widget.controls.status.text()
+    # At a dock's default width the warning wraps across the dock, neither widening it nor a word a line.
+    assert widget.minimumSizeHint().width() <= 320
+    widget.resize(320, 1200)
+    widget.show()
+    qtbot.waitExposed(widget)
+    qtbot.wait(50)
+    assert widget.warning_label.native.width() > 250
+
+    widget.sample.value = "whole field"
+    _measure(qtbot, widget, [layer])
+    result = widget.results[layer.name]
+    assert abs(result.porosity - truth) < 0.03 and result.sample_mask.all()
+    # The network, split into pores, is mostly cut by the border: those pores show in their own layer.
+    cut = viewer.layers[f"cut pores: {layer.name}"].data
+    assert np.count_nonzero(cut) > 0.5 * np.count_nonzero(result.pore_mask)
+    assert widget.warning_label.native.isHidden() and "warning" not in widget.controls.status.text()
+    assert abs(_column(widget, "Porosity (%)")[layer.name] - 100 * truth) < 3
+
+
+def test_sample_from_a_shapes_or_labels_layer_on_each_input_grid(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    image, _ = _network((8, 40, 50))
+    fine = viewer.add_image(image, name="fine", scale=(1.0, 2.0, 2.0), translate=(0.0, 10.0, 10.0))
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    # Only the user's Labels and Shapes layers are offered, after auto and whole field.
+    outline = viewer.add_shapes([np.array([[30.0, 30.0], [30.0, 90.0], [70.0, 90.0], [70.0, 30.0]])],
+                                shape_type="rectangle", name="outline")
+    assert [c for c in widget.sample.choices if not isinstance(c, str)] == [outline]
+    widget.sample.value = outline
+    _measure(qtbot, widget, [fine])
+    # Voxel centres 10 + 2 j inside y 30..70 (j 10..30) and x 30..90 (j 10..40), on every slice.
+    sample = widget.results[fine.name].sample_mask
+    expected = np.zeros(image.shape, bool)
+    expected[:, 10:31, 10:41] = True
+    np.testing.assert_array_equal(sample, expected)
+
+    # A Labels layer on a coarser grid: each fine voxel takes the label under its centre.
+    labels = np.zeros((2, 10, 10), np.int32)
+    labels[:, 2:6, 3:9] = 1  # world y 10..26 + 4 * (2..5) edges, x 10..26 + 4 * (3..8)
+    mask_layer = viewer.add_labels(labels, name="drawn", scale=(4.0, 4.0, 4.0), translate=(1.5, 12.0, 12.0))
+    widget.sample.value = mask_layer
+    _measure(qtbot, widget, [fine])
+    sample = widget.results[fine.name].sample_mask
+    y = 10 + 2 * np.arange(image.shape[1])
+    x = 10 + 2 * np.arange(image.shape[2])
+    in_y = (y >= 12 + 4 * 2 - 2) & (y < 12 + 4 * 5 + 2)
+    in_x = (x >= 12 + 4 * 3 - 2) & (x < 12 + 4 * 8 + 2)
+    np.testing.assert_array_equal(sample[3], in_y[:, None] & in_x[None, :])
+    assert sample[3].any() and not sample.all()
+    # The measured box outline is ours and never offered as a sample.
+    assert all(c is not viewer.layers[name] for c in widget.sample.choices
+               for name in [n.name for n in viewer.layers if n.name.startswith("pores:")])
+
+
+def test_images_list_offers_scans_and_results_only(section_viewer, qtbot):
+    from napari_resolve._qt._layers import add_or_update
+
+    viewer, lres, hres = section_viewer
+    data = np.zeros((16, 16), np.float32)
+    ms_ssim = add_or_update(viewer, "MS-SSIM map: upscaled", data, metadata={"kind": "ms_ssim_map", "result": "x"})
+    preview = add_or_update(viewer, "preview", data, metadata={"grid": {}})
+    result = add_or_update(viewer, "upscaled: foam.tif", data, metadata={"grid": {}, "source": "/tmp/foam.tif"})
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    assert widget.inputs.choices == (lres, hres, result)
+    assert ms_ssim not in widget.inputs.choices and preview not in widget.inputs.choices
+    # Layers added later are filtered the same way.
+    later = add_or_update(viewer, "SSIM map: upscaled", data, metadata={"kind": "ssim_map"})
+    assert later not in widget.inputs.choices and result in widget.inputs.choices
+
+
+def test_table_reads_at_the_default_dock_width(measured, qtbot):
+    widget, viewer, lres, hres = measured
+    widget.resize(320, 900)
+    widget.show()
+    qtbot.waitExposed(widget)
+    qtbot.wait(50)  # let the layout settle
+    table = widget.table.native
+    header = table.horizontalHeader()
+    assert widget.minimumSizeHint().width() <= 320
+    # Every input's column is inside the viewport: nothing to scroll to.
+    assert header.length() <= table.viewport().width()
+    assert table.horizontalScrollBar().maximum() == 0
+    metrics = table.fontMetrics()
+    value = widget.table.value
+    for j, _name in enumerate(value["columns"]):
+        width = table.columnWidth(j)
+        for row in value["data"]:
+            assert metrics.horizontalAdvance(row[j]) + 6 <= width, (row[j], width)
+    names = table.verticalHeader()
+    for name in value["index"]:
+        assert metrics.horizontalAdvance(name) <= names.width()
+    # Every row is shown: the table does not scroll vertically either.
+    assert table.verticalScrollBar().maximum() == 0
+
+
+def test_plot_legend_lies_outside_the_axes(measured, qtbot):
+    widget, *_ = measured
+    widget.resize(320, 900)
+    widget.show()
+    qtbot.waitExposed(widget)
+    figure = widget.plot.figure
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    (legend,) = figure.legends
+    axes_box = figure.axes[0].get_window_extent(renderer)
+    legend_box = legend.get_window_extent(renderer)
+    assert not axes_box.overlaps(legend_box)
+    assert legend_box.y1 <= axes_box.y0  # below the axes
+    assert figure.axes[0].get_legend() is None
+
+
+def test_cut_pores_and_measured_box_layers(registered_viewer, qtbot):
+    import napari
+
+    viewer, lres, hres = registered_viewer
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    _measure(qtbot, widget, [lres, hres])
+    for layer in (lres, hres):
+        result = widget.results[layer.name]
+        counted = viewer.layers[f"pores: {layer.name}"]
+        cut = viewer.layers[f"cut pores: {layer.name}"]
+        assert is_produced(cut) and isinstance(cut, napari.layers.Labels)
+        np.testing.assert_allclose(cut.translate, counted.translate)
+        np.testing.assert_allclose(cut.scale, counted.scale)
+        # Counted and cut pores are disjoint and together make up the pore phase.
+        assert cut.data.max() > 0 and not np.any((cut.data > 0) & (counted.data > 0))
+        np.testing.assert_array_equal((cut.data > 0) | (counted.data > 0), result.pore_mask)
+        # Cut pores touch the border of the measured box.
+        ids = set(np.unique(np.concatenate([cut.data[0].ravel(), cut.data[-1].ravel(), cut.data[:, 0].ravel(),
+                                            cut.data[:, -1].ravel(), cut.data[:, :, 0].ravel(),
+                                            cut.data[:, :, -1].ravel()]))) - {0}
+        assert len(ids) > 0.5 * cut.data.max()
+    box = viewer.layers["pores: measured box"]
+    assert isinstance(box, napari.layers.Shapes) and is_produced(box) and box.shape_type == ["rectangle"]
+    lo, hi = _box(hres)
+    corners = np.asarray(box.data[0])
+    np.testing.assert_allclose(corners.min(axis=0), lo[-2:], atol=1e-6)
+    np.testing.assert_allclose(corners.max(axis=0), hi[-2:], atol=1e-6)
+    # Whole layers have no common box: the outline goes; the cut pores stay per input.
+    _measure(qtbot, widget, [lres, hres], WHOLE)
+    assert "pores: measured box" not in viewer.layers
+    assert viewer.layers[f"cut pores: {lres.name}"].data.shape == lres.data.shape
+    # With edge-kill off every pore is counted: no cut-pores layer.
+    widget.edge.value = False
+    _measure(qtbot, widget, [hres], WHOLE)
+    assert f"cut pores: {hres.name}" not in viewer.layers

@@ -142,3 +142,28 @@ def test_refusals_are_one_line_with_status_2(foam_dir, foam_registration, capsys
     # One fixed grey value must lie in every input's range; the message says which.
     err = _one_line_error(capsys, "pores", lres, hres, "--registration", foam_registration, "--threshold", "7")
     assert err.startswith("napari-resolve pores: error: lres: The --threshold 7 lies outside")
+
+
+def test_a_sample_mask_that_leaves_out_the_network_is_reported(capsys, tmp_path):
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(0)
+    field = ndi.gaussian_filter(rng.standard_normal((32, 48, 48)), 2)
+    pores = field < np.median(field)
+    image = np.where(pores, 0.2, 0.8).astype(np.float32) + rng.normal(0, 0.03, pores.shape).astype(np.float32)
+    path = write_volume(tmp_path / "network.tif", image, 1.0)
+    # One image: the automatic mask takes the network for air; the JSON and stderr say so, with the flag.
+    code, result, err = run(capsys, "pores", path)
+    assert code == 0, err
+    (warning,) = result["warnings"]
+    assert "leaves out" in warning and "(--sample-mask)" in warning and "{" not in warning
+    assert result["discarded_fraction"] > 0.5 and result["porosity"] < 0.2
+    assert "note: The sample mask leaves out" in err
+    code, result, err = run(capsys, "pores", path, "--sample-mask", "none")
+    assert code == 0, err
+    assert result["warnings"] == [] and abs(result["porosity"] - pores.mean()) < 0.03 and "note:" not in err
+    # Several inputs: each row carries its own warnings.
+    code, result, err = run(capsys, "pores", path, path, "--region", "whole")
+    assert code == 0, err
+    assert all(len(row["warnings"]) == 1 and "--sample-mask" in row["warnings"][0] for row in result["inputs"])
+    assert "note: network: The sample mask" in err

@@ -523,3 +523,60 @@ def test_input_is_not_modified():
     sample = np.ones(img.shape, bool)
     analyse_pores(img, 1.0, sample_mask=sample)
     assert np.array_equal(img, before) and sample.all()
+
+
+# ----------------------------------------------------------------------------
+# a sample mask that discards the pore phase; pores cut by the border
+
+
+def connected_network(shape=(40, 64, 64), seed=0):
+    """Smoothed noise thresholded at its median: one pore network, half the field, touching every face."""
+    rng = np.random.default_rng(seed)
+    field = ndi.gaussian_filter(rng.standard_normal(shape), 2)
+    pores = field < np.median(field)
+    return np.where(pores, 0.2, 0.8).astype(np.float32) + rng.normal(0, 0.03, shape).astype(np.float32), pores
+
+
+def test_auto_mask_on_a_connected_network_warns_and_the_whole_field_is_right():
+    from napari_resolve.pores.segment import DISCARD_WARNING
+
+    img, pores = connected_network()
+    auto = analyse_pores(img, 1.0)
+    # The network is taken for air around the sample: most of it is left out.
+    assert auto.porosity < 0.15 and pores.mean() > 0.45
+    assert auto.discarded_fraction > 0.8 > DISCARD_WARNING
+    (warning,) = auto.warnings
+    assert "leaves out" in str(warning) and "{sample_mask}" in warning.template
+    assert warning.render({"sample_mask": "--sample-mask"}).count("--sample-mask") == 1
+    assert auto.summary()["warnings"] == [str(warning)]
+    whole = analyse_pores(img, 1.0, sample_mask=None)
+    assert abs(whole.porosity - pores.mean()) < 0.03
+    assert whole.warnings == () and whole.discarded_fraction == 0.0
+
+
+def test_no_warning_for_a_sample_in_air():
+    img, cylinder, truth = cylinder_in_air()
+    res = analyse_pores(img, 1.0)
+    # The air around the cylinder is left out rightly: it lies outside the sample's outline.
+    assert res.warnings == () and res.discarded_fraction < 0.2
+    # An explicit mask that cuts the sample in half leaves out half of its pores, not most: no warning...
+    half = cylinder.copy()
+    half[:, :, : img.shape[2] // 2] = False
+    assert analyse_pores(img, 1.0, sample_mask=half).warnings == ()
+    # ... a mask that keeps only the solid does, and asks to check the mask.
+    solid = cylinder & (img > 0.5)
+    (warning,) = analyse_pores(img, 1.0, sample_mask=solid).warnings
+    assert "covers the sample" in str(warning)
+
+
+def test_pores_cut_by_the_border_get_their_own_labels():
+    img, pores = connected_network((24, 40, 40), seed=1)
+    res = analyse_pores(img, 1.0, sample_mask=None)
+    cut, counted = res.cut_labels, res.labels
+    assert cut.dtype == np.int32 and cut.max() > 0
+    np.testing.assert_array_equal(np.unique(cut[cut > 0]), np.arange(1, cut.max() + 1))
+    assert not np.any((cut > 0) & (counted > 0))
+    np.testing.assert_array_equal((cut > 0) | (counted > 0), res.pore_mask)
+    faces = np.concatenate([cut[[0, -1]].ravel(), cut[:, [0, -1]].ravel(), cut[:, :, [0, -1]].ravel()])
+    assert set(np.unique(faces)) - {0} == set(range(1, cut.max() + 1))  # every cut pore touches a face
+    assert analyse_pores(img, 1.0, sample_mask=None, edge_kill=False).cut_labels is None

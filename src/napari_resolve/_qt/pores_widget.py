@@ -4,11 +4,21 @@ The user picks any image layers (LRES, upscaled, HRES, a baseline...); the
 core's comparison job (:mod:`napari_resolve.pores.compare`) measures each in
 turn: the widget reads the layers and calls :func:`plan_compare_pores` on the
 main thread, then runs :func:`iter_compare_pores` in a worker. Every
-input gets a labels layer ``"pores: <layer name>"`` lying over it, a row in a
-table (porosity, count, diameters, sphericity) and a curve in a pore size
-distribution plot, so that what the LRES misses and what an upscaled volume
-recovers can be read at a glance. The table and the per-pore tables export
-to CSV.
+input gets a labels layer ``"pores: <layer name>"`` of its counted pores lying
+over it (and ``"cut pores: <layer name>"`` of the pores the border or the
+sample surface cuts, left out of the statistics), a column in a table
+(porosity, count, diameters, sphericity: one column per input, so that the
+table reads at a dock's default width) and a curve in a pore size distribution
+plot, so that what the LRES misses and what an upscaled volume recovers can be
+read at a glance. The measured box is drawn as a Shapes outline. The table and
+the per-pore tables export to CSV.
+
+The Images list offers scans and results only: the user's layers and the
+upscaled results written to a file, not quality maps or preview tiles. The
+sample (the porosity's denominator) is found automatically, is the whole
+field, or is a Labels or Shapes layer the user drew, carried onto each input's
+grid in world coordinates (:mod:`napari_resolve.pores.masks`); when the mask
+leaves out most of the pore phase, the core's warning shows under the table.
 
 Inputs cover different fields (the LRES the whole sample, the HRES and an
 upscaled region sub-volumes of it), so by default every input is cropped to
@@ -23,8 +33,18 @@ import math
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, Select, Table
-from qtpy.QtWidgets import QAbstractItemView, QStyledItemDelegate, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QSizePolicy,
+    QStyledItemDelegate,
+    QVBoxLayout,
+    QWidget,
+)
 
+from napari_resolve._text import MICRO, format_values
+from napari_resolve._text import format_um as _format_um
 from napari_resolve.errors import InputError
 from napari_resolve.geometry.overlap import WHOLE, region_text
 from napari_resolve.pores.compare import (  # noqa: F401 - min_volume_voxels, summary_row, sanitise: moved from here
@@ -40,14 +60,37 @@ from napari_resolve.pores.compare import (  # noqa: F401 - min_volume_voxels, su
     write_tables,
 )
 from napari_resolve.pores.compare import WHOLE as WHOLE_INPUTS
+from napari_resolve.pores.masks import mask_on_grid, polygon_mask
 
-from ._forms import JobControls, format_um, heading
-from ._layers import add_or_update, check_plain_geometry, is_produced, layer_data, origin_um, spatial_ndim, voxel_um
+from ._forms import JobControls, heading
+from ._layers import (
+    KEY,
+    add_or_update,
+    check_plain_geometry,
+    is_produced,
+    layer_data,
+    origin_um,
+    spatial_ndim,
+    voxel_um,
+)
 from ._plots import PlotCanvas
-from ._workers import Job, error_message
+from ._workers import Job, error_message, parameter_label
 
-#: Names of the plugin's quality maps: listed, but never selected by default.
+#: Names of the plugin's quality maps: never offered as inputs.
 MAP_PREFIXES = ("MS-SSIM map", "SSIM map")
+
+#: Sample choices besides a Labels or Shapes layer.
+AUTO_SAMPLE = "auto (find the sample)"
+WHOLE_FIELD = "whole field"
+
+#: The Shapes layer outlining the measured box.
+BOX_NAME = "pores: measured box"
+BOX_COLOUR = "#ffd95e"
+
+#: Decimals of the table, the status line and the plot (one rule for all three).
+PERCENT_DIGITS = 1
+UM_DIGITS = 2
+SHAPE_DIGITS = 2
 
 OTSU = "Otsu (automatic)"
 FIXED = "Fixed grey value"
@@ -64,6 +107,7 @@ _LABELS = {
     "pores_are": "Pores are",
     "min_diameter_um": "Min. ⌀ (µm)",
     "edge_kill": "Skip pores cut by the edge",
+    "sample_mask": "Sample",
 }
 
 _AXES = {2: "yx", 3: "zyx"}
@@ -73,15 +117,30 @@ _AXES = {2: "yx", 3: "zyx"}
 _COLOURS = ("#f4a259", "#5ec2e8", "#b5e86f", "#e86fa8", "#c9a0ff", "#ffd95e", "#7fdbca", "#ff8a80")
 
 
+def is_scan_or_result(layer) -> bool:
+    """True for an image worth measuring: a user's scan, or an upscaled result written to a file.
+
+    The plugin's quality maps (their layers record a map ``kind``) and preview
+    tiles (a grid but no ``source`` file) are not inputs; neither is a layer
+    named like a quality map.
+    """
+    if layer.name.startswith(MAP_PREFIXES):
+        return False
+    if not is_produced(layer):
+        return True
+    meta = layer.metadata.get(KEY, {})
+    return "source" in meta and "kind" not in meta
+
+
 def default_selected(layer) -> bool:
     """True for a user's LRES or HRES layer (the inputs most runs compare)."""
     name = layer.name
-    if name.startswith(MAP_PREFIXES) or is_produced(layer):
+    if not is_scan_or_result(layer) or is_produced(layer):
         return False
     return "lres" in name.lower() or "hres" in name.lower()
 
 
-def layer_select(viewer, layer_type, label: str, *, tooltip: str = "", default=None) -> Select:
+def layer_select(viewer, layer_type, label: str, *, tooltip: str = "", default=None, keep=None) -> Select:
     """A multi-select list of the viewer's layers of ``layer_type`` that follows the layer list.
 
     Like :func:`napari_resolve._qt._forms.layer_combo`, but several layers can
@@ -97,10 +156,13 @@ def layer_select(viewer, layer_type, label: str, *, tooltip: str = "", default=N
     default : callable, optional
         ``default(layer) -> bool``: layers selected when they appear, until the
         user changes the selection by hand.
+    keep : callable, optional
+        ``keep(layer) -> bool``: the layers listed (default: all of ``layer_type``).
     """
 
     def choices(_widget=None):
-        return [(layer.name, layer) for layer in viewer.layers if isinstance(layer, layer_type)]
+        return [(layer.name, layer) for layer in viewer.layers
+                if isinstance(layer, layer_type) and (keep is None or keep(layer))]
 
     select = Select(label=label, choices=choices, allow_multiple=True, tooltip=tooltip)
     state = {"syncing": False, "touched": False}
@@ -128,7 +190,8 @@ def layer_select(viewer, layer_type, label: str, *, tooltip: str = "", default=N
         layer = event.value
         # A renamed layer keeps its place in the list but needs its new name shown.
         layer.events.name.connect(refresh)
-        wanted = default is not None and not state["touched"] and isinstance(layer, layer_type) and default(layer)
+        wanted = (default is not None and not state["touched"] and isinstance(layer, layer_type)
+                  and (keep is None or keep(layer)) and default(layer))
         refresh(add=(layer,) if wanted else ())
 
     for layer in viewer.layers:
@@ -142,6 +205,72 @@ def layer_select(viewer, layer_type, label: str, *, tooltip: str = "", default=N
         select.value = [layer for _, layer in choices() if default(layer)]
         state["syncing"] = False
     return select
+
+
+def sample_combo(viewer) -> ComboBox:
+    """The Sample choice: automatic, the whole field, or one of the user's Labels or Shapes layers."""
+
+    def choices(_widget=None):
+        masks = [(f"layer: {layer.name}", layer) for layer in viewer.layers
+                 if isinstance(layer, (napari.layers.Labels, napari.layers.Shapes)) and not is_produced(layer)]
+        return [(AUTO_SAMPLE, AUTO_SAMPLE), (WHOLE_FIELD, WHOLE_FIELD), *masks]
+
+    combo = ComboBox(
+        label="Sample",
+        choices=choices,
+        value=AUTO_SAMPLE,
+        nullable=False,
+        tooltip="The voxels that belong to the sample (porosity = pore voxels / sample voxels). Auto: the solid "
+        "with its holes filled, when dark air surrounds the sample (otherwise the whole field). Whole field: "
+        "every voxel, for a pore network that fills the field. A Labels layer (non-zero = sample) or a Shapes "
+        "layer (rectangles, polygons, ellipses drawn around the sample; in 3D they outline every slice) is "
+        "carried onto each input by world position (µm).",
+    )
+
+    def refresh(event=None):
+        try:
+            combo.reset_choices()
+        except RuntimeError:  # the Qt widget is gone (viewer closing)
+            return
+
+    def inserted(event):
+        event.value.events.name.connect(refresh)
+        refresh()
+
+    for layer in viewer.layers:
+        layer.events.name.connect(refresh)
+    viewer.layers.events.inserted.connect(inserted)
+    viewer.layers.events.removed.connect(refresh)
+    return combo
+
+
+def _shape_outline(layer, index: int) -> np.ndarray:
+    """World (y, x) vertices (um) of one shape of a Shapes layer, an ellipse as a polygon."""
+    kind = layer.shape_type[index]
+    if kind in ("line", "path"):
+        raise InputError(
+            f"The Sample layer {layer.name!r} holds a {kind}, which encloses no area; draw rectangles, polygons "
+            "or ellipses around the sample."
+        )
+    vertices = np.asarray(layer.data[index], dtype=float)
+    world = np.array([layer.data_to_world(v) for v in vertices])[:, -2:]
+    if kind == "ellipse":
+        # napari keeps an ellipse as the four corners of its bounding box (possibly rotated).
+        centre = world.mean(axis=0)
+        a, b = (world[1] - world[0]) / 2, (world[3] - world[0]) / 2
+        t = np.linspace(0, 2 * np.pi, 96, endpoint=False)[:, None]
+        world = centre + np.cos(t) * a + np.sin(t) * b
+    return world
+
+
+def _layer_mask(layer, shape, voxel, origin) -> np.ndarray:
+    """A Labels or Shapes layer as a sample mask on an input's grid (world positions, um)."""
+    if isinstance(layer, napari.layers.Shapes):
+        if len(layer.data) == 0:
+            raise InputError(f"The Sample layer {layer.name!r} is empty; draw the sample's outline in it first.")
+        return polygon_mask([_shape_outline(layer, i) for i in range(len(layer.data))], shape, voxel, origin)
+    check_plain_geometry(layer, "sample")
+    return mask_on_grid(layer_data(layer), voxel_um(layer), origin_um(layer), shape, voxel, origin)
 
 
 def _nice_width(span: float) -> float:
@@ -175,10 +304,17 @@ class PoresWidget(QWidget):
         layer), by input layer name.
     region : magicgui.widgets.ComboBox
         What to measure: ``OVERLAP`` (default) or ``WHOLE``.
+    sample : magicgui.widgets.ComboBox
+        The sample mask: ``AUTO_SAMPLE``, ``WHOLE_FIELD`` or a Labels or Shapes layer.
     table : magicgui.widgets.Table
-        One row per input (layer names as row headers).
+        One column per input (layer names as column headers), one row per
+        quantity (:attr:`ROWS`): transposed so that every figure reads at a
+        dock's default width (about 320 px) with a few inputs; long names are
+        elided in the header and shown whole in its tooltip.
+    warning_label : magicgui.widgets.Label
+        The results' warnings (e.g. a sample mask that left out most pores).
     plot : PlotCanvas
-        The pore size distributions, one curve per input.
+        The pore size distributions, one curve per input (legend below the axes).
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
@@ -193,8 +329,10 @@ class PoresWidget(QWidget):
             napari.layers.Image,
             "Images",
             tooltip="Image layers to measure (Ctrl/Shift-click to pick several): LRES, upscaled, HRES, baselines. "
-            "Each is measured at its own voxel size (its layer scale, µm).",
+            "Each is measured at its own voxel size (its layer scale, µm). Quality maps and preview tiles are "
+            "not listed.",
             default=default_selected,
+            keep=is_scan_or_result,
         )
         self.inputs.native.setMaximumHeight(110)
         self.region = ComboBox(
@@ -239,6 +377,7 @@ class PoresWidget(QWidget):
             "towards porosity). 0: remove only objects under 8 voxels (4 pixels in 2D). Give the same value to "
             "all inputs to compare like with like.",
         )
+        self.sample = sample_combo(napari_viewer)
         self.edge = CheckBox(
             label="Skip pores cut by the edge",
             value=True,
@@ -246,7 +385,8 @@ class PoresWidget(QWidget):
             "shapes (they still count towards porosity).",
         )
         self.method.changed.connect(lambda v: setattr(self.grey, "enabled", v == FIXED))
-        fields = [self.inputs, self.region, self.method, self.grey, self.pores_are, self.min_diameter, self.edge]
+        fields = [self.inputs, self.region, self.method, self.grey, self.pores_are, self.sample, self.min_diameter,
+                  self.edge]
         form = Container(widgets=fields)
         form.margins = (0, 0, 0, 0)
 
@@ -257,15 +397,28 @@ class PoresWidget(QWidget):
         self.job.state_changed.connect(self._state)
 
         self.region_label = Label(value="")
-        self.region_label.native.setWordWrap(True)
+        _wrapping(self.region_label)
         self.region_label.tooltip = "The region the table and the plot describe"
-        self.table = Table(value={"data": [], "index": [], "columns": self._headers({3})})
-        self.table.native.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table = Table(value={"data": [], "index": [], "columns": []})
+        native = self.table.native
+        native.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         # magicgui's delegate re-formats every number-like cell with 4 decimals ("1.504e+05"); show our text.
-        self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))
-        self.table.native.setMinimumHeight(120)  # two-line headers and two rows
-        self.table.native.setMaximumHeight(150)
-        self.table.native.setToolTip("One row per input; hover a column header for its meaning.")
+        native.setItemDelegate(QStyledItemDelegate(native))
+        # The inputs share the width left by the row names; a long layer name is elided, never the figures.
+        header = native.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        header.setMinimumSectionSize(40)
+        native.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        native.setWordWrap(True)
+        native.setToolTip("One column per input; hover a row name for its meaning, a column header for the input.")
+
+        self.warning_label = Label(value="")
+        self.warning_label.native.setWordWrap(True)
+        self.warning_label.native.setStyleSheet("color: #ffd95e;")
+        _wrapping(self.warning_label)
+        self.warning_label.visible = False
 
         self.weighting = ComboBox(
             label="Plot",
@@ -276,6 +429,7 @@ class PoresWidget(QWidget):
         )
         self.weighting.changed.connect(lambda _v: self._draw())
         self.plot = PlotCanvas(2.6)
+        self._plot_height = self.plot.minimumHeight()
         self.plot.setToolTip("Pore size distribution of the counted pores, one curve per input")
 
         self.export_button = PushButton(text="Export CSV…")
@@ -294,10 +448,12 @@ class PoresWidget(QWidget):
         layout.addWidget(heading("Results").native)
         layout.addWidget(self.region_label.native)
         layout.addWidget(self.table.native)
+        layout.addWidget(self.warning_label.native)
         layout.addWidget(self.plot)
         layout.addWidget(bottom.native)
-        hint = Label(value="Labels layers 'pores: <image>' show the counted pores.")
-        hint.native.setWordWrap(True)
+        hint = Label(value="Labels layers 'pores: <image>' show the counted pores, 'cut pores: <image>' those cut by "
+                     f"the border or the sample surface; '{BOX_NAME}' outlines the region measured.")
+        _wrapping(hint)
         layout.addWidget(hint.native)
         layout.addStretch(1)
         self._draw()
@@ -312,18 +468,26 @@ class PoresWidget(QWidget):
         layers = [layer for layer in self.inputs.value if layer in self.viewer.layers]
         if not layers:
             raise InputError("Select at least one image layer under 'Images' (Ctrl-click to pick several).")
+        choice = self.sample.value
+        drawn = None if isinstance(choice, str) else choice
+        if drawn is not None and drawn not in self.viewer.layers:
+            raise InputError("The Sample layer was removed; choose another, or auto / whole field.")
         inputs = []
         for layer in layers:
             spatial_ndim(layer)
             check_plain_geometry(layer, "input")
             # Layer data and geometry are read here, on the main thread; the plan crops a lazy array before
             # reading it, so only the common box of a big LRES is loaded.
-            inputs.append(PoreInput(layer.name, layer_data(layer), voxel_um(layer), origin_um(layer)))
+            data, voxel, origin = layer_data(layer), voxel_um(layer), origin_um(layer)
+            # A drawn sample is carried onto each input's own grid by world position.
+            mask = None if drawn is None else _layer_mask(drawn, np.shape(data), voxel, origin)
+            inputs.append(PoreInput(layer.name, data, voxel, origin, sample_mask=mask))
         plan = plan_compare_pores(
             inputs,
             region=COMMON if self.region.value == OVERLAP else WHOLE_INPUTS,
             threshold=float(self.grey.value) if self.method.value == FIXED else "otsu",
             pores_are=self.pores_are.value,
+            sample_mask=None if choice == WHOLE_FIELD else "auto",
             edge_kill=bool(self.edge.value),
             min_diameter_um=float(self.min_diameter.value),
         )
@@ -351,7 +515,50 @@ class PoresWidget(QWidget):
             translate=measured.origin_um,
             metadata={"pores_of": name, "region_um": measured.region, "summary": result.summary()},
         )
+        cut_name = f"cut pores: {name}"
+        if result.cut_labels is not None:
+            existing = cut_name in self.viewer.layers and is_produced(self.viewer.layers[cut_name])
+            add_or_update(
+                self.viewer,
+                cut_name,
+                result.cut_labels,
+                kind="labels",
+                scale=measured.voxel_um,
+                translate=measured.origin_um,
+                metadata={"cut_pores_of": name, "region_um": measured.region},
+                # Fainter than the counted pores; a later run keeps what the user changed.
+                **({} if existing else {"opacity": 0.4}),
+            )
+        elif cut_name in self.viewer.layers and is_produced(self.viewer.layers[cut_name]):
+            self.viewer.layers.remove(cut_name)  # edge-kill off: every pore is counted
+        self._show_box(measured.region)
         self._refresh()
+
+    def _show_box(self, region) -> None:
+        """Outline the measured box (its y, x extent on every slice) in a Shapes layer; none for whole layers."""
+        layer = self.viewer.layers[BOX_NAME] if BOX_NAME in self.viewer.layers else None
+        if layer is not None and not (is_produced(layer) and isinstance(layer, napari.layers.Shapes)):
+            layer = None  # a user's layer of that name is never touched
+            if region is None:
+                return
+        if region is None:
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+            return
+        (y0, x0), (y1, x1) = region[0][-2:], region[1][-2:]
+        rectangle = np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], dtype=float)
+        width = max(y1 - y0, x1 - x0) / 150
+        meta = {KEY: {"produced": True, "region_um": region}}
+        if layer is not None:
+            layer.data = [rectangle]
+            layer.edge_width = [width]
+            layer.metadata = {**layer.metadata, **meta}
+            return
+        name = BOX_NAME if BOX_NAME not in self.viewer.layers else BOX_NAME + " (napari-resolve)"
+        self.viewer.add_shapes(
+            [rectangle], shape_type="rectangle", name=name, edge_color=BOX_COLOUR, face_color="transparent",
+            edge_width=width, metadata=meta,
+        )
 
     def _finished(self, comparison) -> None:
         if comparison is None:
@@ -361,9 +568,12 @@ class PoresWidget(QWidget):
                     f"{self.controls.status.text()} Measured so far: {done} (kept in the table)."
                 )
             return
-        parts = [f"{m.name}: {100 * m.result.porosity:.1f} %, {m.result.count} pores" for m in comparison.measured]
+        parts = [f"{m.name}: {_number(100 * m.result.porosity, PERCENT_DIGITS)} %, {m.result.count} "
+                 f"pore{'' if m.result.count == 1 else 's'}" for m in comparison.measured]
         where = "whole layers" if comparison.region is None else "the common region"
-        self.controls.show_message(f"Done on {where}. " + "; ".join(parts) + ".")
+        warned = any(m.result.warnings for m in comparison.measured)
+        self.controls.show_message(f"Done on {where}. " + "; ".join(parts) + "."
+                                   + (" See the warning under the table." if warned else ""))
 
     def _region_line(self) -> str:
         """What the results cover, for the line above the table."""
@@ -382,59 +592,75 @@ class PoresWidget(QWidget):
     # ------------------------------------------------------------- results
 
     @staticmethod
-    def _headers(ndims: set) -> list[str]:
-        """Column headers; two lines each so that the table fits a narrow dock."""
+    def _row_names(ndims: set) -> list[str]:
+        """The table's row names (the quantities), with their units."""
         if ndims == {2}:
-            density, shape = "Pores\n/mm²", "Mean\ncircularity"
+            density, shape = "Pores/mm²", "Mean circularity"
         elif ndims == {3}:
-            density, shape = "Pores\n/mm³", "Mean\nsphericity"
+            density, shape = "Pores/mm³", "Mean sphericity"
         else:
-            density, shape = "Pores/\nmm³ or mm²", "Sphericity/\ncircularity"
-        return ["Porosity\n(%)", "Pores", density, "Mean ⌀\n(µm)", "Median ⌀\n(µm)", shape, "Voxel\n(µm)"]
+            density, shape = "Pores/mm³ or mm²", "Sphericity/circularity"
+        return ["Porosity (%)", "Pores", density, f"Mean ⌀ ({MICRO})", f"Median ⌀ ({MICRO})", shape,
+                f"Voxel ({MICRO})"]
 
-    _HEADER_TIPS = (
+    _ROW_TIPS = (
         "Pore voxels / sample voxels, edge-cut pores included",
         "Counted pores (edge-cut pores excluded when 'Skip pores cut by the edge' is on)",
         "Counted pores per mm³ (mm² in 2D) of sample: compares fields of different size",
         "Mean equivalent diameter of the counted pores (sphere of equal volume; circle of equal area in 2D)",
         "Median equivalent diameter of the counted pores",
         "Mean sphericity in 3D (1 = sphere); mean circularity 4πA/P² in 2D (1 = disc)",
-        "Voxel size of the input (its layer scale), z, y, x",
+        "Voxel size of the input (its layer scale); one number when isotropic, else z, y, x",
     )
 
     def _refresh(self) -> None:
-        """Rebuild the table and the plot from :attr:`results`."""
-        rows, index = [], []
+        """Rebuild the table, the warnings and the plot from :attr:`results`."""
+        columns, names = [], []
         for name, result in self.results.items():
             s = result.summary()
             # Text, not numbers: the table would show every float with 4 decimals.
-            rows.append(
+            columns.append(
                 [
-                    f"{100 * s['porosity']:.2f}",
+                    _number(100 * s["porosity"], PERCENT_DIGITS),
                     str(s["count"]),
-                    f"{pores_per_mm(result):.0f}",
-                    _text(s["mean_diameter_um"], 2),
-                    _text(s["median_diameter_um"], 2),
-                    _text(s["mean_sphericity"], 3),
-                    format_um(result.voxel_um),
+                    _number(pores_per_mm(result), 0),
+                    _number(s["mean_diameter_um"], UM_DIGITS),
+                    _number(s["median_diameter_um"], UM_DIGITS),
+                    _number(s["mean_sphericity"], SHAPE_DIGITS),
+                    _format_um(result.voxel_um, ", ", compact=True, unit=""),
                 ]
             )
-            index.append(name)
+            names.append(name)
         ndims = {r.ndim for r in self.results.values()} or {3}
-        self.table.value = {"data": rows, "index": index, "columns": self._headers(ndims)}
+        row_names = self._row_names(ndims)
+        rows = [[column[i] for column in columns] for i in range(len(row_names))] if columns else []
+        self.table.value = {"data": rows, "index": row_names if columns else [], "columns": names}
+        native = self.table.native
         line = self._region_line()
         self.region_label.value = f"Measured on {line}." if line else ""
         self.region_label.visible = bool(line)
-        for i, name in enumerate(index):
-            item = self.table.native.verticalHeaderItem(i)
+        for j, name in enumerate(names):
+            item = native.horizontalHeaderItem(j)
             if item is not None:
                 shape = "×".join(str(n) for n in self.results[name].labels.shape)
                 item.setToolTip(f"{name}: {shape} voxels measured, {region_text(self.regions.get(name))}")
-        for i, tip in enumerate(self._HEADER_TIPS):
-            item = self.table.native.horizontalHeaderItem(i)
+        for i, tip in enumerate(self._ROW_TIPS[: len(rows)]):
+            item = native.verticalHeaderItem(i)
             if item is not None:
                 item.setToolTip(tip)
-        self.table.native.resizeColumnsToContents()
+        native.resizeRowsToContents()
+        # Tall enough for every row: the dock scrolls, not the table.
+        height = native.horizontalHeader().height() + native.verticalHeader().length() + 2 * native.frameWidth()
+        if native.horizontalScrollBar().isVisible():
+            height += native.horizontalScrollBar().height()
+        native.setFixedHeight(max(height, 60))
+        warnings = [
+            f"{name}: {w.render(lambda n: parameter_label(n, _LABELS))}"
+            for name, result in self.results.items()
+            for w in result.warnings
+        ]
+        self.warning_label.value = "\n".join(f"⚠ {w}" for w in warnings)
+        self.warning_label.visible = bool(warnings)
         self.export_button.enabled = bool(self.results) and not self.job.running
         self._draw()
 
@@ -472,7 +698,9 @@ class PoresWidget(QWidget):
             )
         ax.set_xlim(edges[0], edges[-1])
         ax.set_ylim(bottom=0)
-        self.plot.legend(ax, loc="upper right")
+        # Below the axes, never over the curves; the canvas grows a line per curve to keep the axes' height.
+        self.plot.legend(self.plot.figure, loc="outside lower center", ncols=1)
+        self.plot.setMinimumHeight(self._plot_height + 14 * sum(1 for r in self.results.values() if r.count))
         self.plot.draw_idle()
 
     # -------------------------------------------------------------- export
@@ -527,5 +755,18 @@ class PoresWidget(QWidget):
             self.controls.show_message(error_message(exc))
 
 
-def _text(value, digits: int) -> str:
-    return "–" if value is None else f"{float(value):.{digits}f}"
+def _wrapping(label: Label) -> None:
+    """Make a label wrap its text at the dock's width.
+
+    magicgui labels have a fixed horizontal size policy, so a wrapped one is as
+    narrow as its minimum (a word a line); without a minimum width, Qt asks for
+    the whole text on one line and widens the dock instead.
+    """
+    label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    label.native.setMinimumWidth(10)
+
+
+def _number(value, digits: int) -> str:
+    """A figure with fixed decimals (:func:`napari_resolve._text.format_values`); "–" for none."""
+    return "–" if value is None else format_values([value], digits=digits)

@@ -32,6 +32,19 @@ def cmd_pores(args: argparse.Namespace) -> dict:
     return _several(args)
 
 
+def _namer():
+    """How this command names a core parameter (``sample_mask`` -> ``--sample-mask``)."""
+    from napari_resolve.cli import build_parser, flag_namer
+
+    return flag_namer(build_parser(), "pores")
+
+
+def _log_warnings(name: str | None, result, name_of) -> None:
+    """The result's cautions (e.g. a sample mask that left out most pores), as notes on stderr."""
+    for warning in result.warnings:
+        log(f"note: {name + ': ' if name else ''}{warning.render(name_of)}")
+
+
 def _options(args: argparse.Namespace) -> dict:
     """The analysis options every input shares, as the core takes them."""
     if not args.min_diameter >= 0:
@@ -61,6 +74,9 @@ def _one(args: argparse.Namespace) -> dict:
     log(f"Segmenting pores in {image} (voxel {vol.voxel_um} um, threshold {options['threshold']})...")
     res = run_with_progress(iter_analyse_pores(plan))
     summary = res.summary()
+    name_of = _namer()
+    summary["warnings"] = [w.render(name_of) for w in res.warnings]
+    _log_warnings(None, res, name_of)
     if csv is not None:
         res.to_csv(csv)  # overwrite was checked above, before any work
         summary["csv"] = str(csv)
@@ -146,7 +162,10 @@ def _several(args: argparse.Namespace) -> dict:
     log(f"Measuring pores in {', '.join(names)} on {where}...")
     result = run_with_progress(iter_compare_pores(plan))
 
-    payload = result.to_dict()
+    name_of = _namer()
+    for m in result.measured:
+        _log_warnings(m.name, m.result, name_of)
+    payload = result.to_dict(name_of)
     for row in payload["inputs"]:
         row["file"] = files[row["name"]]
     payload["registered"] = None if placed is None else names[placed - 1]
@@ -186,7 +205,8 @@ def add_pores(sub) -> None:
     p.add_argument("--threshold", default="otsu", help="'otsu' (default, per input) or a grey value")
     p.add_argument("--pores-are", choices=("dark", "bright"), default="dark")
     p.add_argument("--sample-mask", choices=("auto", "none"), default="auto",
-                   help="auto: the sample is found (air outside excluded); none: the whole field")
+                   help="auto: the sample is found (air outside excluded; the result warns when the mask leaves out "
+                   "most of the pore phase, e.g. a pore network touching the border); none: the whole field")
     p.add_argument("--keep-edge-pores", action="store_true", help="do not drop pores cut by the border")
     p.add_argument("--min-diameter", type=float, default=0.0, metavar="UM",
                    help="pore objects of a smaller equivalent diameter are noise (default 0: under 8 voxels)")

@@ -1,5 +1,6 @@
 """Pores: segmentation (:mod:`.segment`), per-pore statistics (:mod:`.stats`), recovery against true
-labels (:mod:`.match`) and several inputs compared on their common box (:mod:`.compare`).
+labels (:mod:`.match`), sample masks carried onto an input's grid (:mod:`.masks`) and several inputs
+compared on their common box (:mod:`.compare`).
 
 The public names are re-exported here.
 """
@@ -12,9 +13,10 @@ from napari_resolve.pores.compare import (
     plan_compare_pores,
     run_compare_pores,
 )
+from napari_resolve.pores.masks import mask_on_grid, polygon_mask
 from napari_resolve.pores.match import PoreMatch, match_pores
 from napari_resolve.pores.segment import PorePlan, analyse_pores, iter_analyse_pores, plan_analyse_pores
-from napari_resolve.pores.stats import PoreResult, pore_table, porosity
+from napari_resolve.pores.stats import PoreResult, PoreWarning, pore_table, porosity
 
 __all__ = [
     "MeasuredInput",
@@ -23,12 +25,15 @@ __all__ = [
     "PoreMatch",
     "PorePlan",
     "PoreResult",
+    "PoreWarning",
     "analyse_pores",
     "iter_analyse_pores",
     "iter_compare_pores",
+    "mask_on_grid",
     "match_pores",
     "plan_analyse_pores",
     "plan_compare_pores",
+    "polygon_mask",
     "pore_table",
     "porosity",
     "run_compare_pores",

@@ -77,12 +77,18 @@ class PoreInput:
         Voxel size, um (napari's ``scale``).
     origin_um : sequence of float, optional
         Position (um) of the centre of voxel 0 (napari's ``translate``); zeros by default.
+    sample_mask : array-like of bool, optional
+        This input's sample mask on its own grid (the image's shape), e.g. one
+        drawing carried onto each input by :func:`napari_resolve.pores.masks.mask_on_grid`
+        or :func:`~napari_resolve.pores.masks.polygon_mask`; it is cropped with the
+        image. None: the comparison's ``sample_mask`` choice.
     """
 
     name: str
     image: Any = field(repr=False)
     voxel_um: Any
     origin_um: Any = None
+    sample_mask: Any = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,8 +121,12 @@ class MeasuredInput:
         """The input's CSV row: its ``name`` and :func:`summary_row`."""
         return {"name": self.name, **summary_row(self.result, self.region)}
 
-    def to_dict(self) -> dict:
-        """The input's figures as plain Python values (strict JSON; the region is the comparison's)."""
+    def to_dict(self, name_of=None) -> dict:
+        """The input's figures as plain Python values (strict JSON; the region is the comparison's).
+
+        ``warnings`` holds the result's cautions (:attr:`PoreResult.warnings`), their
+        parameters named as ``name_of`` says (:meth:`~napari_resolve.pores.stats.PoreWarning.render`).
+        """
         row = summary_row(self.result, self.region)
         for key in ("region_lo_um", "region_hi_um", "voxel_z_um", "voxel_y_um", "voxel_x_um"):
             row.pop(key, None)
@@ -126,6 +136,8 @@ class MeasuredInput:
             "voxel_um": [float(v) for v in self.voxel_um],
             "origin_um": [float(v) for v in self.origin_um],
             **row,
+            "discarded_fraction": float(self.result.discarded_fraction),
+            "warnings": [w.render(name_of) for w in self.result.warnings],
         }
 
 
@@ -187,9 +199,12 @@ class PoreComparison:
         """One CSV row per input (:meth:`MeasuredInput.row`)."""
         return [m.row() for m in self.measured]
 
-    def to_dict(self) -> dict:
-        """The region (``lo_um``, ``hi_um``, ``size_um``; None for whole inputs) and one row per input."""
-        return {"region": region_dict(self.region), "inputs": [m.to_dict() for m in self.measured]}
+    def to_dict(self, name_of=None) -> dict:
+        """The region (``lo_um``, ``hi_um``, ``size_um``; None for whole inputs) and one row per input.
+
+        ``name_of`` names the parameters in the inputs' warnings (:meth:`MeasuredInput.to_dict`).
+        """
+        return {"region": region_dict(self.region), "inputs": [m.to_dict(name_of) for m in self.measured]}
 
 
 def region_dict(region) -> dict | None:
@@ -208,7 +223,7 @@ def _as_input(item, index: int) -> PoreInput:
         if "name" not in item or image is None:
             raise InputError(f"Input {index + 1} lacks its name or image; give name, image (or array), voxel_um "
                              "and origin_um.")
-        return PoreInput(item["name"], image, item.get("voxel_um"), item.get("origin_um"))
+        return PoreInput(item["name"], image, item.get("voxel_um"), item.get("origin_um"), item.get("sample_mask"))
     try:
         return PoreInput(*item)
     except TypeError:
@@ -252,7 +267,8 @@ def plan_compare_pores(
     pores_are, edge_kill, closing_radius, split
         As :func:`~napari_resolve.pores.plan_analyse_pores`, for every input.
     sample_mask : "auto" or None
-        As :func:`~napari_resolve.pores.plan_analyse_pores` (one array cannot fit
+        As :func:`~napari_resolve.pores.plan_analyse_pores`, for the inputs
+        without their own :attr:`PoreInput.sample_mask` (one array cannot fit
         inputs on different grids).
     min_diameter_um : float
         Pore objects of a smaller equivalent diameter (um) are noise
@@ -323,9 +339,16 @@ def plan_compare_pores(
             # Slicing keeps a lazy array lazy: only the crop is read, below.
             image = image[box]
             origin = tuple(o + s.start * v for o, s, v in zip(origin, box, voxel))
+        mask = sample_mask
+        if item.sample_mask is not None:
+            mask = np.asarray(item.sample_mask)
+            if tuple(mask.shape) != shape:
+                raise InputError(f"{item.name}: its sample mask has shape {tuple(mask.shape)} but the image has "
+                                 f"{shape}; give the mask on the image's grid.", parameters=("sample_mask",))
+            mask = mask[box]
         try:
             plan = plan_analyse_pores(
-                np.asarray(image), voxel, threshold=threshold, pores_are=pores_are, sample_mask=sample_mask,
+                np.asarray(image), voxel, threshold=threshold, pores_are=pores_are, sample_mask=mask,
                 edge_kill=edge_kill, closing_radius=closing_radius, split=split,
                 min_volume_voxels=min_volume_voxels(min_d, voxel),
             )

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
-from skimage.morphology import h_maxima
+from skimage.morphology import convex_hull_image, h_maxima
 from skimage.segmentation import watershed
 
 from napari_resolve._validate import as_image, same_shape, voxel_tuple
@@ -61,6 +61,7 @@ from napari_resolve.pores.stats import (
     COLUMNS_2D,
     COLUMNS_3D,
     PoreResult,
+    PoreWarning,
     _iter_table,
     pore_table,
     porosity,
@@ -88,6 +89,12 @@ __all__ = [
 # as surrounded by air when such regions cover _AIR_RING_FRACTION of the ring.
 _AIR_COMPONENT_RING = 0.02
 _AIR_RING_FRACTION = 0.2
+
+#: A sample mask that leaves out more than this share of the pore phase lying
+#: within the sample's outline (its convex hull, slice by slice, so the air
+#: around a sample does not count) draws a warning: the automatic mask has then
+#: probably taken an open pore network touching the border for air.
+DISCARD_WARNING = 0.5
 
 _AXIS_NAMES = {3: ("z", "y", "x"), 2: ("y", "x")}
 
@@ -366,11 +373,16 @@ def _run(plan: PorePlan) -> Generator[Progress, None, PoreResult]:
     labels = labels.astype(np.int32, copy=False)
 
     yield Progress(4, total, "removing pores cut by the border")
-    if plan.edge_axes is not None and labels.any():
-        killed = _touching_labels(labels, plan.edge_axes, sample)
+    cut = None
+    if plan.edge_axes is not None:
+        cut = np.zeros(labels.shape, dtype=np.int32)
+        killed = _touching_labels(labels, plan.edge_axes, sample) if labels.any() else np.zeros(0, np.int64)
         if killed.size:
             lut = np.arange(int(labels.max()) + 1, dtype=np.int32)
             lut[killed] = 0
+            cut_lut = np.zeros_like(lut)
+            cut_lut[killed] = np.arange(1, killed.size + 1, dtype=np.int32)
+            cut = cut_lut[labels]
             labels = lut[labels]
 
     # Consecutive labels 1..n so that the table row i describes label i + 1.
@@ -383,6 +395,10 @@ def _run(plan: PorePlan) -> Generator[Progress, None, PoreResult]:
 
     yield Progress(5, total, "measuring pores")
     table = yield from forward(_iter_table(labels, voxel), 5, total, span=1, prefix="measuring pores ")
+    discarded = discarded_fraction(phase, sample)
+    notes = ()
+    if discarded > DISCARD_WARNING:
+        notes = (_discard_warning(discarded, automatic=explicit is None),)
     result = PoreResult(
         labels=labels,
         pore_mask=pores,
@@ -391,9 +407,62 @@ def _run(plan: PorePlan) -> Generator[Progress, None, PoreResult]:
         voxel_um=voxel,
         threshold=t,
         porosity=porosity(pores, sample),
+        cut_labels=cut,
+        discarded_fraction=discarded,
+        warnings=notes,
     )
-    yield Progress(6, total, f"{result.count} pores, porosity {result.porosity:.4f}")
+    yield Progress(6, total, f"{result.count} pores, porosity {100 * result.porosity:.1f} %")
     return result
+
+
+def discarded_fraction(phase: np.ndarray, sample: np.ndarray) -> float:
+    """Share (0..1) of the pore phase within the sample's outline that the sample mask leaves out.
+
+    The outline is the convex hull of the mask in each (y, x) slice: dark air
+    around a cylinder or a grain lies outside it and is rightly left out, while
+    pores that an automatic mask took for air (an open network touching the
+    border) lie inside it.
+
+    Parameters
+    ----------
+    phase : numpy.ndarray of bool
+        The thresholded pore phase (before the sample mask).
+    sample : numpy.ndarray of bool
+        The sample mask, same shape.
+
+    Returns
+    -------
+    float
+        0 when the mask is the whole image or no pore phase lies within the outline.
+    """
+    if sample.all():
+        return 0.0
+    phase3 = phase[None] if phase.ndim == 2 else phase
+    sample3 = sample[None] if sample.ndim == 2 else sample
+    inside = left_out = 0
+    for z in range(sample3.shape[0]):
+        if not sample3[z].any():
+            continue
+        hull = convex_hull_image(sample3[z]) | sample3[z]
+        within = phase3[z] & hull
+        inside += int(np.count_nonzero(within))
+        left_out += int(np.count_nonzero(within & ~sample3[z]))
+    return left_out / inside if inside else 0.0
+
+
+def _discard_warning(fraction: float, automatic: bool) -> PoreWarning:
+    """The caution for a sample mask that leaves out most of the pore phase."""
+    why = (
+        "the automatic mask has probably taken a pore network that touches the border for the air around the "
+        "sample. If the sample fills the field, measure the whole field ({sample_mask})."
+        if automatic
+        else "check that the mask ({sample_mask}) covers the sample."
+    )
+    return PoreWarning(
+        f"The sample mask leaves out {100 * fraction:.0f} % of the pore phase within the sample's outline, so the "
+        f"porosity and pore count miss most pores: {why}",
+        ("sample_mask",),
+    )
 
 
 # ----------------------------------------------------------------------------

@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import find_contours, marching_cubes, mesh_surface_area
 
 from napari_resolve._validate import same_shape, voxel_tuple
-from napari_resolve.errors import InputError
+from napari_resolve.errors import InputError, ResolveError
 from napari_resolve.jobs import Progress, drain
 
-__all__ = ["COLUMNS_2D", "COLUMNS_3D", "PoreResult", "pore_table", "porosity"]
+__all__ = ["COLUMNS_2D", "COLUMNS_3D", "PoreResult", "PoreWarning", "pore_table", "porosity"]
 
 #: Table columns of a 3D analysis, in order. Units are in the names.
 COLUMNS_3D = (
@@ -58,6 +58,31 @@ _SURFACE_SIGMA = 0.7
 _REPORT_EVERY = 256
 
 
+@dataclass(frozen=True)
+class PoreWarning:
+    """A caution about a finished analysis, e.g. a sample mask that left out most of the pore phase.
+
+    Like a :class:`~napari_resolve.errors.ResolveError` message, ``template``
+    names the parameter to change as ``{name}``; each front end renders it
+    (:meth:`render`), and ``str()`` shows the parameter's own name.
+
+    Attributes
+    ----------
+    template : str
+    parameters : tuple of str
+    """
+
+    template: str
+    parameters: tuple[str, ...] = ()
+
+    def render(self, name_of: Mapping[str, str] | Callable[[str], str] | None = None) -> str:
+        """The message with each parameter written as ``name_of`` says (as :meth:`ResolveError.render`)."""
+        return ResolveError(self.template, parameters=self.parameters).render(name_of)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
 @dataclass
 class PoreResult:
     """Segmentation and statistics of the pores of one image.
@@ -86,6 +111,17 @@ class PoreResult:
         Grey value that separated pores from solid.
     porosity : float
         Pore voxel fraction of the sample, 0..1 (edge-killed pores included).
+    cut_labels : numpy.ndarray of int32 or None
+        Label image of the pores left out of the statistics because the image
+        border or the sample surface cuts them (1..n; 0 elsewhere); None where
+        edge-kill was off.
+    discarded_fraction : float
+        Share (0..1) of the pore phase within the sample's outline that the
+        sample mask leaves out (:func:`napari_resolve.pores.plan_analyse_pores`,
+        ``sample_mask``); 0 for the whole image.
+    warnings : tuple of PoreWarning
+        Cautions about the result (e.g. a sample mask that discards most of
+        the pore phase).
     """
 
     labels: np.ndarray
@@ -95,6 +131,9 @@ class PoreResult:
     voxel_um: tuple[float, ...]
     threshold: float
     porosity: float
+    cut_labels: np.ndarray | None = field(default=None, repr=False)
+    discarded_fraction: float = 0.0
+    warnings: tuple[PoreWarning, ...] = ()
 
     @property
     def ndim(self) -> int:
@@ -121,8 +160,10 @@ class PoreResult:
             ``median_diameter_um``, ``mean_sphericity`` (``None`` when no pore
             is counted), ``pore_volume_um3`` and ``sample_volume_um3`` (um^3;
             in 2D ``pore_area_um2`` and ``sample_area_um2`` in um^2),
-            ``threshold``, ``voxel_um`` (list) and ``ndim``.
-            The pore volume includes edge-killed pores, like the porosity.
+            ``threshold``, ``voxel_um`` (list), ``ndim``, ``discarded_fraction``
+            (see the attribute) and ``warnings`` (their text, parameters by
+            their own names). The pore volume includes edge-killed pores, like
+            the porosity.
         """
         d = self.table["diameter_um"]
         s = self.table["sphericity"]
@@ -139,6 +180,8 @@ class PoreResult:
             "threshold": float(self.threshold),
             "voxel_um": [float(v) for v in self.voxel_um],
             "ndim": int(self.ndim),
+            "discarded_fraction": float(self.discarded_fraction),
+            "warnings": [str(w) for w in self.warnings],
         }
 
     def to_csv(self, path) -> None:
