@@ -272,3 +272,9 @@ def test_plugin_layers_through_napari_proxy_use_no_private_api(make_napari_viewe
         img = add_or_update(viewer, "pores", np.ones((5, 5)), kind="image")
     assert b.__wrapped__ is a.__wrapped__ and np.all(b.data == 1)
     assert img.__wrapped__ is not a.__wrapped__ and img.name == "pores (napari-resolve)"
+
+
+def test_core_lengths_read_in_micrometres_but_user_names_stay():
+    from napari_resolve._qt._workers import in_micrometres
+
+    assert in_micrometres("voxels of 3 um (um), 'LRES 4um', umbra") == "voxels of 3 µm (µm), 'LRES 4um', umbra"

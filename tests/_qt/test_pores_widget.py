@@ -97,7 +97,7 @@ def test_lres_and_hres_measured_side_by_side(registered_viewer, qtbot, tmp_path)
     np.testing.assert_allclose(start, np.round(start), atol=1e-9)
     for layer in (lres, hres):
         labels = viewer.layers[f"pores: {layer.name}"]
-        assert labels._type_string == "labels" and is_produced(labels)
+        assert type(labels).__name__ == "Labels" and is_produced(labels)
         np.testing.assert_allclose(labels.scale, layer.scale)
         assert labels.data.max() == widget.results[layer.name].count
         assert labels.metadata["napari_resolve"]["region_um"] == widget.regions[layer.name]

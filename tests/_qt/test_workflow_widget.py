@@ -61,9 +61,10 @@ def test_the_whole_workflow_in_one_dock(phantom_viewer, qtbot, tmp_path):
     assert train_w.session.model is not None
     assert "unet25d" in up_w.model_label.value
 
-    # 3. Preview a tile where the viewer looks (the middle of the HRES).
+    # 3. Preview a tile where the viewer looks: the slider picks the slice, a pan the place (the HRES middle).
     centre = np.asarray(hres.translate) + np.asarray(hres.scale) * (np.asarray(hres.data.shape) - 1) / 2
     viewer.dims.point = tuple(centre)
+    viewer.scene.camera.center = tuple(centre)
     assert up_w.preview()
     _finish(qtbot, up_w.preview_job)
     preview = viewer.layers["upscaled preview"]
@@ -79,12 +80,13 @@ def test_the_whole_workflow_in_one_dock(phantom_viewer, qtbot, tmp_path):
     assert all(np.isfinite(v["ssim"]) for v in qual_w.metrics.values())
     assert "MS-SSIM: upscaled preview" in viewer.layers
 
-    # 5. Pores on LRES, upscaled and HRES side by side.
-    pores_w.inputs.value = [lres, preview, hres]
+    # 5. Pores on LRES and HRES side by side (a preview tile is a look, not a result: not offered).
+    assert preview not in pores_w.inputs.choices
+    pores_w.inputs.value = [lres, hres]
     assert pores_w.run()
     _finish(qtbot, pores_w.job)
-    assert set(pores_w.results) == {lres.name, preview.name, hres.name}
-    for name in (lres.name, preview.name, hres.name):
+    assert set(pores_w.results) == {lres.name, hres.name}
+    for name in (lres.name, hres.name):
         assert f"pores: {name}" in viewer.layers
 
     # The user's own layers were never replaced or changed.

@@ -59,8 +59,9 @@ def parameter_label(name: str, labels: Mapping[str, str] | None = None) -> str:
     return f"'{label}'"
 
 
-#: The unit as the core writes it (plain ASCII, for terminals and logs), a word of its own.
-_ASCII_UM = re.compile(r"(?<![A-Za-z])um(?![A-Za-z])")
+#: The unit as the core writes it (plain ASCII, for terminals and logs): "3 um", "(um)". Only after a
+#: space or bracket, so that names the user chose ("LRES 4um") are quoted as they are.
+_ASCII_UM = re.compile(r"(?<=[ (])um(?![A-Za-z0-9])")
 
 
 def in_micrometres(text: str) -> str:
