@@ -177,8 +177,16 @@ def test_thin_overlap_and_unregistered_hres_are_refused(phantom_viewer):
         plan_overlap((76, 76, 76), (1, 1, 1), (0, 0, 68), (76, 76, 76), (1, 1, 1), (0, 0, 0))
     _upscaled_like(viewer, hres, np.array(hres.data))
     w = QualityWidget(viewer)
+    # The button says why before anyone presses it...
+    assert not w.controls.run_button.isEnabled() and "not registered" in w.controls.run_button.toolTip()
     assert not w.run()
     assert "not registered" in w.controls.status.text()
+    # ...and comes on when the HRES is registered in the registration step (its layer moves into place).
+    from napari_resolve._qt._session import place_registered
+    from napari_resolve.registration import register
+
+    place_registered(hres, register(lres.data, hres.data, lres.scale, hres.scale))
+    assert w.controls.run_button.isEnabled() and w.controls.blocked is None
 
 
 def test_result_away_from_the_hres_is_refused_and_off_phase_is_resampled(registered_viewer, qtbot):

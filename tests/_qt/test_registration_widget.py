@@ -194,6 +194,10 @@ def test_unknown_voxel_size_must_be_typed_and_sets_the_lres_scale(qtbot, phantom
     assert w.controls.run() is False and "Type the LRES voxel size" in w.controls.status.text()
 
     w.lres_voxel.value = "3"
+    assert w.lres_note.native.isHidden()  # typed: the note has done its job
+    w.lres_voxel.value = ""
+    assert not w.lres_note.native.isHidden()  # emptied again: it is back
+    w.lres_voxel.value = "3"
     assert _run(qtbot, w) == "done" and w.registration.ok
     assert np.allclose(lres.scale, 3.0)  # so that both layers show in place
     assert lres.data.dtype == np.float32 and lres.data.shape == (64, 64, 64)

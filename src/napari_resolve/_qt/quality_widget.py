@@ -365,7 +365,10 @@ class QualityWidget(QWidget):
         # An outline is drawn for the view: a rectangle in a 2D slice, a box in 3D.
         viewer.dims.events.ndisplay.connect(self._redraw_outlines)
         viewer.dims.events.order.connect(self._redraw_outlines)
+        self._watched_hres = None
+        self.hres_combo.changed.connect(self._hres_changed)
         self._preselect()
+        self._hres_changed()
 
     # -------------------------------------------------------------- form
 
@@ -381,6 +384,30 @@ class QualityWidget(QWidget):
             select_layer(self.hres_combo, "HRES")
         if self.lres_combo.value is None:
             select_layer(self.lres_combo, "LRES")
+
+    def _hres_changed(self, _value=None) -> None:
+        """Follow the picked HRES: a registration made in another step moves it (translate, scale)."""
+        hres = self.hres_combo.value
+        if self._watched_hres is not None and self._watched_hres is not hres:
+            for event in (self._watched_hres.events.translate, self._watched_hres.events.scale):
+                event.disconnect(self._update_block)
+            self._watched_hres = None
+        if hres is not None and self._watched_hres is None:
+            hres.events.translate.connect(self._update_block)
+            hres.events.scale.connect(self._update_block)
+            self._watched_hres = hres
+        self._update_block()
+
+    def _update_block(self, _event=None) -> None:
+        """Check quality is off, saying why, while the HRES is not registered where it is shown."""
+        hres = self.hres_combo.value
+        reason = None  # no HRES picked: the form says so when run
+        if hres is not None:
+            try:
+                require_registration(hres)
+            except InputError as exc:
+                reason = str(exc)
+        self.controls.block(reason)
 
     def _layer_inserted(self, event) -> None:
         # A new upscaled result (from the upscaling step) is what a user wants to check next.

@@ -183,6 +183,8 @@ class RegistrationWidget(QWidget):
 
         self.lres_combo.changed.connect(self._lres_changed)
         self.hres_combo.changed.connect(self._hres_changed)
+        self.lres_voxel.changed.connect(lambda *_: self._voxel_typed(self.lres_voxel, self.lres_note, self.lres_combo))
+        self.hres_voxel.changed.connect(lambda *_: self._voxel_typed(self.hres_voxel, self.hres_note, self.hres_combo))
         self.job.finished.connect(self._finished)
         self.job.state_changed.connect(self._state_changed)
         self.reset_button.clicked.connect(self._reset_clicked)
@@ -267,6 +269,19 @@ class RegistrationWidget(QWidget):
         except ResolveError as exc:
             text += f"<br>{self._esc(exc)}"
         return text
+
+    @staticmethod
+    def _voxel_typed(edit: VoxelSizeEdit, note: Label, combo) -> None:
+        """The "no voxel size" note stays only while the field does not hold a usable size."""
+        layer = combo.value
+        if layer is None or not _voxel_unknown(layer):
+            return
+        try:
+            edit.values(spatial_ndim(layer), "")
+        except InputError:
+            note.visible = True
+        else:
+            note.visible = False
 
     @staticmethod
     def _fill_voxel(edit: VoxelSizeEdit, note: Label, layer, values) -> None:
