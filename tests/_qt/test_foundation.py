@@ -278,3 +278,20 @@ def test_core_lengths_read_in_micrometres_but_user_names_stay():
     from napari_resolve._qt._workers import in_micrometres
 
     assert in_micrometres("voxels of 3 um (um), 'LRES 4um', umbra") == "voxels of 3 µm (µm), 'LRES 4um', umbra"
+
+
+def test_plugin_outlines_are_never_offered_as_inputs(make_napari_viewer):
+    from napari.layers import Shapes
+
+    from napari_resolve._qt._forms import layer_combo
+    from napari_resolve._qt._layers import KEY
+
+    viewer = make_napari_viewer()
+    square = [[0, 0], [0, 10], [10, 10], [10, 0]]
+    mine = viewer.add_shapes([square], name="my region")
+    viewer.add_shapes([square], name="HRES outline", metadata={KEY: {"produced": True, "kind": "outline"}})
+    combo = layer_combo(viewer, Shapes, "Region", optional=True)
+    assert combo.choices == (None, mine)
+    outline = {KEY: {"produced": True, "kind": "outline"}}
+    late = viewer.add_shapes([square], name="pores: measured box", metadata=outline)
+    assert late not in combo.choices and mine in combo.choices

@@ -8,9 +8,9 @@ from magicgui.widgets import ComboBox, Label, LineEdit
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from napari_resolve._text import MICRO, format_duration, parse_per_axis, parse_point  # noqa: F401 - re-exported
-from napari_resolve._text import format_duration as _duration  # noqa: F401 - until the training widget imports _text
 from napari_resolve._text import format_um as _format_um
 
+from ._layers import is_outline
 from ._workers import Job
 
 
@@ -30,7 +30,9 @@ def layer_combo(viewer, layer_type, label: str, *, optional: bool = False, toolt
     """
 
     def choices(_widget=None):
-        items = [(layer.name, layer) for layer in viewer.layers if isinstance(layer, layer_type)]
+        # Outlines the plugin draws (the HRES field, a measured box) are for looking, never an input.
+        items = [(layer.name, layer) for layer in viewer.layers
+                 if isinstance(layer, layer_type) and not is_outline(layer)]
         return [("(none)", None), *items] if optional else items
 
     # Not nullable: magicgui would add its own empty entry beside "(none)".

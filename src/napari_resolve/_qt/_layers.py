@@ -26,6 +26,11 @@ def is_produced(layer) -> bool:
     return bool(layer.metadata.get(KEY, {}).get("produced"))
 
 
+def is_outline(layer) -> bool:
+    """True for an outline this plugin drew (the HRES field, a measured or jumped-to box)."""
+    return layer.metadata.get(KEY, {}).get("kind") == "outline"
+
+
 def _find_produced(viewer, name: str, kind: str):
     """Our layer called ``name`` (or its suffixed twin), or the free name to use."""
     for candidate in (name, name + SUFFIX):

@@ -548,7 +548,7 @@ class PoresWidget(QWidget):
         (y0, x0), (y1, x1) = region[0][-2:], region[1][-2:]
         rectangle = np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]], dtype=float)
         width = max(y1 - y0, x1 - x0) / 150
-        meta = {KEY: {"produced": True, "region_um": region}}
+        meta = {KEY: {"produced": True, "kind": "outline", "region_um": region}}
         if layer is not None:
             layer.data = [rectangle]
             layer.edge_width = [width]

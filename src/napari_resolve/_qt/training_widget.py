@@ -31,7 +31,7 @@ from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 from napari_resolve.errors import InputError, ResolveError
 from napari_resolve.learn.config import DEFAULTS, HELP
 
-from ._forms import JobControls, _duration, format_um, heading, layer_combo, select_layer
+from ._forms import JobControls, format_duration, format_um, heading, layer_combo, select_layer
 from ._layers import (
     check_plain_geometry,
     layer_data,
@@ -755,7 +755,7 @@ class TrainingWidget(QWidget):
             psnr = f"{ckpt.val_psnr:.2f} dB" if ckpt.val_psnr is not None else "n/a"
             self.summary_text = (
                 f"{verb}: best validation PSNR {psnr} at iteration {ckpt.iteration}; "
-                f"{last - self._run.get('it0', 0)} iterations in {_duration(seconds)} on {device}."
+                f"{last - self._run.get('it0', 0)} iterations in {format_duration(seconds)} on {device}."
             )
         self.controls.show_message(self.summary_text)
 
