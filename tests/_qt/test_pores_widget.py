@@ -139,7 +139,7 @@ def test_lres_and_hres_measured_side_by_side(registered_viewer, qtbot, tmp_path)
     # The table says where it measured; so does the status.
     text = widget.region_label.value
     assert text.startswith("Measured on region z ") and "µm" in text
-    assert f"z {lo[0]:.4g}–{hi[0]:.4g}" in text and f"x {lo[2]:.4g}–{hi[2]:.4g}" in text
+    assert f"z {lo[0]:.1f}–{hi[0]:.1f}" in text and f"x {lo[2]:.1f}–{hi[2]:.1f}" in text
     assert widget.controls.status.text().startswith("Done on the common region.")
     rows = _read_csv(widget.export_csv(tmp_path / "foam.csv")[0])
     for row in rows:

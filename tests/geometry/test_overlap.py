@@ -56,5 +56,6 @@ def test_a_thin_slab_needs_only_to_lie_inside():
 
 def test_region_text():
     assert region_text(((0, 10, 20), (5, 30, 40))) == "z 0–5, y 10–30, x 20–40 µm"
-    assert region_text(((1.5, 2), (3, 4))) == "y 1.5–3, x 2–4 µm"
+    assert region_text(((1.5, 2), (3, 4))) == "y 1.5–3.0, x 2.0–4.0 µm"
+    assert region_text(((28.5, 63.5138), (104.5, 139.5138))) == "y 28.5–104.5, x 63.5–139.5 µm"  # one format
     assert region_text(None) == "whole layers"

@@ -207,4 +207,7 @@ def region_text(region) -> str:
     if region is None:
         return WHOLE
     lo, hi = region
-    return ", ".join(f"{axis} {a:.4g}–{b:.4g}" for axis, a, b in zip(_AXES[len(lo)], lo, hi)) + " µm"
+    # One number format for the whole box: whole micrometres, or every bound to 0.1 µm.
+    whole = all(float(v).is_integer() for v in (*lo, *hi))
+    spec = ".0f" if whole else ".1f"
+    return ", ".join(f"{axis} {a:{spec}}–{b:{spec}}" for axis, a, b in zip(_AXES[len(lo)], lo, hi)) + " µm"
