@@ -11,7 +11,7 @@ from napari_resolve._text import MICRO, format_duration, parse_per_axis, parse_p
 from napari_resolve._text import format_um as _format_um
 
 from ._layers import is_outline
-from ._workers import Job
+from ._workers import Job, in_micrometres
 
 
 def format_um(values) -> str:
@@ -223,7 +223,7 @@ class JobControls(QWidget):
                 text += f" · about {format_duration(left)} left"
             self.bar.setFormat(text)
         if not self.job.stopping:
-            self.status.setText(getattr(record, "message", "") or "")
+            self.status.setText(in_micrometres(getattr(record, "message", "") or ""))
 
     def show_message(self, text: str) -> None:
         self.status.setText(text)
