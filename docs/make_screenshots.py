@@ -142,7 +142,7 @@ def main() -> None:
     pores_w.inputs.value = [lres, upscaled, hres]
     pores_w.run()
     finish(pores_w.job)
-    viewer.layers[f"pores: {upscaled.name}"].visible = True
+    viewer.layers["pores: upscaled_foam"].visible = True
     viewer.reset_view()
     shot(viewer, flow, 4, "pores")
 

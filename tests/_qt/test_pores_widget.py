@@ -585,3 +585,18 @@ def test_cut_pores_and_measured_box_layers(registered_viewer, qtbot):
     widget.edge.value = False
     _measure(qtbot, widget, [hres], WHOLE)
     assert f"cut pores: {hres.name}" not in viewer.layers
+
+
+def test_pores_layers_carry_the_short_name_of_an_upscaled_result(section_viewer, qtbot):
+    from napari_resolve._qt._layers import KEY
+
+    viewer, lres, _hres = section_viewer
+    # As the upscale step opens a result it wrote: "upscaled: <file name>", marked as a result with a source.
+    result = viewer.add_image(np.array(lres.data), scale=lres.scale, name="upscaled: section_up.ome.tif",
+                              metadata={KEY: {"produced": True, "source": "/tmp/section_up.ome.tif"}})
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    _measure(qtbot, widget, [lres, result], region="whole layers")
+    assert "pores: section_up" in viewer.layers and "pores: upscaled: section_up.ome.tif" not in viewer.layers
+    assert f"pores: {lres.name}" in viewer.layers
+    assert set(widget.results) == {lres.name, result.name}  # the table still names the layers

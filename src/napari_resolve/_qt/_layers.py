@@ -8,6 +8,7 @@ same name is never touched (the new layer gets a suffixed name instead).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,28 @@ _LAYER_CLASSES = {"image": Image, "labels": Labels}
 def is_produced(layer) -> bool:
     """True for a layer made by this plugin."""
     return bool(layer.metadata.get(KEY, {}).get("produced"))
+
+
+#: File endings dropped from a layer name in the names of the layers made from it.
+_FILE_ENDING = re.compile(r"\.(ome\.)?(tiff?|zarr|n5|npy|npz|h5|hdf5|mrc|nii(\.gz)?|png|jpe?g)$", re.IGNORECASE)
+
+
+def short_name(name: str) -> str:
+    """The part of a layer name that says which data it is, for the names of layers made from it.
+
+    A plugin prefix (everything up to the last ``": "``, as in ``"upscaled: "``) and a
+    file ending go: ``"upscaled: upscaled_foam.tif"`` -> ``"upscaled_foam"``, so a
+    map of it is ``"MS-SSIM: upscaled_foam"`` rather than ``"MS-SSIM map: upscaled:
+    upscaled_foam.tif"``.
+    """
+    stem = _FILE_ENDING.sub("", name.rsplit(": ", 1)[-1].strip())
+    return stem or name
+
+
+def short_names(names) -> dict[str, str]:
+    """:func:`short_name` of every name, or the names as they are where two would become one."""
+    short = {name: short_name(name) for name in names}
+    return short if len(set(short.values())) == len(short) else {name: name for name in names}
 
 
 def is_outline(layer) -> bool:

@@ -4,8 +4,8 @@ The user picks any image layers (LRES, upscaled, HRES, a baseline...); the
 core's comparison job (:mod:`napari_resolve.pores.compare`) measures each in
 turn: the widget reads the layers and calls :func:`plan_compare_pores` on the
 main thread, then runs :func:`iter_compare_pores` in a worker. Every
-input gets a labels layer ``"pores: <layer name>"`` of its counted pores lying
-over it (and ``"cut pores: <layer name>"`` of the pores the border or the
+input gets a labels layer ``"pores: <short layer name>"`` of its counted pores lying
+over it (and ``"cut pores: <short layer name>"`` of the pores the border or the
 sample surface cuts, left out of the statistics), a column in a table
 (porosity, count, diameters, sphericity: one column per input, so that the
 table reads at a dock's default width) and a curve in a pore size distribution
@@ -70,6 +70,7 @@ from ._layers import (
     is_produced,
     layer_data,
     origin_um,
+    short_names,
     spatial_ndim,
     voxel_um,
 )
@@ -323,6 +324,7 @@ class PoresWidget(QWidget):
         self.results: dict = {}
         self.regions: dict = {}
         self._measured: dict[str, MeasuredInput] = {}  # name -> what the job yielded for it
+        self._layer_names: dict[str, str] = {}  # input layer name -> the name its pores layers carry
 
         self.inputs = layer_select(
             napari_viewer,
@@ -491,6 +493,9 @@ class PoresWidget(QWidget):
             edge_kill=bool(self.edge.value),
             min_diameter_um=float(self.min_diameter.value),
         )
+        # Layers made from an input carry its short name ("pores: upscaled_foam", not
+        # "pores: upscaled: upscaled_foam.zarr"), unless two inputs would share one.
+        self._layer_names = short_names([layer.name for layer in layers])
         # A new run defines the table: its rows and curves come from this run only.
         self.results = {}
         self.regions = {}
@@ -508,14 +513,14 @@ class PoresWidget(QWidget):
         self._measured[name] = measured
         add_or_update(
             self.viewer,
-            f"pores: {name}",
+            f"pores: {self._layer_names.get(name, name)}",
             result.labels,
             kind="labels",
             scale=measured.voxel_um,
             translate=measured.origin_um,
             metadata={"pores_of": name, "region_um": measured.region, "summary": result.summary()},
         )
-        cut_name = f"cut pores: {name}"
+        cut_name = f"cut pores: {self._layer_names.get(name, name)}"
         if result.cut_labels is not None:
             existing = cut_name in self.viewer.layers and is_produced(self.viewer.layers[cut_name])
             add_or_update(

@@ -28,7 +28,6 @@ The job itself (geometry, metrics, baselines, regions) is in the core,
 from __future__ import annotations
 
 import math
-import re
 
 import napari
 import numpy as np
@@ -73,6 +72,7 @@ from ._layers import (
     is_produced,
     layer_data,
     origin_um,
+    short_name,
     voxel_um,
 )
 from ._plots import PlotCanvas
@@ -98,20 +98,6 @@ HRES_OUTLINE = "HRES outline"
 REGION_OUTLINE = "region outline"
 _OUTLINE_COLORS = {HRES_OUTLINE: "#4fc3f7", REGION_OUTLINE: "#ff40ff"}  # magenta: not in the red-yellow map
 
-#: File endings dropped from a layer name in the names of the layers made from it.
-_FILE_ENDING = re.compile(r"\.(ome\.)?(tiff?|zarr|n5|npy|npz|h5|hdf5|mrc|nii(\.gz)?|png|jpe?g)$", re.IGNORECASE)
-
-
-def short_name(name: str) -> str:
-    """The part of a layer name that says which data it is, for the names of layers made from it.
-
-    A plugin prefix (everything up to the last ``": "``, as in ``"upscaled: "``) and a
-    file ending go: ``"upscaled: upscaled_foam.tif"`` -> ``"upscaled_foam"``, so a
-    map of it is ``"MS-SSIM: upscaled_foam"`` rather than ``"MS-SSIM map: upscaled:
-    upscaled_foam.tif"``.
-    """
-    stem = _FILE_ENDING.sub("", name.rsplit(": ", 1)[-1].strip())
-    return stem or name
 _HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ms_ssim": True, "mse": False}
 
 #: Effective-resolution keys (of ``QualityWidget.resolution`` rows) and their column titles.
