@@ -20,7 +20,18 @@ def format_um(values) -> str:
 
 
 #: Characters a layer picker shows before eliding a name (it widens with the dock).
-COMBO_CHARS = 12
+COMBO_CHARS = 8
+
+
+def narrow(combo: ComboBox) -> ComboBox:
+    """``combo`` as wide as the dock allows, not as its longest entry.
+
+    A long entry (a layer name, a choice's description) is elided, and shown in
+    full in the open list, instead of widening the dock past napari's default width.
+    """
+    combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.native.setMinimumContentsLength(COMBO_CHARS)
+    return combo
 
 
 def layer_combo(viewer, layer_type, label: str, *, optional: bool = False, tooltip: str = "") -> ComboBox:
@@ -36,11 +47,7 @@ def layer_combo(viewer, layer_type, label: str, *, optional: bool = False, toolt
         return [("(none)", None), *items] if optional else items
 
     # Not nullable: magicgui would add its own empty entry beside "(none)".
-    combo = ComboBox(label=label, choices=choices, nullable=False, tooltip=tooltip)
-    # As wide as the dock allows, not as the longest layer name: a long name is elided
-    # (and shown in full in the open list) instead of widening the dock past the screen.
-    combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.native.setMinimumContentsLength(COMBO_CHARS)
+    combo = narrow(ComboBox(label=label, choices=choices, nullable=False, tooltip=tooltip))
 
     def refresh(event=None):
         combo.reset_choices()

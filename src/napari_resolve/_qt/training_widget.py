@@ -31,7 +31,7 @@ from qtpy.QtWidgets import QFileDialog, QVBoxLayout, QWidget
 from napari_resolve.errors import InputError, ResolveError
 from napari_resolve.learn.config import DEFAULTS, HELP
 
-from ._forms import JobControls, format_duration, format_um, heading, layer_combo, select_layer
+from ._forms import JobControls, format_duration, format_um, heading, layer_combo, narrow, select_layer
 from ._layers import (
     check_plain_geometry,
     layer_data,
@@ -178,13 +178,13 @@ class TrainingWidget(QWidget):
         from napari_resolve.learn.synthetic import Degradation, format_range
 
         defaults = Degradation()
-        self.data_combo = ComboBox(
+        self.data_combo = narrow(ComboBox(
             label="training data",
             choices=[("registered LRES/HRES pair", PAIR), ("synthetic from HRES only", SYNTHETIC)],
             value=PAIR,
             tooltip="A registered pair (LRES and HRES of the same sample), or pairs made from the HRES alone by "
             "local-mean downsampling, random blur and noise, when there is no LRES scan (yet)",
-        )
+        ))
         self.ratio = FloatSpinBox(
             label="ratio (LRES/HRES)",
             min=1.0,
@@ -244,12 +244,12 @@ class TrainingWidget(QWidget):
         self.roi_label.native.setWordWrap(True)
 
         # --- settings -------------------------------------------------------
-        self.model_combo = ComboBox(
+        self.model_combo = narrow(ComboBox(
             label="model",
             choices=model_names(),
             value=DEFAULT_MODEL,
             tooltip=f"Network architecture, one of {', '.join(model_names())} ({DEFAULT_MODEL} recommended)",
-        )
+        ))
         self.iterations = SpinBox(
             label="iterations", min=1, max=1_000_000, step=100, value=DEFAULTS.iterations,
             tooltip=_tip("iterations"),
@@ -273,12 +273,12 @@ class TrainingWidget(QWidget):
             label="learning rate", value=f"{DEFAULTS.learning_rate:g}",
             tooltip=f"{_tip('learning_rate')}, {DEFAULTS.schedule} schedule"
         )
-        self.device_combo = ComboBox(
+        self.device_combo = narrow(ComboBox(
             label="device",
             choices=_device_choices(),
             value=DEFAULTS.device,
             tooltip="Where to train: auto takes a CUDA GPU, then Apple MPS, then the CPU",
-        )
+        ))
         self.resume_check = CheckBox(
             text="continue from current model",
             value=False,
