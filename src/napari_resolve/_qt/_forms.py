@@ -50,19 +50,35 @@ def layer_combo(viewer, layer_type, label: str, *, optional: bool = False, toolt
     combo = narrow(ComboBox(label=label, choices=choices, nullable=False, tooltip=tooltip))
 
     def refresh(event=None):
-        combo.reset_choices()
+        try:
+            combo.reset_choices()
+        except RuntimeError:  # the Qt widget is gone (viewer closing)
+            pass
 
-    def inserted(event):
-        # A renamed layer keeps its place in the list but needs its new name shown.
+    follow_layer_list(viewer, refresh)
+    return combo
+
+
+def follow_layer_list(viewer, refresh, inserted=None) -> None:
+    """Call ``refresh()`` whenever the viewer's layer list changes: a layer added, removed, moved or renamed.
+
+    ``inserted(layer)``, if given, is called for a new layer instead of ``refresh()``
+    (e.g. to select it). A renamed layer keeps its place in a list but needs its
+    new name shown, so every layer's name events are followed too.
+    """
+
+    def on_inserted(event):
         event.value.events.name.connect(refresh)
-        refresh()
+        if inserted is None:
+            refresh()
+        else:
+            inserted(event.value)
 
     for layer in viewer.layers:
         layer.events.name.connect(refresh)
-    viewer.layers.events.inserted.connect(inserted)
+    viewer.layers.events.inserted.connect(on_inserted)
     viewer.layers.events.removed.connect(refresh)
     viewer.layers.events.moved.connect(refresh)
-    return combo
 
 
 def select_layer(combo: ComboBox, name_contains: str) -> None:

@@ -62,7 +62,7 @@ from napari_resolve.pores.compare import (  # noqa: F401 - min_volume_voxels, su
 from napari_resolve.pores.compare import WHOLE as WHOLE_INPUTS
 from napari_resolve.pores.masks import mask_on_grid, polygon_mask
 
-from ._forms import JobControls, heading
+from ._forms import JobControls, follow_layer_list, heading
 from ._layers import (
     KEY,
     add_or_update,
@@ -187,19 +187,12 @@ def layer_select(viewer, layer_type, label: str, *, tooltip: str = "", default=N
         if not state["syncing"]:
             state["touched"] = True
 
-    def inserted(event):
-        layer = event.value
-        # A renamed layer keeps its place in the list but needs its new name shown.
-        layer.events.name.connect(refresh)
+    def inserted(layer):
         wanted = (default is not None and not state["touched"] and isinstance(layer, layer_type)
                   and (keep is None or keep(layer)) and default(layer))
         refresh(add=(layer,) if wanted else ())
 
-    for layer in viewer.layers:
-        layer.events.name.connect(refresh)
-    viewer.layers.events.inserted.connect(inserted)
-    viewer.layers.events.removed.connect(refresh)
-    viewer.layers.events.moved.connect(refresh)
+    follow_layer_list(viewer, refresh, inserted)
     select.changed.connect(changed)
     if default is not None:
         state["syncing"] = True
@@ -232,16 +225,9 @@ def sample_combo(viewer) -> ComboBox:
         try:
             combo.reset_choices()
         except RuntimeError:  # the Qt widget is gone (viewer closing)
-            return
+            pass
 
-    def inserted(event):
-        event.value.events.name.connect(refresh)
-        refresh()
-
-    for layer in viewer.layers:
-        layer.events.name.connect(refresh)
-    viewer.layers.events.inserted.connect(inserted)
-    viewer.layers.events.removed.connect(refresh)
+    follow_layer_list(viewer, refresh)
     return combo
 
 
