@@ -31,13 +31,13 @@ from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton, S
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_resolve._text import MICRO, format_bytes, format_rate, format_shape, format_um
-from napari_resolve.errors import FileFormatError, InputError, ResolveError
+from napari_resolve.errors import FileFormatError, InputError
 from napari_resolve.learn.inference import OUTPUT_SUFFIXES, check_model_fits, iter_predict, output_grid, plan_predict
 
 from ._forms import JobControls, heading, layer_combo, select_layer
 from ._layers import add_or_update, check_plain_geometry, layer_data, shape_box_um, spatial_ndim, world_to_index
 from ._session import NO_MODEL, session_for
-from ._workers import Job, error_message, in_micrometres
+from ._workers import Job, error_message
 
 PREVIEW_NAME = "upscaled preview"
 RESULT_PREFIX = "upscaled: "
@@ -54,13 +54,6 @@ LABELS = {
 
 def _um(values) -> str:
     return format_um(values, sep=", ", unit=MICRO)
-
-
-def _in_micro(exc: BaseException) -> BaseException:
-    """The same refusal (type and parameters) with its lengths in "µm", for the dock's notification and status."""
-    if isinstance(exc, ResolveError):
-        return type(exc)(in_micrometres(exc.template), parameters=exc.parameters)
-    return exc
 
 
 def _breakable(path: str) -> str:
@@ -429,7 +422,7 @@ class UpscaleWidget(QWidget):
             self.lres_voxel_label.value = "—" if layer is None else _um(layer.scale)
             text = self._region_text()
         except InputError as exc:
-            text = error_message(_in_micro(exc), LABELS)
+            text = error_message(exc, LABELS)
         except RuntimeError:  # widget deleted while a layer event still arrives
             return
         self.region_label.value = text
@@ -446,7 +439,7 @@ class UpscaleWidget(QWidget):
         try:
             grid = output_grid(ckpt, data.shape, lv, roi)  # the core's checks, without building the network
         except InputError as exc:
-            return f"{text}.\n⚠ {error_message(_in_micro(exc), LABELS)}"
+            return f"{text}.\n⚠ {error_message(exc, LABELS)}"
         size = format_bytes(int(np.prod(grid.shape)) * 4)
         return f"{text} → output {format_shape(grid.shape)} HRES voxels, {size}."
 
@@ -457,12 +450,6 @@ class UpscaleWidget(QWidget):
         return self.preview_controls.run()
 
     def _start_preview(self) -> None:
-        try:
-            self._plan_and_start_preview()
-        except ResolveError as exc:  # the refusal as this dock writes lengths
-            raise _in_micro(exc) from exc
-
-    def _plan_and_start_preview(self) -> None:
         ckpt = self.session.require_model()
         roi = self.preview_region()
         layer, data, lv, _ndim = self._lres()
@@ -588,12 +575,6 @@ class UpscaleWidget(QWidget):
         self.output_label.tooltip = self._output_text() or "No output file chosen"
 
     def _start_upscale(self) -> None:
-        try:
-            self._plan_and_start_upscale()
-        except ResolveError as exc:  # the refusal as this dock writes lengths
-            raise _in_micro(exc) from exc
-
-    def _plan_and_start_upscale(self) -> None:
         ckpt = self.session.require_model()
         layer, data, lv, _ndim = self._lres()
         roi = self.upscale_region()
