@@ -36,6 +36,7 @@ PHASE = (0.4, -0.3, 0.2)  # a training grid not aligned with the LRES voxel edge
 ROI = (slice(4, 10), slice(6, 18), slice(5, 17))  # LRES voxels: an 18 x 36 x 36 output
 
 SMALL = {
+    "lres3d": {"width": 4, "blocks": 1, "hidden": 4},
     "unet25d": {"width": 4, "slices": 3},
     "unet25d-stack": {"width": 4, "slices": 3, "out": "stack"},
     "srcnn": {"n1": 8, "n2": 4},
@@ -82,6 +83,8 @@ def predict(ckpt, lres=None, **kw):
 
 WHOLE = {"tile": (1000, 1000, 1000), "overlap": (0, 0, 0)}
 TILED = {
+    # On the LRES grid: no blending overlap is needed, every tile reads the LRES its voxels depend on.
+    "lres3d": {"tile": (5, 12, 12), "overlap": (0, 0, 0)},
     # (tile - overlap) not a multiple of 4: tile starts must be rounded to the pooling grid.
     "unet25d": {"tile": (5, 16, 16), "overlap": (0, 6, 6)},
     "unet25d-stack": {"tile": (6, 16, 16), "overlap": (1, 6, 6)},

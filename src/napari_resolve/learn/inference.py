@@ -131,7 +131,9 @@ class PredictPlan:
         Tile and blending overlap (output voxels, z y x), after rounding the
         tile to the network's downsampling factor.
     halo : (int, int, int)
-        Input margin predicted and discarded around each tile (output voxels).
+        Input margin predicted and discarded around each tile (output voxels);
+        for networks on the LRES grid, the LRES voxels read around each tile's
+        footprint.
     blend : str
         One of :data:`~napari_resolve.learn.tiling.BLENDS`.
     device : str
@@ -361,7 +363,9 @@ def plan_predict(
         slice-wise models).
     margin : int, optional
         In-plane input margin discarded around each tile; default the model's
-        receptive radius. Smaller margins are faster but can show seams.
+        receptive radius. Smaller margins are faster but can show seams. For
+        networks on the LRES grid: LRES voxels read around each tile's
+        footprint on every axis (default: the network's reach).
     blend : {"linear", "gaussian"}
         Blending weights.
     out_path : path-like, optional
@@ -426,11 +430,18 @@ def plan_predict(
     rz, ry, rx = net.receptive_radius
     if margin is not None and int(margin) < 0:
         raise InputError(f"The {{margin}} must be at least 0, got {margin}.", parameters=("margin",))
-    m_y = ry if margin is None else int(margin)
-    m_x = rx if margin is None else int(margin)
-    halo = (net.trim_z + rz, round_up(m_y, my), round_up(m_x, mx))
-    tile3 = tile_shape(tile, net.volumetric, (mz, my, mx))
-    ov3 = overlap_shape(overlap, net.volumetric)
+    lres_grid = net.input_grid == "lres"
+    if lres_grid:
+        from napari_resolve.learn.lres_pairs import lres_halo
+
+        # LRES voxels read around each tile's footprint, on every axis.
+        halo = (lres_halo(net),) * 3 if margin is None else (int(margin),) * 3
+    else:
+        m_y = ry if margin is None else int(margin)
+        m_x = rx if margin is None else int(margin)
+        halo = (net.trim_z + rz, round_up(m_y, my), round_up(m_x, mx))
+    tile3 = tile_shape(tile, net.volumetric, (mz, my, mx), lres_grid)
+    ov3 = overlap_shape(overlap, net.volumetric, lres_grid)
     if any(o < 0 or o >= t for o, t in zip(ov3, tile3)):
         raise InputError(
             f"The overlap {ov3} must be at least 0 and smaller than the tile {tile3} (output voxels, z y x); "
@@ -505,7 +516,27 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
     total = plan.n_tiles
     _, ny, nx = grid3.shape
 
-    def predict_tile(z0, z1, y0, y1, x0, x1) -> np.ndarray:
+    lres_grid = net.input_grid == "lres"
+    if lres_grid and dev.type == "cpu":
+        # oneDNN's 3D convolutions run about twice as fast on channels-last tensors on the CPU
+        # (benchmarks/speed.py); the network converts its input itself.
+        net = net.to(memory_format=torch.channels_last_3d)
+
+    def network_input(z0, z1, y0, y1, x0, x1):
+        """The tile's network input: the pre-upsampled LRES with margins, or the LRES block and positions."""
+        if lres_grid:
+            from napari_resolve.learn.lres_pairs import footprint, positions
+
+            lo, hi, pos = [], [], []
+            for ax, (a, b) in enumerate(((z0, z1), (y0, y1), (x0, x1))):
+                o, v, n_l = grid3.origin_um[ax] + a * grid3.voxel_um[ax], grid3.voxel_um[ax], lres3.shape[ax]
+                s, e = footprint(o, v, b - a, lv3[ax], plan.halo[ax])
+                s, e = max(s, 0), min(e, n_l)  # at the LRES edge, as a whole-volume pass sees it
+                lo.append(s)
+                hi.append(e)
+                pos.append(torch.from_numpy(positions(o, v, b - a, lv3[ax], s).astype(np.float32)).to(dev))
+            block = np.asarray(lres3[tuple(slice(a, b) for a, b in zip(lo, hi))], dtype=np.float32)
+            return (torch.from_numpy(norm_in.apply(block))[None].to(dev), tuple(pos)), 0, (0, 0)
         hz, hy, hx = plan.halo
         size_y = round_up(y1 - y0 + 2 * hy, my)
         size_x = round_up(x1 - x0 + 2 * hx, mx)
@@ -516,10 +547,13 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
             tuple(o + (s - h) * v for o, s, h, v in zip(grid3.origin_um, (z0, y0, x0), plan.halo, grid3.voxel_um)),
         )
         inp = norm_in.apply(resample_lres(lres3, lv3, sub))
-        t = torch.from_numpy(inp)[None].to(dev)
+        # A 3D model's z halo is still in its output; a 2.5D model consumed its own.
+        return (torch.from_numpy(inp)[None].to(dev),), rz, (hy, hx)
+
+    def predict_tile(z0, z1, y0, y1, x0, x1) -> np.ndarray:
+        args, zc, (hy, hx) = network_input(z0, z1, y0, y1, x0, x1)
         with torch.inference_mode(), torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-            out = net(t)[0].float()
-        zc = rz  # a 3D model's z halo is still in its output; a 2.5D model consumed its own
+            out = net(*args)[0].float()
         out = out[zc : zc + (z1 - z0), hy : hy + (y1 - y0), hx : hx + (x1 - x0)]
         pred = norm_out.invert(out.cpu().numpy())
         if not np.isfinite(pred).all():

@@ -17,7 +17,7 @@ held-out validation block: the last part of the ROI along its first axis (z in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -84,6 +84,14 @@ class TrainingPair:
         The ROI's grid in the LRES frame (3D; one slice for a 2D image).
     ndim : int
         2 or 3: the dimension of the original images.
+    lres_start : tuple of int or None
+        For networks on the LRES grid (:mod:`napari_resolve.learn.lres_pairs`):
+        ``inputs`` is then the normalised LRES block itself and this is the LRES
+        index of its voxel 0; None for pre-upsampled inputs.
+    lres_voxel_um : tuple of float or None
+        The LRES voxel size (um, 3D) of such a pair.
+    lres_halo : int
+        LRES voxels kept around the ROI's footprint in such a pair.
     """
 
     inputs: np.ndarray
@@ -96,6 +104,10 @@ class TrainingPair:
     roi: tuple[slice, ...]
     grid: Grid
     ndim: int
+    # Keyword-only, so that subclasses (SyntheticPair) may still add fields without defaults.
+    lres_start: tuple[int, int, int] | None = field(default=None, kw_only=True)
+    lres_voxel_um: tuple[float, float, float] | None = field(default=None, kw_only=True)
+    lres_halo: int = field(default=0, kw_only=True)
 
     @property
     def train_shape(self) -> tuple[int, ...]:
@@ -104,8 +116,14 @@ class TrainingPair:
         shape[self.val_axis] = self.val_start
         return tuple(shape)
 
-    def validation(self) -> tuple[np.ndarray, np.ndarray]:
-        """Input (with z halo) and target of the validation block."""
+    def validation(self):
+        """Input (with z halo; an LRES-grid batch for LRES-grid pairs) and target of the validation block."""
+        if self.lres_start is not None:
+            from napari_resolve.learn.lres_pairs import validation_batch
+
+            t = [slice(None)] * 3
+            t[self.val_axis] = slice(self.val_start, None)
+            return validation_batch(self), self.target[tuple(t)]
         # Input index = target index + halo_z along z, so the same slice start
         # also takes the z halo of the block (to the end of the input).
         t = [slice(None)] * 3
@@ -169,6 +187,7 @@ def make_pair(
     val_fraction: float = DEFAULTS.val_fraction,
     halo_z: int = 0,
     min_val: int = MIN_VALIDATION,
+    lres_halo: int | None = None,
 ) -> TrainingPair:
     """Build the training pair of a registered LRES/HRES couple.
 
@@ -189,6 +208,10 @@ def make_pair(
         plus, for 3D models, nothing: they pad).
     min_val : int
         Smallest validation block, in voxels along the split axis.
+    lres_halo : int, optional
+        For a network on the LRES grid: keep the LRES block itself (not
+        pre-upsampled) over the ROI's footprint plus this many LRES voxels on
+        every side (see :mod:`napari_resolve.learn.lres_pairs`).
 
     Returns
     -------
@@ -226,8 +249,17 @@ def make_pair(
     target = hres_a[roi]
     origin = tuple(o + r.start * v for o, r, v in zip(offset_um, roi, hv))
     grid_nd = Grid(target.shape, hv, origin)
+    lres_fields = {}
+    if lres_halo is not None:
+        from napari_resolve.learn.lres_pairs import lres_block
+
+        lres3, lv3 = as_3d(lres_a, lv)
+        target3 = target if ndim == 3 else target[None]
+        grid3 = grid_nd if ndim == 3 else Grid((1,) + grid_nd.shape, (hv[0],) + hv, (0.0,) + origin)
+        inputs, start = lres_block(lres3, lv3, grid3, lres_halo, one_slice=ndim == 2)
+        lres_fields = {"lres_start": start, "lres_voxel_um": tuple(lv3), "lres_halo": int(lres_halo)}
     # The input over the ROI, extended by the z halo from the LRES around it.
-    if ndim == 3:
+    elif ndim == 3:
         ext = Grid(
             (target.shape[0] + 2 * halo_z,) + target.shape[1:],
             hv,
@@ -249,7 +281,8 @@ def make_pair(
         train_i[0] = slice(halo_z, halo_z + val_start)
     else:
         train_i[0] = slice(halo_z, halo_z + 1)
-    norm_in = fit_normalisation(inputs[tuple(train_i)])
+    # The LRES block's own statistics stand in for the pre-upsampled ROI's (same grey values).
+    norm_in = fit_normalisation(inputs if lres_fields else inputs[tuple(train_i)])
     norm_out = fit_normalisation(target3[tuple(train_t)])
     return TrainingPair(
         inputs=norm_in.apply(inputs),
@@ -262,6 +295,7 @@ def make_pair(
         roi=roi,
         grid=grid3,
         ndim=ndim,
+        **lres_fields,
     )
 
 

@@ -29,6 +29,13 @@ DEFAULT_TILE_Z_3D = 64
 #: Blending overlap of neighbouring tiles (output voxels), in-plane; also in z for
 #: 3D networks (slice-wise ones need none in z).
 DEFAULT_OVERLAP = 16
+#: Tile (z, y, x, output voxels) of networks on the LRES grid (``input_grid = "lres"``): they read
+#: the LRES itself, so a large tile costs little memory and amortises the halo of LRES voxels
+#: each tile re-reads (the upsampler's memory is bounded by its own slab, not by the tile).
+DEFAULT_TILE_LRES_GRID = (96, 384, 384)
+#: Their blending overlap: none. Each tile reads all the LRES its voxels depend on, so
+#: neighbouring tiles agree exactly and every output voxel is predicted once.
+DEFAULT_OVERLAP_LRES_GRID = 0
 #: Blending weights: linear ramps over the overlap, or a Gaussian over the tile.
 BLENDS = ("linear", "gaussian")
 DEFAULT_BLEND = "linear"
@@ -99,11 +106,13 @@ def axis_weights(spans: list[tuple[int, int]] | tuple[tuple[int, int], ...], ble
     return out
 
 
-def tile_shape(tile, volumetric: bool, multiple: tuple[int, int, int]) -> tuple[int, int, int]:
+def tile_shape(tile, volumetric: bool, multiple: tuple[int, int, int], lres_grid: bool = False
+               ) -> tuple[int, int, int]:
     """The (z, y, x) tile in output voxels for a ``tile`` argument, rounded down to the network's multiple.
 
-    ``None`` gives the defaults; an int sets y and x (and z for a 3D network);
-    two ints set y and x, three z, y and x. Every axis is at least one multiple.
+    ``None`` gives the defaults (:data:`DEFAULT_TILE_LRES_GRID` for networks on
+    the LRES grid); an int sets y and x (and z for a 3D network); two ints set y
+    and x, three z, y and x. Every axis is at least one multiple.
 
     Raises
     ------
@@ -111,8 +120,10 @@ def tile_shape(tile, volumetric: bool, multiple: tuple[int, int, int]) -> tuple[
         If ``tile`` is not one, two or three positive numbers.
     """
     z_default = DEFAULT_TILE_Z_3D if volumetric else DEFAULT_TILE_Z
+    if lres_grid:
+        z_default = DEFAULT_TILE_LRES_GRID[0]
     if tile is None:
-        tile3 = (z_default, DEFAULT_TILE, DEFAULT_TILE)
+        tile3 = DEFAULT_TILE_LRES_GRID if lres_grid else (z_default, DEFAULT_TILE, DEFAULT_TILE)
     elif np.isscalar(tile):
         tile3 = (int(tile) if volumetric else DEFAULT_TILE_Z, int(tile), int(tile))
     else:
@@ -126,14 +137,17 @@ def tile_shape(tile, volumetric: bool, multiple: tuple[int, int, int]) -> tuple[
     return tuple(max(m, t // m * m) for t, m in zip(tile3, multiple))
 
 
-def overlap_shape(overlap, volumetric: bool) -> tuple[int, int, int]:
+def overlap_shape(overlap, volumetric: bool, lres_grid: bool = False) -> tuple[int, int, int]:
     """The (z, y, x) blending overlap for an ``overlap`` argument (slice-wise networks need none in z).
 
-    ``None`` gives :data:`DEFAULT_OVERLAP`; an int sets y and x (and z for a 3D
-    network); two ints set y and x, three z, y and x.
+    ``None`` gives :data:`DEFAULT_OVERLAP` (:data:`DEFAULT_OVERLAP_LRES_GRID` for
+    networks on the LRES grid); an int sets y and x (and z for a 3D network); two
+    ints set y and x, three z, y and x.
     """
     z_default = DEFAULT_OVERLAP if volumetric else 0
     if overlap is None:
+        if lres_grid:
+            return (DEFAULT_OVERLAP_LRES_GRID,) * 3
         return (z_default, DEFAULT_OVERLAP, DEFAULT_OVERLAP)
     if np.isscalar(overlap):
         return (int(overlap) if volumetric else 0, int(overlap), int(overlap))

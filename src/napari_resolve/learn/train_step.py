@@ -37,10 +37,11 @@ def train_step(net, sampler, loss_fn, optimiser, scaler, cfg, dev, amp, step, ha
 
     net.train()
     xb, yb, *stage_b = sampler.sample(cfg.batch_size)
-    x, y = torch.from_numpy(xb).to(dev), torch.from_numpy(yb).to(dev)
+    x = xb.to_torch(dev) if hasattr(xb, "to_torch") else (torch.from_numpy(xb).to(dev),)  # LRES-grid batches
+    y = torch.from_numpy(yb).to(dev)
     try:
         with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-            pred, extras = net.forward_train(x)
+            pred, extras = net.forward_train(*x)
         loss = loss_fn(pred.float(), y)
         coarse_loss = _multiscale_loss(extras.get("coarse"), y, cfg, step, int(cfg.iterations))
         stage_losses = _stage_losses(extras.get("stages"), stage_b, dev, cfg)
@@ -131,9 +132,15 @@ def predict_block(net, inputs: np.ndarray, dev, amp=None, *, max_slices: int = 3
     """Run a network on a whole (small) normalised block, padding y/x to its multiple.
 
     Used for validation, where the block is the held-out part of the training
-    ROI; slice-wise models run ``max_slices`` output slices at a time.
+    ROI; slice-wise models run ``max_slices`` output slices at a time. For
+    networks on the LRES grid ``inputs`` is an
+    :class:`~napari_resolve.learn.lres_pairs.LresBatch` of one block.
     """
 
+    if hasattr(inputs, "to_torch"):  # an LRES block and the output positions: one pass
+        net.eval()
+        with torch.inference_mode(), torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
+            return net(*inputs.to_torch(dev))[0].float().cpu().numpy()
     _, my, mx = net.size_multiple
     z, y, x = inputs.shape
     py, px = (-y) % my, (-x) % mx

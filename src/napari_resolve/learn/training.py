@@ -41,7 +41,12 @@ from napari_resolve._text import format_um
 from napari_resolve._validate import voxel_tuple
 from napari_resolve.errors import InputError, ResolveError
 from napari_resolve.jobs import Progress, drain
-from napari_resolve.learn.config import SCHEDULES, VALIDATIONS_PER_RUN, TrainConfig  # noqa: F401 - lived here
+from napari_resolve.learn.config import (  # noqa: F401 - SCHEDULES lived here
+    EARLY_STOP_MIN_DB,
+    SCHEDULES,
+    VALIDATIONS_PER_RUN,
+    TrainConfig,
+)
 from napari_resolve.learn.train_step import (  # noqa: F401 - predict_block and _multiscale_loss lived here
     _multiscale_loss,
     _stage_losses,
@@ -104,6 +109,8 @@ class TrainResult:
     device: str
     stopped: bool = False
     path: Path | None = None
+    #: Why training ended before its last iteration (early stop), or None.
+    early_stop: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,11 +205,13 @@ def _check_sampler(plan: TrainPlan, net) -> None:
 
 
 def _sampler(plan: TrainPlan, net, rng):
+    from napari_resolve.learn.lres_pairs import LresPatchSampler
     from napari_resolve.learn.pairs import PatchSampler
     from napari_resolve.learn.synthetic import SyntheticSampler
 
     cfg, hv_yx = plan.config, plan.hres_voxel_um[-2:]
-    return (SyntheticSampler if plan.synthetic else PatchSampler)(
+    kind = SyntheticSampler if plan.synthetic else LresPatchSampler if net.input_grid == "lres" else PatchSampler
+    return kind(
         plan.pair,
         out_depth=cfg.patch_depth if net.volumetric else 1,
         size=cfg.patch_size,
@@ -289,13 +298,15 @@ def plan_train(
         the overlap or too small, a model to resume of another architecture, an
         unavailable device, or an output that cannot be written.
     """
+    from napari_resolve.learn.lres_pairs import lres_halo
     from napari_resolve.learn.pairs import make_pair
 
     cfg, start, out, net, stages, dev = _start(config, resume, out_path, overwrite, inputs, synthetic=False)
     ndim = len(np.shape(hres))
     offset, scale, reg_record = _registration_parts(registration, ndim)
     lv = voxel_tuple(lres_voxel_um, ndim, "LRES voxel size", parameter="lres_voxel_um")
-    pair = make_pair(lres, hres, lv, offset, scale, roi=roi, val_fraction=cfg.val_fraction, halo_z=net.trim_z)
+    pair = make_pair(lres, hres, lv, offset, scale, roi=roi, val_fraction=cfg.val_fraction, halo_z=net.trim_z,
+                     lres_halo=lres_halo(net) if net.input_grid == "lres" else None)
     if start is not None:
         # Keep the normalisation the weights were trained with.
         pair.inputs = start.norm_in.apply(pair.norm_in.invert(pair.inputs))
@@ -373,6 +384,13 @@ def plan_train_synthetic(
     deg.check(ndim)
     lv = deg.lres_voxel_um(hv)
     cfg, start, out, net, stages, dev = _start(config, resume, out_path, overwrite, inputs, synthetic=True)
+    if net.input_grid == "lres":
+        raise InputError(
+            f"{cfg.model} works on the LRES grid and learns from a registered LRES/HRES pair; synthetic pairs "
+            "(made from the HRES alone) feed pre-upsampled networks only. Choose unet25d (or another "
+            "pre-upsampled network) as {model}.",
+            parameters=("model",),
+        )
     if start is not None and (
         len(start.lres_voxel_um) != ndim
         or not np.allclose(start.lres_voxel_um, lv, rtol=1e-3)
@@ -451,6 +469,8 @@ def _iter_train(plan: TrainPlan) -> Generator[Progress, None, TrainResult]:
     record_extra = {"roi": [[s.start, s.stop] for s in pair.roi], "device": device_name, **plan.extra}
     saver = _Saver(plan)
     best, best_psnr, done = None, -math.inf, 0
+    # Early stop: validations in a row without a real improvement on the best PSNR.
+    stale, early_stop, mark = 0, None, -math.inf
 
     def snapshot(psnr):
         return _snapshot(plan, net, pair, optimiser, history, it0 + done, psnr, record_extra)
@@ -473,13 +493,25 @@ def _iter_train(plan: TrainPlan) -> Generator[Progress, None, TrainResult]:
                 if psnr > best_psnr:
                     best_psnr, best = psnr, snapshot(psnr)
                     saver.save(best)
+                stale = 0 if psnr > mark + EARLY_STOP_MIN_DB else stale + 1
+                mark = max(mark, psnr) if stale else psnr
                 rec = {"val_psnr": psnr, "val_ssim": ssim_v, "preview": preview}
                 message += f", validation PSNR {psnr:.2f} dB SSIM {ssim_v:.3f} (best {best_psnr:.2f} dB)"
+                if cfg.patience and stale >= cfg.patience and step < total:
+                    early_stop = (
+                        f"Stopped by itself at iteration {it0 + step} of {it0 + total}: the validation PSNR has not "
+                        f"improved by {EARLY_STOP_MIN_DB:g} dB in {stale} validations ({stale * val_every} "
+                        f"iterations). The best model is from iteration {best.iteration}."
+                    )
+                    message = early_stop
             else:
                 history.append(entry)
             data = TrainStep(iteration=it0 + step, loss=loss, lr=lr, elapsed_s=elapsed, losses=terms,
                              best_psnr=None if best is None else best_psnr, best=best, **rec)
-            yield Progress(step, total, message, data=data, remaining_s=elapsed / step * (total - step))
+            yield Progress(step, total, message, data=data,
+                           remaining_s=0.0 if early_stop else elapsed / step * (total - step))
+            if early_stop:
+                break
     except (GeneratorExit, KeyboardInterrupt):
         if best is None and done >= 1:
             # Stopped before the first validation: keep the model trained so far (val_psnr None).
@@ -487,9 +519,12 @@ def _iter_train(plan: TrainPlan) -> Generator[Progress, None, TrainResult]:
         raise
     if best is not None:
         best.history = list(history)  # the whole run, also after the best point
+        if early_stop:
+            best.extra["early_stop"] = {"iteration": it0 + done, "planned": it0 + total, "message": early_stop}
         saver.save(best)
     model = best.build() if best is not None else net.cpu().eval()
-    return TrainResult(best, model, history, time.perf_counter() - t0, device_name, path=plan.out_path)
+    return TrainResult(best, model, history, time.perf_counter() - t0, device_name, path=plan.out_path,
+                       early_stop=early_stop)
 
 
 class _Saver:

@@ -13,6 +13,12 @@ central ``z - 2 * trim_z`` slices, same ``y, x``: ``(batch, z - 2 * trim_z, y, x
 With these two numbers, and ``size_multiple`` (the in-plane size must be a
 multiple of the network's total downsampling, and tiles start on multiples of it
 so pooling windows line up), tiled inference can reproduce a whole-volume pass.
+
+Networks with ``input_grid = "lres"`` (:class:`~napari_resolve.models.lres3d.LRES3D`)
+work the other way round: they take a block of the LRES itself, *not*
+pre-upsampled, and the output voxel positions per axis (LRES voxel units relative
+to the block), and interpolate to the output grid inside the network; their
+``receptive_radius`` counts LRES voxels.
 """
 
 from __future__ import annotations
@@ -41,18 +47,23 @@ class ResolutionModel(nn.Module):
     #: Names of intermediate outputs trained against their own targets (the ``"stages"``
     #: of :meth:`forward_train`), in order; empty for single-output networks.
     stage_names: tuple[str, ...] = ()
+    #: ``"hres"``: the input is the LRES pre-upsampled onto the output grid; ``"lres"``: the
+    #: LRES block itself plus the output positions (``forward(x, positions)``).
+    input_grid: str = "hres"
 
     def __init__(self, config: dict[str, Any]):
         super().__init__()
         self.config = dict(config)
 
-    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+    def forward_train(self, x: torch.Tensor, *args) -> tuple[torch.Tensor, dict[str, Any]]:
         """The prediction and the extra outputs the training loss uses.
 
         Parameters
         ----------
         x : Tensor, (batch, z, y, x)
             As for :meth:`forward`.
+        *args
+            The output positions, for ``input_grid = "lres"`` networks.
 
         Returns
         -------
@@ -66,7 +77,7 @@ class ResolutionModel(nn.Module):
             Either key is absent when the network has no such outputs; this
             default has neither.
         """
-        return self(x), {}
+        return self(x, *args), {}
 
     @property
     def trim_z(self) -> int:

@@ -1,0 +1,124 @@
+"""Separable interpolation from the LRES grid to arbitrary output positions, in torch.
+
+Networks that compute on the LRES grid (:class:`~napari_resolve.models.lres3d.LRES3D`)
+bring their features and the LRES itself onto the output (HRES) grid with these
+functions. Output voxel positions are given per axis, in LRES voxel units
+relative to the first voxel of the block (``p = 0`` is the centre of the block's
+voxel 0): the output grid is axis-aligned in the LRES frame, so 3D interpolation
+is three 1D passes, each a gather of 2 (linear) or 4 (cubic) neighbours.
+Positions beyond the block take the edge value (indices are clamped), like
+``scipy.ndimage``'s ``mode="nearest"``.
+
+Why not ``torch.nn.functional.interpolate`` or ``grid_sample``: ``interpolate``
+only knows integer phases of a scale factor, not the registered sub-voxel phase
+of the HRES grid, and ``grid_sample`` is not separable (a dense 3D grid of
+coordinates per output voxel, 8 or 64 taps each).
+
+Positions are either one 1D tensor per axis (shared by the batch) or ``(batch,
+n)`` tensors (one set per sample, as training patches have).
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Keys' cubic convolution parameter (Catmull-Rom); interpolates (weights 1 at 0, 0 at the other integers).
+KEYS_A = -0.5
+
+
+def _take(x: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    """``x`` indexed along ``dim`` by a 1D index, or by a per-sample ``(batch, n)`` index."""
+    if index.ndim == 1:
+        return x.index_select(dim, index)
+    shape = [1] * x.ndim
+    shape[0], shape[dim] = index.shape
+    full = list(x.shape)
+    full[dim] = index.shape[1]
+    return x.gather(dim, index.reshape(shape).expand(full))
+
+
+def _weight_shape(w: torch.Tensor, ndim: int, dim: int) -> torch.Tensor:
+    """Weights of one axis, shaped to broadcast against a ``ndim`` tensor along ``dim``."""
+    shape = [1] * ndim
+    if w.ndim == 1:
+        shape[dim] = w.shape[0]
+    else:
+        shape[0], shape[dim] = w.shape
+    return w.reshape(shape)
+
+
+def linear_axis(x: torch.Tensor, dim: int, pos: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of ``x`` along ``dim`` at positions ``pos`` (voxel units, edge-clamped).
+
+    Parameters
+    ----------
+    x : Tensor
+        Any shape; axis 0 is the batch when ``pos`` is per sample.
+    dim : int
+        The axis to interpolate.
+    pos : Tensor, (n,) or (batch, n)
+        Positions along ``dim``.
+
+    Returns
+    -------
+    Tensor
+        ``x`` with ``dim`` replaced by the ``n`` positions.
+    """
+    n = x.shape[dim]
+    f = torch.floor(pos)
+    t = (pos - f).to(x.dtype)
+    i0 = f.long()
+    a = _take(x, dim, i0.clamp(0, n - 1))
+    b = _take(x, dim, (i0 + 1).clamp(0, n - 1))
+    return torch.lerp(a, b, _weight_shape(t, x.ndim, dim))
+
+
+def cubic_weights(t: torch.Tensor, a: float = KEYS_A) -> list[torch.Tensor]:
+    """Keys' cubic convolution weights of the neighbours at offsets -1, 0, 1, 2 for fractions ``t`` in [0, 1).
+
+    References
+    ----------
+    Keys, R. (1981). Cubic convolution interpolation for digital image processing.
+    IEEE Trans. Acoust., Speech, Signal Process. 29(6), 1153-1160.
+    """
+    t2, t3 = t * t, t * t * t
+    return [
+        a * (t3 - 2 * t2 + t),
+        (a + 2) * t3 - (a + 3) * t2 + 1,
+        -(a + 2) * t3 + (2 * a + 3) * t2 - a * t,
+        -a * (t3 - t2),
+    ]
+
+
+def cubic_axis(x: torch.Tensor, dim: int, pos: torch.Tensor) -> torch.Tensor:
+    """Cubic (Keys, Catmull-Rom) interpolation of ``x`` along ``dim`` at ``pos`` (edge-clamped); see
+    :func:`linear_axis`."""
+    n = x.shape[dim]
+    f = torch.floor(pos)
+    t = (pos - f).to(x.dtype)
+    i0 = f.long()
+    out = None
+    for k, w in zip((-1, 0, 1, 2), cubic_weights(t)):
+        term = _take(x, dim, (i0 + k).clamp(0, n - 1)) * _weight_shape(w, x.ndim, dim)
+        out = term if out is None else out + term
+    return out
+
+
+def interpolate(x: torch.Tensor, positions, mode: str = "linear") -> torch.Tensor:
+    """Interpolate the last three axes of ``x`` at the positions of an axis-aligned grid.
+
+    Parameters
+    ----------
+    x : Tensor, (batch, channels, z, y, x)
+    positions : three Tensors
+        z, y and x positions (voxel units of ``x``), each ``(n,)`` or ``(batch, n)``.
+    mode : {"linear", "cubic"}
+
+    Returns
+    -------
+    Tensor, (batch, channels, nz, ny, nx)
+    """
+    step = linear_axis if mode == "linear" else cubic_axis
+    for dim, pos in zip((2, 3, 4), positions):
+        x = step(x, dim, pos)
+    return x
