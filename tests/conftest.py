@@ -39,7 +39,7 @@ def foam_registration(foam_dir, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_model(foam_dir, foam_registration, tmp_path_factory):
-    """A 2.5D U-Net of width 4 trained for 6 iterations on the phantom pair (a valid model, not a good one)."""
+    """The default network (lres3d) of width 4 trained for 6 iterations on the phantom pair (valid, not good)."""
     from napari_resolve.cli import main
 
     model = tmp_path_factory.mktemp("model") / "m.pt"

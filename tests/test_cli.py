@@ -232,7 +232,7 @@ def test_train_writes_a_model_and_reports_it(trained, foam, capsys, tmp_path):
     from napari_resolve.models.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(model)
-    assert ckpt.architecture == "unet25d" and ckpt.config["width"] == 4
+    assert ckpt.architecture == "lres3d" and ckpt.config["width"] == 4  # the default network
     assert ckpt.lres_voxel_um == (3.0, 3.0, 3.0) and ckpt.registration["status"] == "ok"
     # Resuming continues the count of iterations; the JSON says what happened.
     out = tmp_path / "m2.pt"
@@ -269,7 +269,7 @@ def test_train_refuses_bad_requests_before_work(trained, foam, capsys, tmp_path)
     code, _, err = run(capsys, *base, "--roi", "0:5,0:5", "-o", tmp_path / "x.pt")
     assert code == 2 and "3 axes" in err
     code, _, err = run(capsys, *base, "--resume", model, "--model", "srcnn", "-o", tmp_path / "x.pt")
-    assert code == 2 and "unet25d" in err
+    assert code == 2 and "'lres3d' model, not 'srcnn'" in err
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     code, _, err = run(capsys, "train", foam / "lres.tif", foam / "hres.tif", "--registration", bad, "-o",

@@ -85,7 +85,8 @@ def trained():
     lres, hres = section(100, size=48)
     reg = register(lres, hres, LV, HV)
     assert reg.ok
-    cfg = TrainConfig(model_config={"width": 8}, iterations=60, batch_size=4, patch_size=32, device="cpu", seed=0)
+    cfg = TrainConfig(model="unet25d", model_config={"width": 8}, iterations=60, batch_size=4, patch_size=32,
+                      loss="l1", device="cpu", seed=0)
     return run_train(lres, hres, LV, reg, cfg).checkpoint
 
 

@@ -399,6 +399,33 @@ def test_a_plan_does_no_work_and_runs_to_the_same_result(tmp_path, no_work):
     np.testing.assert_array_equal(np.asarray(read_volume(out).data), mem.data)
 
 
+@pytest.mark.parametrize("key", ["lres3d", "unet25d"])
+def test_a_tile_that_runs_out_of_memory_is_predicted_in_parts_exactly_and_said_so(monkeypatch, key):
+    plan = plan_predict(make_ckpt(key), lres3d(), LV, roi=ROI, device="cpu", **WHOLE)
+    forward = plan.network.forward
+    sizes = []
+
+    def spy(x, *args):
+        sizes.append(x.numel())
+        return forward(x, *args)
+
+    monkeypatch.setattr(plan.network, "forward", spy)
+    expected = run_predict(plan).data
+    whole = sizes[0]
+
+    def small_memory(x, *args):  # a device on which the whole tile does not fit, but its parts do
+        if x.numel() >= whole:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return forward(x, *args)
+
+    monkeypatch.setattr(plan.network, "forward", small_memory)
+    records = []
+    result = drain(iter_predict(plan), records.append)
+    assert result.tiles == 1
+    np.testing.assert_allclose(result.data, expected, atol=1e-4, rtol=0)
+    assert "memory, tile 1 was predicted in" in records[0].message and "parts" in records[0].message
+
+
 def test_out_of_memory_names_the_tile_and_device(monkeypatch):
     plan = plan_predict(make_ckpt("unet25d"), lres3d(), LV, roi=ROI, device="cpu", **WHOLE)
 

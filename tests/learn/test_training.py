@@ -45,8 +45,13 @@ def data():
 
 
 def config(**kw) -> TrainConfig:
+    """A small, fast training of the pre-upsampled unet25d: these tests are about the loop itself
+    (the default network, on the LRES grid, has its own tests below)."""
     base = dict(
+        model="unet25d",
         model_config={"width": 8},
+        patch_depth=16,
+        loss="l1",
         iterations=10,
         batch_size=4,
         patch_size=32,
@@ -458,6 +463,49 @@ def test_unavailable_cuda_is_an_input_error():
         train(config(iterations=2, device="tpu9"))
 
 
+# ----------------------------------------------------------------------------- stopping by itself
+
+
+def test_training_stops_by_itself_when_the_validation_stops_improving(tmp_path):
+    # A learning rate this small cannot move the validation PSNR by 0.02 dB: the first validation
+    # is the best, and three more without improvement end the run at iteration 4 * 2.
+    ph, reg = data()
+    plan = plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg,
+                      config(iterations=60, val_every=2, patience=3, learning_rate=1e-12), out_path=tmp_path / "m.pt")
+    records = list(iter_train(plan))
+    assert [r.step for r in records] == list(range(1, 9))
+    last = records[-1]
+    assert last.message.startswith("Stopped by itself at iteration 8 of 60") and last.remaining_s == 0
+    ckpt = load_checkpoint(tmp_path / "m.pt")
+    assert ckpt.extra["early_stop"]["iteration"] == 8 and ckpt.extra["early_stop"]["planned"] == 60
+    assert len(ckpt.history) == 8
+
+
+def test_patience_zero_runs_every_iteration_and_the_default_stops():
+    result = train(config(iterations=12, val_every=2, patience=0, learning_rate=1e-12))
+    assert len(result.history) == 12 and result.early_stop is None
+    assert "early_stop" not in result.checkpoint.extra
+    stopped = train(config(iterations=40, val_every=2, learning_rate=1e-12))  # the default patience
+    assert stopped.early_stop and len(stopped.history) == 2 * (TrainConfig().patience + 1)
+
+
+# ----------------------------------------------------------------------------- the default network
+
+
+def test_the_default_network_trains_on_the_lres_grid_and_beats_cubic_on_validation():
+    ph, reg = data()
+    # Measured: +1.8 dB over cubic after 80 iterations (34 s on 2 cores).
+    cfg = TrainConfig(model_config={"width": 16, "blocks": 2, "hidden": 8}, iterations=80, learning_rate=2e-3,
+                      val_every=20, device="cpu", seed=0, patience=0)
+    assert cfg.model == "lres3d"
+    result = train(cfg)
+    pair = make_pair(ph.lres, ph.hres, ph.lres_voxel_um, reg.offset_um, reg.scale, halo_z=0)
+    cubic, target = pair.validation()  # the pre-upsampled (cubic) LRES over the validation block
+    identity = psnr(cubic, target, data_range=1.0)
+    assert result.checkpoint.architecture == "lres3d" and result.checkpoint.val_psnr > identity + 1.0, (
+        identity, result.checkpoint.val_psnr)
+
+
 # ----------------------------------------------------------------------------- the quality bar
 
 
@@ -486,6 +534,34 @@ def test_model_beats_cubic_interpolation_away_from_the_hres():
     print(f"model {p_model:.2f} dB SSIM {s_model:.3f}; cubic {p_cubic:.2f} dB SSIM {s_cubic:.3f}")
     assert p_model >= p_cubic + 2.0
     assert s_model >= s_cubic + 0.1
+
+
+@pytest.mark.slow
+def test_the_default_model_beats_cubic_and_richardson_lucy_where_it_never_saw_the_hres():
+    """The quality bar of the default network and settings (only fewer iterations): on an LRES region the HRES
+    never covered, against the noiseless truth, it must beat Richardson-Lucy (PSF fitted on the pair, the
+    paper's strongest classical baseline) by 1.5 dB PSNR and 0.05 SSIM, and cubic by more."""
+    from napari_resolve.geometry.grid import Grid
+    from napari_resolve.measure.baselines import estimate_psf_sigma, run_baseline
+
+    ph, reg = data()
+    result = train(TrainConfig(iterations=300, device="cpu", seed=0))
+    assert result.checkpoint.architecture == "lres3d"
+    roi = (slice(2, 10), slice(14, 34), slice(14, 34))  # away from the HRES (see the test above)
+    pred = run_predict(result.checkpoint, ph.lres, ph.lres_voxel_um, roi=roi, device="cpu")
+    grid = pred.grid
+    start = [round(o / v) + 1 for o, v in zip(grid.origin_um, grid.voxel_um)]
+    truth = ph.truth[tuple(slice(k, k + n) for k, n in zip(start, grid.shape))]
+    psf = estimate_psf_sigma(interpolate(ph.lres, ph.lres_voxel_um, Grid(ph.hres.shape, reg.scale, reg.offset_um)),
+                             ph.hres, reg.scale)
+    rl = run_baseline(ph.lres, ph.lres_voxel_um, grid, "rl", psf_sigma_um=psf.sigma_um).data
+    cubic = interpolate(ph.lres, ph.lres_voxel_um, grid, "cubic")
+    scores = {name: (psnr(img, truth, data_range=1.0), ssim(img, truth, data_range=1.0))
+              for name, img in (("model", pred.data), ("rl", rl), ("cubic", cubic))}
+    print(scores)
+    (p_m, s_m), (p_rl, s_rl), (p_c, s_c) = scores["model"], scores["rl"], scores["cubic"]
+    assert p_m >= p_rl + 1.5 and s_m >= s_rl + 0.05
+    assert p_m >= p_c + 3.0 and s_m >= s_c + 0.1
 
 
 # ----------------------------------------------------------------------------- synthetic pairs (no LRES scan)

@@ -55,6 +55,7 @@ _REDRAW_S = 0.25
 _LABELS = {
     "model": "model",
     "iterations": "iterations",
+    "patience": "stop after (checks)",
     "patch_size": "patch (voxels)",
     "batch_size": "batch size",
     "learning_rate": "learning rate",
@@ -254,11 +255,14 @@ class TrainingWidget(QWidget):
             label="iterations", min=1, max=1_000_000, step=100, value=DEFAULTS.iterations,
             tooltip=_tip("iterations"),
         )
+        self.patience = SpinBox(
+            label="stop after (checks)", min=0, max=1000, value=DEFAULTS.patience, tooltip=_tip("patience"),
+        )
         self.patch_size = SpinBox(
             label="patch (voxels)",
             min=16,
             max=1024,
-            step=16,
+            step=4,
             value=DEFAULTS.patch_size,
             tooltip=_tip("patch_size"),
         )
@@ -307,6 +311,7 @@ class TrainingWidget(QWidget):
             widgets=[
                 self.model_combo,
                 self.iterations,
+                self.patience,
                 self.patch_size,
                 self.batch_size,
                 self.learning_rate,
@@ -645,6 +650,8 @@ class TrainingWidget(QWidget):
             model=self.model_combo.value,
             iterations=int(self.iterations.value),
             patch_size=int(self.patch_size.value),
+            patch_depth=int(self.patch_size.value),  # 3D networks train on cubes of this side
+            patience=int(self.patience.value),
             batch_size=int(self.batch_size.value),
             learning_rate=lr,
             device=self.device_combo.value,
@@ -752,6 +759,8 @@ class TrainingWidget(QWidget):
             how = " (synthetic pairs)" if self._run.get("synthetic") else ""
             self.session.set_model(ckpt, f"trained on {hres_name}{how}")
             verb = "Done" if state == "done" else f"Stopped at iteration {last}"
+            if state == "done" and result.early_stop:
+                verb = f"Stopped by itself at iteration {last} (no longer improving)"
             psnr = f"{ckpt.val_psnr:.2f} dB" if ckpt.val_psnr is not None else "n/a"
             self.summary_text = (
                 f"{verb}: best validation PSNR {psnr} at iteration {ckpt.iteration}; "

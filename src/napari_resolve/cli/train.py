@@ -66,13 +66,17 @@ def _train_config(args: argparse.Namespace):
 
         resume = load_checkpoint(args.resume, architecture=model)
         model = resume.architecture
+    from napari_resolve.learn.config import SYNTHETIC_MODEL
+
     cfg = TrainConfig(
-        model=model or DEFAULTS.model,
+        model=model or (SYNTHETIC_MODEL if args.synthetic is not None else DEFAULTS.model),
         model_config=_model_options(args.model_option),
         iterations=args.iterations,
         batch_size=args.batch_size,
         patch_size=args.patch_size,
+        patch_depth=args.patch_size,  # 3D networks train on cubes
         learning_rate=args.learning_rate,
+        patience=args.patience,
         loss=args.loss,
         ssim_weight=args.ssim_weight,
         seed=args.seed,
@@ -158,6 +162,8 @@ def _drive_training(job, plan) -> dict:
     last = seen[0] if seen else None
     if result is not None:
         ckpt, seconds, device = result.checkpoint, result.seconds, result.device
+        if result.early_stop:
+            log(result.early_stop)
     else:
         # Stopped: the file holds the best model, or the model trained before the first validation.
         ckpt = last.data.best if last is not None else None
@@ -185,6 +191,7 @@ def _drive_training(job, plan) -> dict:
         "seconds": round(seconds, 1),
         "device": device,
         "stopped": stopped,
+        "stopped_early": bool(result is not None and result.early_stop),
     }
 
 
@@ -264,6 +271,7 @@ def add_train(sub) -> None:
                         "needs --synthetic)")
     p.add_argument("--model-option", nargs="+", metavar="KEY=VALUE", help=DEFAULT_HELP["model_config"])
     p.add_argument("--iterations", type=int, default=DEFAULTS.iterations, help=help_text("iterations"))
+    p.add_argument("--patience", type=int, default=DEFAULTS.patience, metavar="N", help=help_text("patience"))
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help=help_text("batch_size"))
     p.add_argument("--patch-size", type=int, default=DEFAULTS.patch_size, help=help_text("patch_size"))
     p.add_argument("--lr", dest="learning_rate", metavar="LR", type=float, default=DEFAULTS.learning_rate,

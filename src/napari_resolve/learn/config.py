@@ -18,8 +18,12 @@ from typing import Any
 
 from napari_resolve.errors import InputError
 
-#: The model trained when none is named (a key of :data:`napari_resolve.models.MODELS`).
-DEFAULT_MODEL = "unet25d"
+#: The model trained when none is named (a key of :data:`napari_resolve.models.MODELS`): 3D features on
+#: the LRES grid, chosen by measurement (docs/comparison.md, benchmarks/default_model.py).
+DEFAULT_MODEL = "lres3d"
+#: What synthetic pairs (made from the HRES alone) train when :data:`DEFAULT_MODEL` is asked for:
+#: they are made pre-upsampled, which only networks on the HRES grid take.
+SYNTHETIC_MODEL = "unet25d"
 #: Learning-rate schedules (``TrainConfig.schedule``).
 SCHEDULES = ("cosine", "constant")
 #: Training losses (``TrainConfig.loss``, see :func:`napari_resolve.learn.losses.make_loss`).
@@ -41,6 +45,8 @@ MIN_VALIDATION = 4
 MAX_VAL_FRACTION = 0.5
 #: Validations over a run when ``val_every`` is 0.
 VALIDATIONS_PER_RUN = 20
+#: Smallest rise of the validation PSNR (dB) that counts as an improvement for early stopping.
+EARLY_STOP_MIN_DB = 0.02
 #: Share of the initial learning rate the cosine schedule decays to.
 COSINE_FLOOR = 0.01
 
@@ -77,6 +83,10 @@ class TrainConfig:
         Share of the ROI (first axis) held out for validation, in (0, 0.5].
     val_every : int
         Iterations between validations (0: about :data:`VALIDATIONS_PER_RUN` over the run).
+    patience : int
+        Early stop: training ends by itself after this many validations in a row
+        without a validation PSNR :data:`EARLY_STOP_MIN_DB` above the best so far
+        (0: always run every iteration).
     seed : int
         Seed of initialisation, patch sampling and augmentation.
     device : str
@@ -108,16 +118,17 @@ class TrainConfig:
     model: str = DEFAULT_MODEL
     model_config: dict[str, Any] = field(default_factory=dict)
     iterations: int = 1000
-    batch_size: int = 8
-    patch_size: int = 64
-    patch_depth: int = 16
+    batch_size: int = 4
+    patch_size: int = 36
+    patch_depth: int = 36
     learning_rate: float = 1e-3
     schedule: str = "cosine"
-    loss: str = "l1"
+    loss: str = "l1+msssim"
     msssim_weight: float = 0.84
     ssim_weight: float = 0.1
     val_fraction: float = 0.2
     val_every: int = 0
+    patience: int = 5
     seed: int = 0
     device: str = "auto"
     mixed_precision: bool = True
@@ -142,6 +153,7 @@ class TrainConfig:
         for name in ("iterations", "batch_size", "patch_size", "patch_depth"):
             _whole(name, getattr(self, name), minimum=1)
         _whole("val_every", self.val_every, minimum=0)
+        _whole("patience", self.patience, minimum=0)
         _whole("seed", self.seed, minimum=0)
         if not (isinstance(self.learning_rate, numbers.Real) and 0 < self.learning_rate < math.inf):
             raise InputError(f"{{learning_rate}} must be a positive number, got {self.learning_rate!r}.",
@@ -172,7 +184,7 @@ HELP = {
     "model_config": "architecture settings, e.g. width=32",
     "iterations": "optimiser steps",
     "batch_size": "patches per optimiser step (lower it if memory is short)",
-    "patch_size": "in-plane size of the training patches, HRES voxels",
+    "patch_size": "side of the training patches, HRES voxels (3D networks: cubes)",
     "patch_depth": "patch depth of 3D models, HRES voxels",
     "learning_rate": "Adam's initial learning rate",
     "schedule": "learning-rate schedule",
@@ -181,6 +193,8 @@ HELP = {
     "ssim_weight": "SSIM weight of the mse+ssim loss",
     "val_fraction": "share of the ROI held out for validation",
     "val_every": "iterations between validations (0: about 20 over the run)",
+    "patience": f"stop by itself after this many validations without a {EARLY_STOP_MIN_DB:g} dB better "
+                "validation PSNR (0: never)",
     "seed": "seed of initialisation, patch sampling and augmentation",
     "device": "auto (CUDA, then MPS, then CPU), cpu, cuda or mps",
     "task": "what to learn from synthetic pairs: the whole job, or one stage of it",

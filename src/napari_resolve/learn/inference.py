@@ -41,17 +41,21 @@ from typing import Any
 
 import numpy as np
 
-from napari_resolve._text import format_bytes, format_rate, format_shape, format_um
-from napari_resolve._validate import voxel_tuple
+from napari_resolve._text import format_bytes, format_rate, format_shape
 from napari_resolve.errors import (
-    FileFormatError,
     InputError,
     ResolveError,
-    VoxelSizeError,
 )
-from napari_resolve.geometry.grid import Grid, check_roi, resample_lres, upscale_grid
-from napari_resolve.io import check_output
+from napari_resolve.geometry.grid import Grid, resample_lres
 from napari_resolve.jobs import Progress, drain
+from napari_resolve.learn.predict_checks import (
+    OUTPUT_SUFFIXES,
+    _check_output,
+    _checkpoint,
+    check_lres_voxels,
+    check_model_fits,
+    output_grid,
+)
 from napari_resolve.learn.sinks import SlabSink
 from napari_resolve.learn.tiling import (
     BLENDS,
@@ -85,8 +89,8 @@ __all__ = [
     "tile_starts",
 ]
 
-#: Files a prediction can be streamed to: OME-TIFF or zarr.
-OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr")
+#: Smallest part (output voxels along the cut axis) a tile is cut into when it runs out of device memory.
+MIN_SPLIT = 8
 
 
 @dataclass(frozen=True)
@@ -217,106 +221,6 @@ class PredictResult:
             "device": self.device,
             "output": None if self.path is None else str(self.path),
         }
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def check_lres_voxels(ckpt, lres_voxel: tuple[float, ...]) -> None:
-    """Refuse an LRES whose voxel size differs by more than 1 % from the model's training LRES.
-
-    Raises
-    ------
-    VoxelSizeError
-        Saying both sizes and what to do.
-    """
-    trained = tuple(ckpt.lres_voxel_um)[-len(lres_voxel):]
-    if any(abs(a / b - 1) > 0.01 for a, b in zip(lres_voxel, trained)):
-        raise VoxelSizeError(
-            f"This LRES has {format_um(lres_voxel)} voxels but the model was trained on {format_um(trained)} "
-            "LRES voxels; it learned that resolution step only. Use an LRES scanned at the training voxel size, "
-            "train a model on a pair at this voxel size, or correct {lres_voxel_um} if it is wrong.",
-            parameters=("lres_voxel_um",),
-        )
-
-
-def _checkpoint(model):
-    """A Checkpoint, or one loaded from a model file (FileFormatError if unusable)."""
-    from napari_resolve.models.checkpoint import Checkpoint, load_checkpoint
-
-    return model if isinstance(model, Checkpoint) else load_checkpoint(model)
-
-
-def check_model_fits(ckpt, lres_shape, lres_voxel_um) -> tuple[float, ...]:
-    """Refuse a model that cannot run on an LRES of this shape and voxel size.
-
-    Parameters
-    ----------
-    ckpt : Checkpoint
-    lres_shape : sequence of int
-        The LRES shape (2D or 3D).
-    lres_voxel_um : float or sequence of float
-        Its voxel size (um).
-
-    Returns
-    -------
-    tuple of float
-        The LRES voxel size, one value per axis.
-
-    Raises
-    ------
-    InputError
-        If the LRES is not 2D or 3D, or the model was trained on data of another dimensionality.
-    VoxelSizeError
-        If the voxel size is missing, invalid or not the model's training LRES voxel size.
-    """
-    shape = tuple(lres_shape) if lres_shape is not None else None
-    if shape is None or len(shape) not in (2, 3):
-        raise InputError(f"The LRES must be a 2D image or a 3D volume, got shape {shape}.")
-    ndim, trained = len(shape), len(ckpt.hres_voxel_um)
-    if trained != ndim:
-        raise InputError(
-            f"The model was trained on {trained}D data; this LRES is {ndim}D. "
-            f"Choose a {trained}D LRES, or train a model on {ndim}D data."
-        )
-    lv = voxel_tuple(lres_voxel_um, ndim, "LRES voxel size")
-    check_lres_voxels(ckpt, lv)
-    return lv
-
-
-def output_grid(model, lres_shape, lres_voxel_um, roi=None) -> Grid:
-    """The grid a prediction of ``roi`` would have (cheap: no network is built, no data read).
-
-    Parameters
-    ----------
-    model : Checkpoint or path-like
-    lres_shape : sequence of int
-    lres_voxel_um : float or sequence of float
-    roi : sequence of slice, optional
-        LRES voxels (default all).
-
-    Returns
-    -------
-    Grid
-        HRES voxel size, in phase with the model's training grid (LRES frame).
-
-    Raises
-    ------
-    InputError
-        As :func:`check_model_fits`, or for an ROI outside the LRES.
-    """
-    ckpt = _checkpoint(model)
-    lv = check_model_fits(ckpt, lres_shape, lres_voxel_um)
-    roi = check_roi(roi, lres_shape, "the LRES (LRES voxels)")
-    return upscale_grid(roi, lv, ckpt.hres_voxel_um, ckpt.phase_origin_um)
-
-
-def _check_output(path: Path, overwrite: bool) -> None:
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise FileFormatError(
-            f"{path.name}: the output ({{out_path}}) must be .tif (OME-TIFF) or .zarr.", parameters=("out_path",)
-        )
-    check_output(path, overwrite=overwrite, parameter="out_path")
 
 
 # ----------------------------------------------------------------------------- plan
@@ -550,6 +454,34 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
         # A 3D model's z halo is still in its output; a 2.5D model consumed its own.
         return (torch.from_numpy(inp)[None].to(dev),), rz, (hy, hx)
 
+    splits = []  # tiles retried in parts after running out of device memory, for the progress message
+
+    def predict_fitting(z0, z1, y0, y1, x0, x1) -> np.ndarray:
+        """A tile's prediction; out of memory, the tile is cut in two along its longest axis and retried.
+
+        Exact: every part reads the input margin it needs, like any tile.
+        """
+        try:
+            return predict_tile(z0, z1, y0, y1, x0, x1)
+        except (RuntimeError, MemoryError) as exc:
+            if not is_out_of_memory(exc):
+                raise
+            box = [[z0, z1], [y0, y1], [x0, x1]]
+            mult = (mz, my, mx)
+            sizes = [(b - a) // m * m if ax or net.volumetric or lres_grid else 0
+                     for ax, ((a, b), m) in enumerate(zip(box, mult))]
+            ax = int(np.argmax(sizes))
+            half = (box[ax][1] - box[ax][0]) // 2 // mult[ax] * mult[ax]
+            if half < max(MIN_SPLIT, mult[ax]):
+                raise
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            splits.append((z1 - z0) * (y1 - y0) * (x1 - x0))
+            lo, hi = [list(b) for b in box], [list(b) for b in box]
+            lo[ax][1] = hi[ax][0] = box[ax][0] + half
+            parts = [predict_fitting(*(v for pair in part for v in pair)) for part in (lo, hi)]
+            return np.concatenate(parts, axis=ax)
+
     def predict_tile(z0, z1, y0, y1, x0, x1) -> np.ndarray:
         args, zc, (hy, hx) = network_input(z0, z1, y0, y1, x0, x1)
         with torch.inference_mode(), torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
@@ -582,13 +514,15 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
                 wsum = np.concatenate([wsum, np.zeros((grow, ny, nx), np.float32)])
             for y0, y1, wy in y_tiles:
                 for x0, x1, wx in x_tiles:
+                    n_split = len(splits)
                     try:
-                        pred = predict_tile(z0, z1, y0, y1, x0, x1)
+                        pred = predict_fitting(z0, z1, y0, y1, x0, x1)
                     except (RuntimeError, MemoryError) as exc:
                         if is_out_of_memory(exc):
                             raise ResolveError(
                                 f"{describe_device(dev)} ran out of memory on a tile of {format_shape(plan.tile)} "
-                                "output voxels. Use a smaller {tile}, or set {device} to cpu.",
+                                f"output voxels, also cut down to parts of {MIN_SPLIT} voxels. Use a smaller "
+                                "{tile}, or set {device} to cpu.",
                                 parameters=("tile", "device"),
                             ) from exc
                         raise
@@ -603,7 +537,11 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
                     left = (now - t_first) / (done - 1) * (total - done) if done > 1 else None
                     box = (slice(z0, z1), slice(y0, y1), slice(x0, x1))
                     info = TileDone(box if ndim == 3 else box[1:], now - t0, voxels)
-                    yield Progress(done, total, f"tile {done}/{total} ({format_rate(info.voxels_per_s)})",
+                    note = ""
+                    if len(splits) > n_split:
+                        note = (f"; out of {describe_device(dev)} memory, tile {done} was predicted in "
+                                f"{len(splits) - n_split + 1} parts (a smaller tile avoids the retries)")
+                    yield Progress(done, total, f"tile {done}/{total} ({format_rate(info.voxels_per_s)}){note}",
                                    data=info, remaining_s=left)
             # Slices before the next row's start are final: write them, forget them.
             final = z_tiles[k + 1][0] if k + 1 < len(z_tiles) else grid3.shape[0]

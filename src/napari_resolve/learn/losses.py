@@ -32,9 +32,21 @@ def _gauss(device, dtype) -> torch.Tensor:
     return g / g.sum()
 
 
+def _band(n: int, g: torch.Tensor) -> torch.Tensor:
+    """The (n - len(g) + 1, n) matrix of a valid 1D filtering with ``g``."""
+    k = g.shape[0]
+    return torch.stack([F.pad(g, (i, n - k - i)) for i in range(n - k + 1)])
+
+
 def _blur(t: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    t = F.conv2d(t, g.view(1, 1, 1, -1))
-    return F.conv2d(t, g.view(1, 1, -1, 1))
+    """Valid separable Gaussian filtering of (n, 1, y, x) slices.
+
+    As two products with banded matrices rather than ``conv2d``: one-channel
+    convolutions are slow on the CPU, and these products (forward and backward)
+    are about 10x faster on training patches (36 x 36 slices), to float precision.
+    """
+    y, x = t.shape[-2:]
+    return _band(y, g) @ t @ _band(x, g).T
 
 
 def _slices(pred: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,10 +57,10 @@ def _slices(pred: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.
 def _ssim_parts(p: torch.Tensor, r: torch.Tensor, g: torch.Tensor, data_range: float):
     """Luminance and contrast-structure maps of SSIM (valid Gaussian filtering)."""
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mp, mr = _blur(p, g), _blur(r, g)
-    vp = _blur(p * p, g) - mp * mp
-    vr = _blur(r * r, g) - mr * mr
-    cov = _blur(p * r, g) - mp * mr
+    mp, mr, pp, rr, pr = _blur(torch.cat([p, r, p * p, r * r, p * r]), g).chunk(5)  # one filtering for all five
+    vp = pp - mp * mp
+    vr = rr - mr * mr
+    cov = pr - mp * mr
     cs = (2 * cov + c2) / (vp + vr + c2)
     lum = (2 * mp * mr + c1) / (mp * mp + mr * mr + c1)
     return lum, cs
@@ -69,8 +81,16 @@ def ssim_2d(pred: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -> t
     return (lum * cs).mean()
 
 
-def ms_ssim_2d(pred: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Mean MS-SSIM over the slices of two (batch, z, y, x) tensors (differentiable)."""
+def ms_ssim_2d(pred: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0, *, shifted: bool = False
+               ) -> torch.Tensor:
+    """Mean MS-SSIM over the slices of two (batch, z, y, x) tensors (differentiable).
+
+    With ``shifted`` every scale's term ``v`` (in [-1, 1]) enters as ``(v + 1) / 2``
+    instead of ``max(v, 0)``: what the training loss uses. The clipped form is
+    the measurement, but it has no gradient where a term is negative, so a
+    network that starts anti-correlated with the target (one that predicts the
+    image from random weights, e.g. SRCNN) could never leave that state.
+    """
     _, _, y, x = pred.shape
     p, r = _slices(pred, ref)
     if min(y, x) <= 2 * _RADIUS:
@@ -87,7 +107,7 @@ def ms_ssim_2d(pred: torch.Tensor, ref: torch.Tensor, data_range: float = 1.0) -
             values.append(cs.mean(dim=(1, 2, 3)))
             p, r = F.avg_pool2d(p, 2), F.avg_pool2d(r, 2)
     # relu: negative means to a fractional power are undefined (NaN gradients).
-    stacked = torch.stack([F.relu(v) + 1e-8 for v in values], dim=0)
+    stacked = torch.stack([(v + 1) / 2 + 1e-8 if shifted else F.relu(v) + 1e-8 for v in values], dim=0)
     return torch.prod(stacked ** w[:, None], dim=0).mean()
 
 
@@ -97,7 +117,8 @@ def make_loss(name: str, msssim_weight: float = 0.84, ssim_weight: float = 0.1):
     Parameters
     ----------
     name : {"l1", "mse", "l1+msssim", "mse+ssim"}
-        ``l1+msssim`` is ``w * (1 - MS-SSIM) + (1 - w) * L1`` (Zhao et al.);
+        ``l1+msssim`` is ``w * (1 - MS-SSIM) + (1 - w) * L1`` (Zhao et al.), with
+        the MS-SSIM terms shifted to [0, 1] (see :func:`ms_ssim_2d`);
         ``mse+ssim`` is ``MSE + v * (1 - SSIM)`` (DFCAN).
     msssim_weight : float
         ``w`` above, 0 to 1.
@@ -118,7 +139,8 @@ def make_loss(name: str, msssim_weight: float = 0.84, ssim_weight: float = 0.1):
             raise InputError(f"msssim_weight must be between 0 and 1, got {msssim_weight}.")
 
         def mix(pred, target):
-            return msssim_weight * (1 - ms_ssim_2d(pred, target)) + (1 - msssim_weight) * F.l1_loss(pred, target)
+            ms = ms_ssim_2d(pred, target, shifted=True)
+            return msssim_weight * (1 - ms) + (1 - msssim_weight) * F.l1_loss(pred, target)
 
         return mix
     if name == "mse+ssim":

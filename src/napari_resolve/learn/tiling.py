@@ -33,6 +33,8 @@ DEFAULT_OVERLAP = 16
 #: the LRES itself, so a large tile costs little memory and amortises the halo of LRES voxels
 #: each tile re-reads (the upsampler's memory is bounded by its own slab, not by the tile).
 DEFAULT_TILE_LRES_GRID = (96, 384, 384)
+#: Their smallest tile (output voxels per axis).
+MIN_TILE_LRES_GRID = 4
 #: Their blending overlap: none. Each tile reads all the LRES its voxels depend on, so
 #: neighbouring tiles agree exactly and every output voxel is predicted once.
 DEFAULT_OVERLAP_LRES_GRID = 0
@@ -132,6 +134,14 @@ def tile_shape(tile, volumetric: bool, multiple: tuple[int, int, int], lres_grid
     if len(tile3) != 3 or any(t < 1 for t in tile3):
         raise InputError(
             f"The {{tile}} must be one positive number (y and x), two (y, x) or three (z, y, x); got {tile!r}.",
+            parameters=("tile",),
+        )
+    if lres_grid and min(tile3) < MIN_TILE_LRES_GRID:
+        # Each tile re-reads a halo of LRES voxels around its footprint: tiny tiles multiply the work.
+        raise InputError(
+            f"A tile of {tile!r} output voxels is too small: every tile reads the network's margin of LRES "
+            f"voxels around it, so tiny tiles repeat that work many times. Give a {{tile}} of at least "
+            f"{MIN_TILE_LRES_GRID} voxels per axis (the default {DEFAULT_TILE_LRES_GRID} is fastest).",
             parameters=("tile",),
         )
     return tuple(max(m, t // m * m) for t, m in zip(tile3, multiple))

@@ -39,7 +39,7 @@ import numpy as np
 
 from napari_resolve._text import format_um
 from napari_resolve._validate import voxel_tuple
-from napari_resolve.errors import InputError, ResolveError
+from napari_resolve.errors import InputError
 from napari_resolve.jobs import Progress, drain
 from napari_resolve.learn.config import (  # noqa: F401 - SCHEDULES lived here
     EARLY_STOP_MIN_DB,
@@ -47,6 +47,7 @@ from napari_resolve.learn.config import (  # noqa: F401 - SCHEDULES lived here
     VALIDATIONS_PER_RUN,
     TrainConfig,
 )
+from napari_resolve.learn.train_checks import check_training_data, registration_parts, synthetic_model
 from napari_resolve.learn.train_step import (  # noqa: F401 - predict_block and _multiscale_loss lived here
     _multiscale_loss,
     _stage_losses,
@@ -223,29 +224,6 @@ def _sampler(plan: TrainPlan, net, rng):
     )
 
 
-def _registration_parts(registration, ndim: int) -> tuple[tuple[float, ...], tuple[float, ...], dict]:
-    """offset_um, scale and a dict record from a Registration or its dict record."""
-    from napari_resolve.registration import Registration
-
-    if isinstance(registration, Registration):
-        reg = registration
-    elif isinstance(registration, dict):
-        reg = Registration.from_dict(registration)
-    else:
-        raise InputError("{registration} must be a Registration (from register()) or its to_dict() record.",
-                         parameters=("registration",))
-    if len(reg.offset_um) != ndim:
-        raise InputError(f"The {{registration}} is {len(reg.offset_um)}D but the images are {ndim}D.",
-                         parameters=("registration",))
-    if not reg.ok:
-        raise ResolveError(
-            f"The registration is marked unreliable ({reg.message}) — training on a misaligned pair teaches "
-            "the network to blur. Fix the {registration} first.",
-            parameters=("registration",),
-        )
-    return tuple(reg.offset_um), tuple(reg.scale), reg.to_dict()
-
-
 def plan_train(
     lres,
     hres,
@@ -303,7 +281,7 @@ def plan_train(
 
     cfg, start, out, net, stages, dev = _start(config, resume, out_path, overwrite, inputs, synthetic=False)
     ndim = len(np.shape(hres))
-    offset, scale, reg_record = _registration_parts(registration, ndim)
+    offset, scale, reg_record = registration_parts(registration, ndim)
     lv = voxel_tuple(lres_voxel_um, ndim, "LRES voxel size", parameter="lres_voxel_um")
     pair = make_pair(lres, hres, lv, offset, scale, roi=roi, val_fraction=cfg.val_fraction, halo_z=net.trim_z,
                      lres_halo=lres_halo(net) if net.input_grid == "lres" else None)
@@ -383,14 +361,8 @@ def plan_train_synthetic(
         deg.ratio = tuple(a / b for a, b in zip(lv, hv))
     deg.check(ndim)
     lv = deg.lres_voxel_um(hv)
+    config = synthetic_model(config)
     cfg, start, out, net, stages, dev = _start(config, resume, out_path, overwrite, inputs, synthetic=True)
-    if net.input_grid == "lres":
-        raise InputError(
-            f"{cfg.model} works on the LRES grid and learns from a registered LRES/HRES pair; synthetic pairs "
-            "(made from the HRES alone) feed pre-upsampled networks only. Choose unet25d (or another "
-            "pre-upsampled network) as {model}.",
-            parameters=("model",),
-        )
     if start is not None and (
         len(start.lres_voxel_um) != ndim
         or not np.allclose(start.lres_voxel_um, lv, rtol=1e-3)
@@ -575,53 +547,3 @@ def iter_train_synthetic(*args, **kwargs) -> Generator[Progress, None, TrainResu
 def run_train_synthetic(*args, **kwargs) -> TrainResult:
     """:func:`iter_train_synthetic` run to the end (for scripts and tests)."""
     return drain(iter_train_synthetic(*args, **kwargs))
-
-
-def check_training_data(cfg: TrainConfig, *, synthetic: bool) -> bool:
-    """Check that the model and task can learn from this kind of pair; say whether the
-    batches must carry intermediate (stage) targets.
-
-    Parameters
-    ----------
-    cfg : TrainConfig
-    synthetic : bool
-        Synthetic pairs from an HRES (which have the intermediate images), or a real pair.
-
-    Returns
-    -------
-    bool
-        True for a multi-output network with stage losses.
-
-    Raises
-    ------
-    InputError
-        For a task other than the whole job on a real pair, a multi-output
-        network trained for one stage, or stage losses on a real pair.
-    """
-    from napari_resolve.models import MODELS
-
-    cfg.check()
-    if cfg.task != "full" and not synthetic:
-        raise InputError(
-            f"The {cfg.task!r} {{task}} needs the intermediate images of a synthetic pair: train it on an HRES "
-            "alone (synthetic pairs), or use task 'full'.",
-            parameters=("task",),
-        )
-    if not MODELS[cfg.model].stage_names:
-        return False
-    if cfg.task != "full":
-        raise InputError(
-            f"A {cfg.model} network learns all three stages at once ({{task}} 'full'); to train the {cfg.task!r} "
-            "stage on its own, train the network that stage uses (e.g. unet25d).",
-            parameters=("task",),
-        )
-    if cfg.stage_weight > 0 and not synthetic:
-        raise InputError(
-            f"The {cfg.model} network's denoise and deblur outputs are trained against images that only "
-            "synthetic pairs have. Train it on an HRES alone (synthetic pairs), or train its final output alone "
-            "on this pair with {stage_weight} 0, e.g. to fine-tune a model trained on synthetic pairs.",
-            parameters=("stage_weight",),
-        )
-    return cfg.stage_weight > 0
-
-

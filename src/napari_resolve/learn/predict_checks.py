@@ -1,0 +1,117 @@
+"""What a prediction checks before it plans tiles: the model fits the LRES, the grid, the output file.
+
+:func:`napari_resolve.learn.inference.plan_predict` runs these on the caller's
+thread; the Preview-and-upscale widget and the command line call them to refuse
+bad input at once (they are re-exported from :mod:`napari_resolve.learn.inference`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from napari_resolve._text import format_um
+from napari_resolve._validate import voxel_tuple
+from napari_resolve.errors import FileFormatError, InputError, VoxelSizeError
+from napari_resolve.geometry.grid import Grid, check_roi, upscale_grid
+from napari_resolve.io import check_output
+
+#: Files a prediction can be streamed to: OME-TIFF or zarr.
+OUTPUT_SUFFIXES = (".tif", ".tiff", ".zarr")
+
+
+
+def check_lres_voxels(ckpt, lres_voxel: tuple[float, ...]) -> None:
+    """Refuse an LRES whose voxel size differs by more than 1 % from the model's training LRES.
+
+    Raises
+    ------
+    VoxelSizeError
+        Saying both sizes and what to do.
+    """
+    trained = tuple(ckpt.lres_voxel_um)[-len(lres_voxel):]
+    if any(abs(a / b - 1) > 0.01 for a, b in zip(lres_voxel, trained)):
+        raise VoxelSizeError(
+            f"This LRES has {format_um(lres_voxel)} voxels but the model was trained on {format_um(trained)} "
+            "LRES voxels; it learned that resolution step only. Use an LRES scanned at the training voxel size, "
+            "train a model on a pair at this voxel size, or correct {lres_voxel_um} if it is wrong.",
+            parameters=("lres_voxel_um",),
+        )
+
+
+def _checkpoint(model):
+    """A Checkpoint, or one loaded from a model file (FileFormatError if unusable)."""
+    from napari_resolve.models.checkpoint import Checkpoint, load_checkpoint
+
+    return model if isinstance(model, Checkpoint) else load_checkpoint(model)
+
+
+def check_model_fits(ckpt, lres_shape, lres_voxel_um) -> tuple[float, ...]:
+    """Refuse a model that cannot run on an LRES of this shape and voxel size.
+
+    Parameters
+    ----------
+    ckpt : Checkpoint
+    lres_shape : sequence of int
+        The LRES shape (2D or 3D).
+    lres_voxel_um : float or sequence of float
+        Its voxel size (um).
+
+    Returns
+    -------
+    tuple of float
+        The LRES voxel size, one value per axis.
+
+    Raises
+    ------
+    InputError
+        If the LRES is not 2D or 3D, or the model was trained on data of another dimensionality.
+    VoxelSizeError
+        If the voxel size is missing, invalid or not the model's training LRES voxel size.
+    """
+    shape = tuple(lres_shape) if lres_shape is not None else None
+    if shape is None or len(shape) not in (2, 3):
+        raise InputError(f"The LRES must be a 2D image or a 3D volume, got shape {shape}.")
+    ndim, trained = len(shape), len(ckpt.hres_voxel_um)
+    if trained != ndim:
+        raise InputError(
+            f"The model was trained on {trained}D data; this LRES is {ndim}D. "
+            f"Choose a {trained}D LRES, or train a model on {ndim}D data."
+        )
+    lv = voxel_tuple(lres_voxel_um, ndim, "LRES voxel size")
+    check_lres_voxels(ckpt, lv)
+    return lv
+
+
+def output_grid(model, lres_shape, lres_voxel_um, roi=None) -> Grid:
+    """The grid a prediction of ``roi`` would have (cheap: no network is built, no data read).
+
+    Parameters
+    ----------
+    model : Checkpoint or path-like
+    lres_shape : sequence of int
+    lres_voxel_um : float or sequence of float
+    roi : sequence of slice, optional
+        LRES voxels (default all).
+
+    Returns
+    -------
+    Grid
+        HRES voxel size, in phase with the model's training grid (LRES frame).
+
+    Raises
+    ------
+    InputError
+        As :func:`check_model_fits`, or for an ROI outside the LRES.
+    """
+    ckpt = _checkpoint(model)
+    lv = check_model_fits(ckpt, lres_shape, lres_voxel_um)
+    roi = check_roi(roi, lres_shape, "the LRES (LRES voxels)")
+    return upscale_grid(roi, lv, ckpt.hres_voxel_um, ckpt.phase_origin_um)
+
+
+def _check_output(path: Path, overwrite: bool) -> None:
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise FileFormatError(
+            f"{path.name}: the output ({{out_path}}) must be .tif (OME-TIFF) or .zarr.", parameters=("out_path",)
+        )
+    check_output(path, overwrite=overwrite, parameter="out_path")
