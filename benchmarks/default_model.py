@@ -75,6 +75,7 @@ def main(argv=None) -> None:
                     help="other TrainConfig settings (model_config.KEY for the network's)")
     ap.add_argument("--baselines", action="store_true", help="also score Richardson-Lucy")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--save", metavar="DIR", help="also write the model and the upscaled test LRES here")
     args = ap.parse_args(argv)
 
     train_ph = foam(args.ratio, args.train_seed, args.blur)
@@ -99,6 +100,15 @@ def main(argv=None) -> None:
     pred = run_predict(res.checkpoint, test_ph.lres, test_ph.lres_voxel_um, device=args.device)
     predict_s = time.perf_counter() - t0
     grid = pred.grid
+    if args.save:
+        from pathlib import Path
+
+        from napari_resolve.io import write_volume
+        from napari_resolve.models.checkpoint import save_checkpoint
+
+        Path(args.save).mkdir(parents=True, exist_ok=True)
+        save_checkpoint(res.checkpoint, Path(args.save) / "model.pt", overwrite=True)
+        write_volume(Path(args.save) / "upscaled.tif", pred.data, grid.voxel_um, overwrite=True)
     methods = {"model": score(pred.data, grid, test_ph),
                "cubic": score(interpolate(test_ph.lres, test_ph.lres_voxel_um, grid, "cubic"), grid, test_ph)}
     if args.baselines:

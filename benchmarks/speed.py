@@ -116,8 +116,10 @@ def monai_run(net, args, plan, grid):
         overlap = max(plan.overlap[1] / plan.tile[1], 0.0)
 
         def predictor(w):
-            out = net(w[:, 0])  # 2.5D: z shrinks by 2h; pad it back so MONAI sees the window's size
-            return torch.nn.functional.pad(out, (0, 0, 0, 0, h, h))[:, None]
+            # 2.5D: z shrinks by 2h; repeat the edge slices so MONAI gets the window's size back (what a
+            # MONAI user would do; the blending then mixes those approximations in: its deviation).
+            out = net(w[:, 0])[:, None]
+            return torch.nn.functional.pad(out, (0, 0, 0, 0, h, h), mode="replicate") if h else out
     with torch.inference_mode():
         out = sliding_window_inference(x, tile, 1, predictor, overlap=overlap, mode="gaussian")
     out = out[0, 0]

@@ -106,15 +106,17 @@ def run_demo(
     log(f"      offset {np.round(reg.offset_um, 2).tolist()} um, error {np.round(err_vox, 3).tolist()} "
         f"HRES voxels, NCC {reg.ncc:.3f}")
 
-    log(f"[3/7] Training the default model (unet25d) for {iterations} iterations on the registered pair...")
+    log(f"[3/7] Training the default model ({TrainConfig().model}) for up to {iterations} iterations on the "
+        "registered pair...")
     cfg = TrainConfig(iterations=iterations, seed=seed, device=device)
     model_path = out_dir / "model.pt"
     plan = plan_train(lres_data, hres_data, lres.voxel_um, reg, cfg, out_path=model_path, overwrite=overwrite,
                       extra={"lres": paths["lres"].name, "hres": paths["hres"].name})
     trained = _drain_logged(iter_train(plan), log)
     ckpt = trained.checkpoint
+    stopped = "; it stopped by itself (no longer improving)" if trained.early_stop else ""
     log(f"      {trained.seconds:.0f} s on {trained.device}; best validation PSNR {ckpt.val_psnr:.2f} dB "
-        f"at iteration {ckpt.iteration}")
+        f"at iteration {ckpt.iteration}{stopped}")
 
     log("[4/7] Upscaling an LRES region outside the HRES (never seen in training)...")
     roi = _unseen_region(lres_data.shape, meta, ratio)

@@ -87,3 +87,17 @@ def test_a_2d_image_is_upscaled_and_tiles_exactly():
 def test_the_pair_keeps_the_halo_the_network_needs():
     net = build_model("lres3d", blocks=2)
     assert lres_halo(net) == max(net.receptive_radius) + 3
+
+
+def test_the_default_tile_grows_in_z_while_a_row_of_tiles_fits_its_budget():
+    from napari_resolve.learn.inference import plan_predict
+    from napari_resolve.learn.tiling import DEFAULT_TILE_LRES_GRID, ROW_BUDGET, lres_grid_tile_z
+
+    assert lres_grid_tile_z((144, 144, 144)) == 144  # a small output: one tile along z
+    assert lres_grid_tile_z((60, 144, 144)) == DEFAULT_TILE_LRES_GRID[0]  # never below the default
+    wide = int((ROW_BUDGET // 8 // 200) ** 0.5)
+    assert lres_grid_tile_z((3000, wide, wide)) == 200
+    assert lres_grid_tile_z((3000, 3000, 3000)) == DEFAULT_TILE_LRES_GRID[0]
+    lres = np.zeros((50, 20, 20), np.float32)
+    plan = plan_predict(lres3d_ckpt((3.0,) * 3, (1.0,) * 3, (0.0,) * 3), lres, 3.0, device="cpu")
+    assert plan.tile[0] == 150 and plan.n_tiles == 1

@@ -64,6 +64,7 @@ from napari_resolve.learn.tiling import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
     axis_weights,
+    lres_grid_tile_z,
     overlap_shape,
     round_up,
     tile_shape,
@@ -345,6 +346,9 @@ def plan_predict(
         m_x = rx if margin is None else int(margin)
         halo = (net.trim_z + rz, round_up(m_y, my), round_up(m_x, mx))
     tile3 = tile_shape(tile, net.volumetric, (mz, my, mx), lres_grid)
+    shape3 = grid.shape if ndim == 3 else (1,) + tuple(grid.shape)
+    if lres_grid and tile is None:
+        tile3 = (lres_grid_tile_z(shape3),) + tile3[1:]
     ov3 = overlap_shape(overlap, net.volumetric, lres_grid)
     if any(o < 0 or o >= t for o, t in zip(ov3, tile3)):
         raise InputError(
@@ -352,7 +356,6 @@ def plan_predict(
             "choose a smaller {overlap} or a larger {tile}.",
             parameters=("overlap", "tile"),
         )
-    shape3 = grid.shape if ndim == 3 else (1,) + tuple(grid.shape)
     spans = tuple(
         tuple(tile_starts(n, t, o, m)) for n, t, o, m in zip(shape3, tile3, ov3, (mz, my, mx))
     )

@@ -33,6 +33,10 @@ DEFAULT_OVERLAP = 16
 #: the LRES itself, so a large tile costs little memory and amortises the halo of LRES voxels
 #: each tile re-reads (the upsampler's memory is bounded by its own slab, not by the tile).
 DEFAULT_TILE_LRES_GRID = (96, 384, 384)
+#: Bytes the row of tiles of an LRES-grid network may hold (its accumulator and weights, float32): when
+#: the output is thin enough in-plane, the default tile grows in z up to this, so fewer tiles re-read
+#: the LRES halo in z (a 144^3 output is one tile).
+ROW_BUDGET = 2**30
 #: Their smallest tile (output voxels per axis).
 MIN_TILE_LRES_GRID = 4
 #: Their blending overlap: none. Each tile reads all the LRES its voxels depend on, so
@@ -145,6 +149,13 @@ def tile_shape(tile, volumetric: bool, multiple: tuple[int, int, int], lres_grid
             parameters=("tile",),
         )
     return tuple(max(m, t // m * m) for t, m in zip(tile3, multiple))
+
+
+def lres_grid_tile_z(grid_shape3) -> int:
+    """Default z tile of an LRES-grid network on an output grid: at least the default, more while the
+    row of tiles fits :data:`ROW_BUDGET`, at most the grid."""
+    nz, ny, nx = (int(n) for n in grid_shape3)
+    return max(DEFAULT_TILE_LRES_GRID[0], min(nz, ROW_BUDGET // (8 * ny * nx)))
 
 
 def overlap_shape(overlap, volumetric: bool, lres_grid: bool = False) -> tuple[int, int, int]:
