@@ -59,7 +59,7 @@ def test_the_whole_workflow_in_one_dock(phantom_viewer, qtbot, tmp_path):
     assert train_w.controls.run()
     _finish(qtbot, train_w.job)
     assert train_w.session.model is not None
-    assert "unet25d" in up_w.model_label.value
+    assert "lres3d" in up_w.model_label.value
 
     # 3. Preview a tile where the viewer looks: the slider picks the slice, a pan the place (the HRES middle).
     centre = np.asarray(hres.translate) + np.asarray(hres.scale) * (np.asarray(hres.data.shape) - 1) / 2

@@ -46,8 +46,8 @@ def test_patch_positions_follow_every_flip_and_rotation(lv, hv, offset):
                 for t in target}) >= 3
 
 
-def lres3d_ckpt(lv, hv, phase, seed=0):
-    model = build_model("lres3d", **SMALL)
+def lres3d_ckpt(lv, hv, phase, seed=0, **options):
+    model = build_model("lres3d", **(SMALL | options))
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
@@ -57,11 +57,12 @@ def lres3d_ckpt(lv, hv, phase, seed=0):
                       hres_voxel_um=hv, registration={"offset_um": list(phase)})
 
 
-def test_tiles_equal_a_whole_pass_at_a_non_integer_anisotropic_ratio():
+@pytest.mark.parametrize("refine", [0, 4])
+def test_tiles_equal_a_whole_pass_at_a_non_integer_anisotropic_ratio(refine):
     rng = np.random.default_rng(0)
     lres = rng.random((14, 20, 22)).astype(np.float32)
     lv, hv = (2.5, 2.0, 2.0), (1.0, 0.8, 0.8)
-    ckpt = lres3d_ckpt(lv, hv, (0.35, -0.2, 0.1))
+    ckpt = lres3d_ckpt(lv, hv, (0.35, -0.2, 0.1), refine=refine)
     whole = run_predict(ckpt, lres, lv, tile=(1000, 1000, 1000), device="cpu")
     tiled = run_predict(ckpt, lres, lv, tile=(7, 13, 11), device="cpu")
     assert whole.tiles == 1 and tiled.tiles > 20

@@ -56,8 +56,9 @@ def test_per_sample_positions_equal_one_call_per_sample():
         torch.testing.assert_close(both[b], linear_axis(g[b : b + 1], 4, pos[b])[0])
 
 
-def test_untrained_network_is_cubic_interpolation():
-    net = build_model("lres3d", **SMALL).eval()
+@pytest.mark.parametrize("refine", [0, 4])
+def test_untrained_network_is_cubic_interpolation(refine):
+    net = build_model("lres3d", **SMALL, refine=refine).eval()
     x = torch.randn(1, 9, 10, 11)
     pos = [torch.arange(3 * n, dtype=torch.float32) / 3 - 1 / 3 for n in x.shape[1:]]
     with torch.no_grad():
@@ -69,8 +70,9 @@ def test_untrained_network_is_cubic_interpolation():
     torch.testing.assert_close(out[0, 1::3, 1::3, 1::3], x[0])
 
 
-def test_chunked_inference_equals_one_pass_and_training_mode():
-    net = randomise(build_model("lres3d", **SMALL)).eval()
+@pytest.mark.parametrize("refine", [0, 4])
+def test_chunked_inference_equals_one_pass_and_training_mode(refine):
+    net = randomise(build_model("lres3d", **SMALL, refine=refine)).eval()
     x = torch.randn(1, 12, 8, 8)
     pos = [torch.arange(36, dtype=torch.float32) / 3 - 0.4, torch.arange(20) / 2.5, torch.arange(20) / 2.5]
     with torch.no_grad():

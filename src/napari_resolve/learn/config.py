@@ -117,7 +117,7 @@ class TrainConfig:
 
     model: str = DEFAULT_MODEL
     model_config: dict[str, Any] = field(default_factory=dict)
-    iterations: int = 1000
+    iterations: int = 2000
     batch_size: int = 4
     patch_size: int = 36
     patch_depth: int = 36

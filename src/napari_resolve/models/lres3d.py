@@ -60,6 +60,13 @@ HEAD_SLICES = 12
 INTERP_REACH = (1, 2)
 
 
+def _extend(pos: torch.Tensor, k: int) -> torch.Tensor:
+    """Positions of one axis continued by ``k`` steps of their own spacing on both sides."""
+    step = pos[..., 1:2] - pos[..., :1] if pos.shape[-1] > 1 else torch.ones_like(pos[..., :1])
+    ramp = torch.arange(1, k + 1, dtype=pos.dtype, device=pos.device)
+    return torch.cat([pos[..., :1] - step * ramp.flip(0), pos, pos[..., -1:] + step * ramp], dim=-1)
+
+
 class _ResBlock(nn.Module):
     def __init__(self, width: int):
         super().__init__()
@@ -82,16 +89,22 @@ class LRES3D(ResolutionModel):
         ``2 * blocks + 2`` LRES voxels.
     hidden : int
         Channels of the per-voxel MLP at the output grid.
+    refine : int
+        Channels of an in-plane refinement at the output grid: two (1, 3, 3)
+        convolutions on the MLP's hidden features whose result joins the
+        residual (0: none). It adds spatial capacity where the output's fine
+        detail is (measured in docs/comparison.md); the MLP is then evaluated on
+        a grid two output voxels wider on each side in y and x.
     """
 
     name = "lres3d"
     volumetric = True
     input_grid = "lres"
 
-    def __init__(self, width: int = 32, blocks: int = 4, hidden: int = 16):
-        super().__init__({"width": width, "blocks": blocks, "hidden": hidden})
+    def __init__(self, width: int = 32, blocks: int = 4, hidden: int = 16, refine: int = 0):
+        super().__init__({"width": width, "blocks": blocks, "hidden": hidden, "refine": refine})
         for key, value, low, high in (("width", width, 1, 256), ("blocks", blocks, 0, 32),
-                                      ("hidden", hidden, 1, 256)):
+                                      ("hidden", hidden, 1, 256), ("refine", refine, 0, 256)):
             if not (isinstance(value, int) and low <= value <= high):
                 raise InputError(f"lres3d: {key} must be a whole number from {low} to {high}, got {value!r}.")
         self.blocks = blocks
@@ -106,12 +119,20 @@ class LRES3D(ResolutionModel):
         self.out = nn.Conv3d(hidden, 1, 1)
         nn.init.zeros_(self.out.weight)  # starts as cubic interpolation
         nn.init.zeros_(self.out.bias)
+        #: Output voxels the in-plane refinement reads beyond each side of its output (y and x).
+        self.refine_reach = 2 if refine else 0
+        if refine:
+            self.refine_a = nn.Conv3d(hidden, refine, (1, 3, 3))
+            self.refine_b = nn.Conv3d(refine, 1, (1, 3, 3))
+            nn.init.zeros_(self.refine_b.weight)
+            nn.init.zeros_(self.refine_b.bias)
 
     @property
     def receptive_radius(self) -> tuple[int, int, int]:
         """LRES voxels (z, y, x) of convolution context around an LRES voxel's features."""
         r = 2 * self.blocks + 2
-        return (r, r, r)
+        # The refinement's reach of output voxels is at most as many LRES voxels (HRES is the finer grid).
+        return (r, r + self.refine_reach, r + self.refine_reach)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The projected LRES-grid features, (batch, hidden, z, y, x), of a normalised LRES block (batch, z, y, x)."""
@@ -144,16 +165,22 @@ class LRES3D(ResolutionModel):
         interpolation keeps constants).
         """
         pz, py, px = positions
-        h = linear_axis(g, 4, px) + self._encoding(2, px, g.dtype)
-        h = linear_axis(h, 3, py) + self._encoding(1, py, g.dtype)
+        k = self.refine_reach
+        ey, ex = (_extend(py, k), _extend(px, k)) if k else (py, px)
+        h = linear_axis(g, 4, ex) + self._encoding(2, ex, g.dtype)
+        h = linear_axis(h, 3, ey) + self._encoding(1, ey, g.dtype)
         h = F.leaky_relu(linear_axis(h, 2, pz) + self._encoding(0, pz, g.dtype), 0.1)
         base = cubic_axis(cubic_axis(cubic_axis(x[:, None], 4, px), 3, py), 2, pz)
         # 1x1x1 layers as matrix products over (batch, channels, voxels): about 3x faster than conv3d here.
         b, c = h.shape[:2]
-        flat = h.reshape(b, c, -1)
-        flat = F.leaky_relu(torch.matmul(self.hidden1.weight.view(c, c), flat) + self.hidden1.bias.view(1, c, 1), 0.1)
-        residual = torch.matmul(self.out.weight.view(1, c), flat) + self.out.bias.view(1, 1, 1)
-        return base[:, 0] + residual.reshape(base[:, 0].shape)
+        flat = F.leaky_relu(torch.matmul(self.hidden1.weight.view(c, c), h.reshape(b, c, -1))
+                            + self.hidden1.bias.view(1, c, 1), 0.1)
+        residual = (torch.matmul(self.out.weight.view(1, c), flat) + self.out.bias.view(1, 1, 1)).reshape(
+            b, 1, *h.shape[2:])
+        if k:
+            h2 = flat.reshape(h.shape)
+            residual = residual[..., k:-k, k:-k] + self.refine_b(F.leaky_relu(self.refine_a(h2), 0.1))
+        return base[:, 0] + residual[:, 0]
 
     def forward(self, x: torch.Tensor, positions) -> torch.Tensor:
         """Predict the output grid of ``positions`` from the LRES block ``x``.
