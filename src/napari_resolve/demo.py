@@ -21,8 +21,10 @@ import numpy as np
 from napari_resolve.errors import FileFormatError, InputError, ResolveWarning
 
 REPORT_NAME = "demo_report.json"
-#: Training iterations of the demo (about 2-3 minutes on 2 CPU cores).
+#: Training iterations of the demo.
 DEMO_ITERATIONS = 600
+#: How long the whole demo takes with the defaults, as measured (README, ``demo --help``).
+DEMO_DURATION = "about 4 minutes on 2 CPU cores"
 
 
 def _prepare_folder(out_dir: Path) -> bool:

@@ -131,7 +131,9 @@ def add_demo(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=64, help="LRES voxels a side (default 64)")
     p.add_argument("--ratio", type=int, default=3)
+    from napari_resolve.demo import DEMO_DURATION, DEMO_ITERATIONS
+
     p.add_argument("--iterations", type=int, default=None,
-                   help="training iterations (default 600: about 3 minutes on 2 CPU cores)")
+                   help=f"training iterations (default {DEMO_ITERATIONS}; the whole demo takes {DEMO_DURATION})")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu or cuda")
     p.set_defaults(func=cmd_demo)

@@ -101,7 +101,7 @@ class LRES3D(ResolutionModel):
     volumetric = True
     input_grid = "lres"
 
-    def __init__(self, width: int = 32, blocks: int = 4, hidden: int = 16, refine: int = 0):
+    def __init__(self, width: int = 32, blocks: int = 4, hidden: int = 16, refine: int = 16):
         super().__init__({"width": width, "blocks": blocks, "hidden": hidden, "refine": refine})
         for key, value, low, high in (("width", width, 1, 256), ("blocks", blocks, 0, 32),
                                       ("hidden", hidden, 1, 256), ("refine", refine, 0, 256)):
