@@ -509,12 +509,15 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
         # Rolling accumulator over the z range of unfinished rows of tiles.
         buf_z0 = 0
         acc = np.zeros((0, ny, nx), np.float32)
+        # Tiles that do not overlap cover every voxel once: no weights to multiply, sum and divide by.
+        blend = any(plan.overlap)
         wsum = np.zeros((0, ny, nx), np.float32)
         for k, (z0, z1, wz) in enumerate(z_tiles):
             if z1 - buf_z0 > acc.shape[0]:
                 grow = z1 - buf_z0 - acc.shape[0]
                 acc = np.concatenate([acc, np.zeros((grow, ny, nx), np.float32)])
-                wsum = np.concatenate([wsum, np.zeros((grow, ny, nx), np.float32)])
+                if blend:
+                    wsum = np.concatenate([wsum, np.zeros((grow, ny, nx), np.float32)])
             for y0, y1, wy in y_tiles:
                 for x0, x1, wx in x_tiles:
                     n_split = len(splits)
@@ -529,9 +532,12 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
                                 parameters=("tile", "device"),
                             ) from exc
                         raise
-                    w = wz[:, None, None] * wy[None, :, None] * wx[None, None, :]
-                    acc[z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] += pred * w
-                    wsum[z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] += w
+                    w = wz[:, None, None] * wy[None, :, None] * wx[None, None, :] if blend else None
+                    if blend:
+                        acc[z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] += pred * w
+                        wsum[z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] += w
+                    else:
+                        acc[z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] = pred
                     done += 1
                     voxels += pred.size
                     now = time.perf_counter()
@@ -550,8 +556,10 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
             final = z_tiles[k + 1][0] if k + 1 < len(z_tiles) else grid3.shape[0]
             n = final - buf_z0
             if n > 0:
-                sink.write(buf_z0, final, acc[:n] / wsum[:n])
-                acc, wsum = acc[n:].copy(), wsum[n:].copy()
+                sink.write(buf_z0, final, acc[:n] / wsum[:n] if blend else acc[:n])
+                acc = acc[n:].copy()
+                if blend:
+                    wsum = wsum[n:].copy()
                 buf_z0 = final
         return done
 
