@@ -47,7 +47,12 @@ def layer_combo(viewer, layer_type, label: str, *, optional: bool = False, toolt
         return [("(none)", None), *items] if optional else items
 
     # Not nullable: magicgui would add its own empty entry beside "(none)".
-    combo = narrow(ComboBox(label=label, choices=choices, nullable=False, tooltip=tooltip))
+    return follow_with_choices(viewer, narrow(ComboBox(label=label, choices=choices, nullable=False,
+                                                       tooltip=tooltip)))
+
+
+def follow_with_choices(viewer, combo: ComboBox) -> ComboBox:
+    """``combo`` with its choices recomputed whenever the viewer's layer list changes."""
 
     def refresh(event=None):
         try:

@@ -62,7 +62,7 @@ from napari_resolve.pores.compare import (  # noqa: F401 - min_volume_voxels, su
 from napari_resolve.pores.compare import WHOLE as WHOLE_INPUTS
 from napari_resolve.pores.masks import mask_on_grid, polygon_mask
 
-from ._forms import JobControls, follow_layer_list, heading
+from ._forms import JobControls, follow_layer_list, follow_with_choices, heading
 from ._layers import (
     KEY,
     add_or_update,
@@ -220,15 +220,7 @@ def sample_combo(viewer) -> ComboBox:
         "layer (rectangles, polygons, ellipses drawn around the sample; in 3D they outline every slice) is "
         "carried onto each input by world position (µm).",
     )
-
-    def refresh(event=None):
-        try:
-            combo.reset_choices()
-        except RuntimeError:  # the Qt widget is gone (viewer closing)
-            pass
-
-    follow_layer_list(viewer, refresh)
-    return combo
+    return follow_with_choices(viewer, combo)
 
 
 def _shape_outline(layer, index: int) -> np.ndarray:

@@ -149,7 +149,7 @@ class LresPatchSampler(PatchSampler):
 
     def _patch(self, z: int, y: int, x: int):
         """LRES block, target and target positions of the patch whose target starts at (z, y, x)."""
-        pair, starts, arrays = self.pair, (z, y, x), []
+        pair, starts = self.pair, (z, y, x)
         lo, pos = [], []
         for ax, (s, n, length) in enumerate(zip(starts, self.shape, self.block_shape)):
             if ax == 0 and self.one_slice:
