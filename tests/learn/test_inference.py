@@ -164,6 +164,22 @@ def test_tiling_at_the_lres_border_and_with_gaussian_blending():
     np.testing.assert_allclose(tiled.data, whole.data, atol=1e-4, rtol=0)
 
 
+def test_lres_grid_network_sees_the_edge_voxel_repeated_beyond_the_lres():
+    """A constant LRES gives a result that repeats with the LRES voxel (the network
+    encodes the position inside the voxel) right up to the field's faces: the block
+    is continued by its edge voxel, as in training, not by the convolutions' zero
+    padding (which left a dark band along the faces)."""
+    ckpt = make_ckpt("lres3d", seed=4)
+    flat = np.full((12, 12, 12), 0.6, np.float32)
+    out = predict(ckpt, flat, **WHOLE).data
+    assert np.abs(out - 0.6).max() > 0.05  # the random network does change a constant
+    for ax in range(3):  # ratio 3: output voxel i and i + 3 sit at the same place in their LRES voxels
+        a, b = np.moveaxis(out, ax, 0)[3:], np.moveaxis(out, ax, 0)[:-3]
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+    # ... and so does a tiled pass, tile by tile
+    np.testing.assert_allclose(predict(ckpt, flat, **TILED["lres3d"]).data, out, atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("blend", ["linear", "gaussian"])
 def test_identity_model_predicts_the_cubic_lres_on_the_output_grid(blend):
     """An untrained unet25d is the identity, so the blended result must be exactly
