@@ -73,6 +73,22 @@ def linear_axis(x: torch.Tensor, dim: int, pos: torch.Tensor) -> torch.Tensor:
     return torch.lerp(a, b, _weight_shape(t, x.ndim, dim))
 
 
+def linear_matrix(pos: torch.Tensor, n: int, dtype=torch.float32) -> torch.Tensor:
+    """The matrix of :func:`linear_axis` along an axis of ``n`` voxels: ``(len(pos), n)``, or per sample ``(batch, len, n)``.
+
+    ``linear_matrix(pos, n) @ v`` interpolates ``v`` (``n`` rows) at ``pos``, edge-clamped. Dense, so
+    use it where ``n`` is small (a slab's slices): one matrix product writes the result once, where
+    :func:`linear_axis` gathers twice and blends.
+    """
+    f = torch.floor(pos)
+    t = (pos - f).to(dtype)[..., None]
+    i0 = f.long()[..., None]
+    m = torch.zeros((*pos.shape, n), dtype=dtype, device=pos.device)
+    m.scatter_add_(-1, i0.clamp(0, n - 1), 1 - t)  # add, not set: clamped neighbours share the edge voxel
+    m.scatter_add_(-1, (i0 + 1).clamp(0, n - 1), t)
+    return m
+
+
 def cubic_weights(t: torch.Tensor, a: float = KEYS_A) -> list[torch.Tensor]:
     """Keys' cubic convolution weights of the neighbours at offsets -1, 0, 1, 2 for fractions ``t`` in [0, 1).
 

@@ -50,7 +50,7 @@ from torch import nn
 
 from napari_resolve.errors import InputError
 from napari_resolve.models.base import ResolutionModel
-from napari_resolve.models.interpolate import cubic_axis, linear_axis
+from napari_resolve.models.interpolate import cubic_axis, linear_axis, linear_matrix
 
 #: Output slices the upsampler computes at a time in inference: bounds its memory
 #: (``hidden`` channels per output voxel) to a slab, whatever the tile.
@@ -148,39 +148,42 @@ class LRES3D(ResolutionModel):
         return g.contiguous()
 
     def _encoding(self, axis: int, pos: torch.Tensor, dtype) -> torch.Tensor:
-        """The learned sub-voxel position term of one axis, shaped to broadcast along it."""
+        """The learned sub-voxel position term of one axis, shaped to broadcast along it (channels last)."""
         angle = 2 * math.pi * pos.to(dtype)
-        enc = (torch.stack([torch.sin(angle), torch.cos(angle)], -1) @ self.position[axis]).movedim(-1, -2)
-        shape = [enc.shape[0] if enc.ndim == 3 else 1, enc.shape[-2], 1, 1, 1]
-        shape[2 + axis] = enc.shape[-1]
+        enc = torch.stack([torch.sin(angle), torch.cos(angle)], -1) @ self.position[axis]  # (n, c) or (B, n, c)
+        shape = [enc.shape[0] if enc.ndim == 3 else 1, 1, 1, 1, enc.shape[-1]]
+        shape[1 + axis] = enc.shape[-2]
         return enc.reshape(shape)
 
     def _head(self, x, g, positions) -> torch.Tensor:
         """The output at the grid of ``positions`` (three 1D or per-sample tensors) from block ``x`` and features ``g``.
 
-        The passes go x, then y, then z: the last (full-size) pass then moves
-        whole contiguous planes, several times faster than gathering along x.
-        Each axis's position term is added right after its own pass (exact:
-        it is constant along the axes interpolated later, and linear
+        The hidden features are kept channels last, ``(batch, z, y, x, hidden)``:
+        every gather then moves whole channel vectors and the 1x1x1 layers are
+        single matrix products (``F.linear``), about 3x faster than conv3d on
+        channels-first tensors here. The passes go x, then y, then z; the z pass,
+        the one at full output size, is a product with the (output slices x
+        block slices) interpolation matrix, one write instead of two gathers and a
+        blend. Each axis's position term is added right after its own pass
+        (exact: it is constant along the axes interpolated later, and linear
         interpolation keeps constants).
         """
         pz, py, px = positions
         k = self.refine_reach
         ey, ex = (_extend(py, k), _extend(px, k)) if k else (py, px)
-        h = linear_axis(g, 4, ex) + self._encoding(2, ex, g.dtype)
-        h = linear_axis(h, 3, ey) + self._encoding(1, ey, g.dtype)
-        h = F.leaky_relu(linear_axis(h, 2, pz) + self._encoding(0, pz, g.dtype), 0.1)
-        base = cubic_axis(cubic_axis(cubic_axis(x[:, None], 4, px), 3, py), 2, pz)
-        # 1x1x1 layers as matrix products over (batch, channels, voxels): about 3x faster than conv3d here.
-        b, c = h.shape[:2]
-        flat = F.leaky_relu(torch.matmul(self.hidden1.weight.view(c, c), h.reshape(b, c, -1))
-                            + self.hidden1.bias.view(1, c, 1), 0.1)
-        residual = (torch.matmul(self.out.weight.view(1, c), flat) + self.out.bias.view(1, 1, 1)).reshape(
-            b, 1, *h.shape[2:])
-        if k:
-            h2 = flat.reshape(h.shape)
-            residual = residual[..., k:-k, k:-k] + self.refine_b(F.leaky_relu(self.refine_a(h2), 0.1))
-        return base[:, 0] + residual[:, 0]
+        h = g.permute(0, 2, 3, 4, 1).contiguous()  # on the LRES grid: cheap
+        h = linear_axis(h, 3, ex) + self._encoding(2, ex, g.dtype)
+        h = linear_axis(h, 2, ey) + self._encoding(1, ey, g.dtype)
+        b, nz = h.shape[:2]
+        h = torch.matmul(linear_matrix(pz, nz, h.dtype), h.reshape(b, nz, -1)).reshape(b, pz.shape[-1], *h.shape[2:])
+        h = F.leaky_relu(h + self._encoding(0, pz, g.dtype), 0.1)
+        c = h.shape[-1]
+        flat = F.leaky_relu(F.linear(h, self.hidden1.weight.view(c, c), self.hidden1.bias), 0.1)
+        residual = F.linear(flat, self.out.weight.view(1, c), self.out.bias)[..., 0]
+        if k:  # channels last is conv3d's channels_last_3d layout: the permute is a view
+            refined = self.refine_b(F.leaky_relu(self.refine_a(flat.permute(0, 4, 1, 2, 3)), 0.1))
+            residual = residual[..., k:-k, k:-k] + refined[:, 0]
+        return cubic_axis(cubic_axis(cubic_axis(x, 3, px), 2, py), 1, pz) + residual
 
     def forward(self, x: torch.Tensor, positions) -> torch.Tensor:
         """Predict the output grid of ``positions`` from the LRES block ``x``.
