@@ -164,11 +164,11 @@ def test_tiling_at_the_lres_border_and_with_gaussian_blending():
     np.testing.assert_allclose(tiled.data, whole.data, atol=1e-4, rtol=0)
 
 
-def test_lres_grid_network_sees_the_edge_voxel_repeated_beyond_the_lres():
+def test_lres_grid_network_continues_the_edge_beyond_the_lres():
     """A constant LRES gives a result that repeats with the LRES voxel (the network
-    encodes the position inside the voxel) right up to the field's faces: the block
-    is continued by its edge voxel, as in training, not by the convolutions' zero
-    padding (which left a dark band along the faces)."""
+    encodes the position inside the voxel) right up to the field's faces: the
+    convolutions continue their edge voxels (replicate padding); zero padding
+    left a dark band along the faces."""
     ckpt = make_ckpt("lres3d", seed=4)
     flat = np.full((12, 12, 12), 0.6, np.float32)
     out = predict(ckpt, flat, **WHOLE).data

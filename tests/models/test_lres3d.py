@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from napari_resolve.errors import InputError
 from napari_resolve.models import DEFAULT_MODEL, build_model
-from napari_resolve.models.interpolate import cubic_axis, interpolate, linear_axis, linear_matrix
+from napari_resolve.models.interpolate import axis_matrix, cubic_axis, interpolate, linear_axis
 from napari_resolve.models.lres3d import INTERP_REACH
 
 SMALL = {"width": 4, "blocks": 1, "hidden": 4}
@@ -56,13 +56,15 @@ def test_per_sample_positions_equal_one_call_per_sample():
         torch.testing.assert_close(both[b], linear_axis(g[b : b + 1], 4, pos[b])[0])
 
 
-def test_the_interpolation_matrix_equals_the_gathers_also_past_the_edges_and_per_sample():
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+def test_the_interpolation_matrix_equals_the_gathers_also_past_the_edges_and_per_sample(mode):
     g = torch.randn(2, 5, 3, 4)
     pos = torch.tensor([[-1.3, 0.0, 0.4, 2.5, 4.0, 5.2], [3.9, 0.1, -0.2, 1.5, 4.7, 2.2]])
-    for p, batch in ((pos[0], g), (pos, g)):
-        by_matrix = torch.matmul(linear_matrix(p, 5), batch.reshape(2, 5, -1)).reshape(2, 6, 3, 4)
-        torch.testing.assert_close(by_matrix, linear_axis(batch, 1, p))
-    assert linear_matrix(pos, 5).sum(-1).sub(1).abs().max() < 1e-6  # weights of every row sum to 1
+    gathers = linear_axis if mode == "linear" else cubic_axis
+    for p in (pos[0], pos):
+        by_matrix = torch.matmul(axis_matrix(p, 5, mode), g.reshape(2, 5, -1)).reshape(2, 6, 3, 4)
+        torch.testing.assert_close(by_matrix, gathers(g, 1, p))
+    assert axis_matrix(pos, 5, mode).sum(-1).sub(1).abs().max() < 1e-6  # every row's weights sum to 1
 
 
 @pytest.mark.parametrize("refine", [0, 4])

@@ -432,21 +432,17 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
     def network_input(z0, z1, y0, y1, x0, x1):
         """The tile's network input: the pre-upsampled LRES with margins, or the LRES block and positions."""
         if lres_grid:
-            from napari_resolve.learn.lres_pairs import cut_edge, footprint, positions
+            from napari_resolve.learn.lres_pairs import footprint, positions
 
             lo, hi, pos = [], [], []
             for ax, (a, b) in enumerate(((z0, z1), (y0, y1), (x0, x1))):
                 o, v, n_l = grid3.origin_um[ax] + a * grid3.voxel_um[ax], grid3.voxel_um[ax], lres3.shape[ax]
                 s, e = footprint(o, v, b - a, lv3[ax], plan.halo[ax])
-                if n_l == 1:  # a 2D section: one slice, as the network was trained on it
-                    s, e = 0, 1
+                s, e = max(s, 0), min(e, n_l)  # at the LRES edge, as a whole-volume pass sees it
                 lo.append(s)
                 hi.append(e)
                 pos.append(torch.from_numpy(positions(o, v, b - a, lv3[ax], s).astype(np.float32)).to(dev))
-            # Beyond the LRES edge the block repeats the edge voxel, as the training patches do: convolutions
-            # that ran into zero padding there left a dark band (-0.1 of the grey range) along the field's
-            # faces (measured in docs/comparison.md).
-            block = cut_edge(lres3, lo, hi)
+            block = np.asarray(lres3[tuple(slice(a, b) for a, b in zip(lo, hi))], dtype=np.float32)
             return (torch.from_numpy(norm_in.apply(block))[None].to(dev), tuple(pos)), 0, (0, 0)
         hz, hy, hx = plan.halo
         size_y = round_up(y1 - y0 + 2 * hy, my)

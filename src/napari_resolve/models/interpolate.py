@@ -73,22 +73,6 @@ def linear_axis(x: torch.Tensor, dim: int, pos: torch.Tensor) -> torch.Tensor:
     return torch.lerp(a, b, _weight_shape(t, x.ndim, dim))
 
 
-def linear_matrix(pos: torch.Tensor, n: int, dtype=torch.float32) -> torch.Tensor:
-    """The matrix of :func:`linear_axis` along an axis of ``n`` voxels: ``(len(pos), n)``, or per sample ``(batch, len, n)``.
-
-    ``linear_matrix(pos, n) @ v`` interpolates ``v`` (``n`` rows) at ``pos``, edge-clamped. Dense, so
-    use it where ``n`` is small (a slab's slices): one matrix product writes the result once, where
-    :func:`linear_axis` gathers twice and blends.
-    """
-    f = torch.floor(pos)
-    t = (pos - f).to(dtype)[..., None]
-    i0 = f.long()[..., None]
-    m = torch.zeros((*pos.shape, n), dtype=dtype, device=pos.device)
-    m.scatter_add_(-1, i0.clamp(0, n - 1), 1 - t)  # add, not set: clamped neighbours share the edge voxel
-    m.scatter_add_(-1, (i0 + 1).clamp(0, n - 1), t)
-    return m
-
-
 def cubic_weights(t: torch.Tensor, a: float = KEYS_A) -> list[torch.Tensor]:
     """Keys' cubic convolution weights of the neighbours at offsets -1, 0, 1, 2 for fractions ``t`` in [0, 1).
 
@@ -138,3 +122,21 @@ def interpolate(x: torch.Tensor, positions, mode: str = "linear") -> torch.Tenso
     for dim, pos in zip((2, 3, 4), positions):
         x = step(x, dim, pos)
     return x
+
+
+def axis_matrix(pos: torch.Tensor, n: int, mode: str = "linear", dtype=torch.float32) -> torch.Tensor:
+    """The matrix of :func:`linear_axis` or :func:`cubic_axis` along an axis of ``n`` voxels.
+
+    ``axis_matrix(pos, n) @ v`` interpolates ``v`` (``n`` rows) at ``pos``, edge-clamped;
+    ``(len(pos), n)``, or per sample ``(batch, len, n)``. Dense, so for a short axis
+    (a slab's slices): one matrix product writes the result once, where the gathers
+    write every neighbour and then blend them.
+    """
+    f = torch.floor(pos)
+    t = (pos - f).to(dtype)
+    i0 = f.long()[..., None]
+    taps = zip((0, 1), (1 - t, t)) if mode == "linear" else zip((-1, 0, 1, 2), cubic_weights(t))
+    m = torch.zeros((*pos.shape, n), dtype=dtype, device=pos.device)
+    for k, w in taps:  # add, not set: neighbours clamped at the edge share the edge voxel
+        m.scatter_add_(-1, (i0 + k).clamp(0, n - 1), w[..., None])
+    return m
