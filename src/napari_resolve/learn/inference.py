@@ -432,17 +432,22 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
     def network_input(z0, z1, y0, y1, x0, x1):
         """The tile's network input: the pre-upsampled LRES with margins, or the LRES block and positions."""
         if lres_grid:
-            from napari_resolve.learn.lres_pairs import footprint, positions
+            from napari_resolve.learn.lres_pairs import PATCH_MARGIN, cut_edge, footprint, positions
 
             lo, hi, pos = [], [], []
             for ax, (a, b) in enumerate(((z0, z1), (y0, y1), (x0, x1))):
                 o, v, n_l = grid3.origin_um[ax] + a * grid3.voxel_um[ax], grid3.voxel_um[ax], lres3.shape[ax]
                 s, e = footprint(o, v, b - a, lv3[ax], plan.halo[ax])
-                s, e = max(s, 0), min(e, n_l)  # at the LRES edge, as a whole-volume pass sees it
+                # At the LRES edge: PATCH_MARGIN voxels of the edge repeated, then the convolutions' zero padding,
+                # which is what every training patch shows beyond its margin. Clipped at the edge itself, the
+                # network left a dark band (-0.1 of the grey range, 6 output voxels deep) along the field's
+                # faces; repeating the edge by the whole halo is no better and costs 4x on a 48^3 LRES; making
+                # the convolutions pad by repeating their edges (training too) scored worse (docs/comparison.md).
+                s, e = (0, 1) if n_l == 1 else (max(s, -PATCH_MARGIN), min(e, n_l + PATCH_MARGIN))
                 lo.append(s)
                 hi.append(e)
                 pos.append(torch.from_numpy(positions(o, v, b - a, lv3[ax], s).astype(np.float32)).to(dev))
-            block = np.asarray(lres3[tuple(slice(a, b) for a, b in zip(lo, hi))], dtype=np.float32)
+            block = cut_edge(lres3, lo, hi)
             return (torch.from_numpy(norm_in.apply(block))[None].to(dev), tuple(pos)), 0, (0, 0)
         hz, hy, hx = plan.halo
         size_y = round_up(y1 - y0 + 2 * hy, my)

@@ -7,12 +7,7 @@ goes to the output grid, at any ratio and sub-voxel phase, anisotropic or not:
 
 1. features on the LRES grid: a 3x3x3 convolution, ``blocks`` residual blocks
    (conv, LeakyReLU, conv, plus the input) and a closing convolution with a
-   global skip; the convolutions repeat their edge voxels (replicate padding),
-   in training (patches carry a margin of a few voxels, less than the reach)
-   as at the field's faces, where zero padding made a dark band (-0.1 of the
-   grey range, 6 output voxels deep on the issue-15 foam); repeating the
-   input's edge instead would cost the halo's voxels again (4x the work on a
-   48^3 LRES);
+   global skip;
 2. a 1x1x1 projection to ``hidden`` channels plus the LRES value times a learned
    vector, still on the LRES grid (both are linear, so they commute with the
    linear interpolation that follows and cost the LRES voxels only);
@@ -75,8 +70,8 @@ def _extend(pos: torch.Tensor, k: int) -> torch.Tensor:
 class _ResBlock(nn.Module):
     def __init__(self, width: int):
         super().__init__()
-        self.a = nn.Conv3d(width, width, 3, padding=1, padding_mode="replicate")
-        self.b = nn.Conv3d(width, width, 3, padding=1, padding_mode="replicate")
+        self.a = nn.Conv3d(width, width, 3, padding=1)
+        self.b = nn.Conv3d(width, width, 3, padding=1)
 
     def forward(self, x):
         return x + self.b(F.leaky_relu(self.a(x), 0.1))
@@ -113,9 +108,9 @@ class LRES3D(ResolutionModel):
             if not (isinstance(value, int) and low <= value <= high):
                 raise InputError(f"lres3d: {key} must be a whole number from {low} to {high}, got {value!r}.")
         self.blocks = blocks
-        self.inp = nn.Conv3d(1, width, 3, padding=1, padding_mode="replicate")
+        self.inp = nn.Conv3d(1, width, 3, padding=1)
         self.body = nn.Sequential(*[_ResBlock(width) for _ in range(blocks)])
-        self.mid = nn.Conv3d(width, width, 3, padding=1, padding_mode="replicate")
+        self.mid = nn.Conv3d(width, width, 3, padding=1)
         self.project = nn.Conv3d(width, hidden, 1)
         # sin and cos of 2 pi p on each of z, y, x -> hidden, and the weight of the cubic value.
         self.position = nn.Parameter(torch.randn(3, 2, hidden) * 0.1)
