@@ -9,7 +9,14 @@ from scipy import ndimage
 
 from napari_resolve.errors import InputError
 from napari_resolve.models import DEFAULT_MODEL, build_model
-from napari_resolve.models.interpolate import axis_matrix, cubic_axis, interpolate, linear_axis
+from napari_resolve.models.interpolate import (
+    MATRIX_CHUNK,
+    axis_matrix,
+    cubic_axis,
+    interpolate,
+    linear_axis,
+    matrix_axis,
+)
 from napari_resolve.models.lres3d import INTERP_REACH
 
 SMALL = {"width": 4, "blocks": 1, "hidden": 4}
@@ -65,6 +72,19 @@ def test_the_interpolation_matrix_equals_the_gathers_also_past_the_edges_and_per
         by_matrix = torch.matmul(axis_matrix(p, 5, mode), g.reshape(2, 5, -1)).reshape(2, 6, 3, 4)
         torch.testing.assert_close(by_matrix, gathers(g, 1, p))
     assert axis_matrix(pos, 5, mode).sum(-1).sub(1).abs().max() < 1e-6  # every row's weights sum to 1
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_band_limited_matrix_products_equal_the_gathers_on_a_long_axis(mode, dim):
+    """Several chunks of positions (each its own band of input voxels), positions past both
+    edges, shared and per-sample positions, any axis of a channels-last tensor."""
+    g = torch.randn(2, 40, 41, 42, 3, dtype=torch.float64)
+    n = g.shape[dim]
+    shared = torch.linspace(-1.2, n + 0.4, 3 * MATRIX_CHUNK + 7, dtype=torch.float64)
+    gathers = linear_axis if mode == "linear" else cubic_axis
+    for pos in (shared, torch.stack([shared, shared.flip(0) - 0.3])):
+        torch.testing.assert_close(matrix_axis(g, dim, pos, mode), gathers(g, dim, pos))
 
 
 @pytest.mark.parametrize("refine", [0, 4])

@@ -140,3 +140,33 @@ def axis_matrix(pos: torch.Tensor, n: int, mode: str = "linear", dtype=torch.flo
     for k, w in taps:  # add, not set: neighbours clamped at the edge share the edge voxel
         m.scatter_add_(-1, (i0 + k).clamp(0, n - 1), w[..., None])
     return m
+
+
+#: Output positions per matrix product in :func:`matrix_axis`: each chunk reads only the input
+#: voxels its positions reach, so the dense matrices stay small (band-limited) on long axes.
+MATRIX_CHUNK = 48
+
+
+def matrix_axis(x: torch.Tensor, dim: int, pos: torch.Tensor, mode: str = "linear") -> torch.Tensor:
+    """:func:`linear_axis` or :func:`cubic_axis` as products with interpolation matrices.
+
+    The positions go in chunks of :data:`MATRIX_CHUNK`; each chunk's matrix spans
+    only the input voxels its positions read, so the work per output voxel stays
+    ``2 x (chunk / ratio + 4)`` multiply-adds however long the axis. On the CPU
+    this writes every output once, where the gathers write each neighbour and
+    then blend them: 2-3x faster for the upsampler of
+    :class:`~napari_resolve.models.lres3d.LRES3D`. Same result (to rounding).
+    """
+    n = x.shape[dim]
+    lead, trail = x.shape[:dim], x.shape[dim + 1:]
+    outs = []
+    for a in range(0, pos.shape[-1], MATRIX_CHUNK):
+        p = pos[..., a : a + MATRIX_CHUNK]
+        lo = min(max(int(torch.floor(p.min())) - 1, 0), n - 1)
+        hi = max(min(int(torch.floor(p.max())) + 3, n), lo + 1)
+        m = axis_matrix(p - lo, hi - lo, mode, x.dtype)
+        if m.ndim == 3:  # per sample: broadcast over the axes between the batch and ``dim``
+            m = m.reshape(m.shape[0], *([1] * (dim - 1)), *m.shape[1:])
+        outs.append(torch.matmul(m, x.narrow(dim, lo, hi - lo).reshape(*lead, hi - lo, -1)))
+    out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=dim)
+    return out.reshape(*lead, pos.shape[-1], *trail)

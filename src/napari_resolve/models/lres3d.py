@@ -50,7 +50,7 @@ from torch import nn
 
 from napari_resolve.errors import InputError
 from napari_resolve.models.base import ResolutionModel
-from napari_resolve.models.interpolate import axis_matrix, cubic_axis, linear_axis
+from napari_resolve.models.interpolate import matrix_axis
 
 #: Output slices the upsampler computes at a time in inference: bounds its memory
 #: (``hidden`` channels per output voxel) to a slab, whatever the tile.
@@ -159,33 +159,28 @@ class LRES3D(ResolutionModel):
         """The output at the grid of ``positions`` (three 1D or per-sample tensors) from block ``x`` and features ``g``.
 
         The hidden features are kept channels last, ``(batch, z, y, x, hidden)``:
-        every gather then moves whole channel vectors and the 1x1x1 layers are
-        single matrix products (``F.linear``), about 3x faster than conv3d on
-        channels-first tensors here. The passes go x, then y, then z; the z pass,
-        the one at full output size, is a product with the (output slices x
-        block slices) interpolation matrix, one write instead of two gathers and a
-        blend. Each axis's position term is added right after its own pass
-        (exact: it is constant along the axes interpolated later, and linear
+        the 1x1x1 layers are then single matrix products (``F.linear``), about 3x
+        faster than conv3d on channels-first tensors here. Each interpolation
+        pass is a product with band-limited interpolation matrices
+        (:func:`~napari_resolve.models.interpolate.matrix_axis`). The passes go
+        x, then y, then z; each axis's position term is added right after its own
+        pass (exact: it is constant along the axes interpolated later, and linear
         interpolation keeps constants).
         """
         pz, py, px = positions
         k = self.refine_reach
         ey, ex = (_extend(py, k), _extend(px, k)) if k else (py, px)
         h = g.permute(0, 2, 3, 4, 1).contiguous()  # on the LRES grid: cheap
-        h = linear_axis(h, 3, ex) + self._encoding(2, ex, g.dtype)
-        h = linear_axis(h, 2, ey) + self._encoding(1, ey, g.dtype)
-        b, nz, *plane = h.shape
-        h = torch.matmul(axis_matrix(pz, nz, "linear", h.dtype), h.reshape(b, nz, -1))
-        h = F.leaky_relu(h.reshape(b, pz.shape[-1], *plane) + self._encoding(0, pz, g.dtype), 0.1, inplace=True)
+        h = matrix_axis(h, 3, ex) + self._encoding(2, ex, g.dtype)
+        h = matrix_axis(h, 2, ey) + self._encoding(1, ey, g.dtype)
+        h = F.leaky_relu(matrix_axis(h, 1, pz) + self._encoding(0, pz, g.dtype), 0.1, inplace=True)
         c = h.shape[-1]
         flat = F.leaky_relu(F.linear(h, self.hidden1.weight.view(c, c), self.hidden1.bias), 0.1, inplace=True)
         residual = F.linear(flat, self.out.weight.view(1, c), self.out.bias)[..., 0]
         if k:  # channels last is conv3d's channels_last_3d layout: the permute is a view
             refined = self.refine_b(F.leaky_relu(self.refine_a(flat.permute(0, 4, 1, 2, 3)), 0.1, inplace=True))
             residual = residual[..., k:-k, k:-k] + refined[:, 0]
-        base = cubic_axis(cubic_axis(x, 3, px), 2, py)
-        base = torch.matmul(axis_matrix(pz, nz, "cubic", x.dtype), base.reshape(b, nz, -1)).reshape(residual.shape)
-        return base + residual
+        return matrix_axis(matrix_axis(matrix_axis(x, 3, px, "cubic"), 2, py, "cubic"), 1, pz, "cubic") + residual
 
     def forward(self, x: torch.Tensor, positions) -> torch.Tensor:
         """Predict the output grid of ``positions`` from the LRES block ``x``.
