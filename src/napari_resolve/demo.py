@@ -24,7 +24,7 @@ REPORT_NAME = "demo_report.json"
 #: Training iterations of the demo.
 DEMO_ITERATIONS = 600
 #: How long the whole demo takes with the defaults, as measured (README, ``demo --help``).
-DEMO_DURATION = "about 3 minutes on 2 CPU cores"
+DEMO_DURATION = "about 2.5 minutes on 2 CPU cores"
 
 
 def _prepare_folder(out_dir: Path) -> bool:
