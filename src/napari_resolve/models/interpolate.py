@@ -94,11 +94,13 @@ def matrix_axis(x: torch.Tensor, dim: int, pos: torch.Tensor, mode: str = "linea
     """
     n = x.shape[dim]
     lead, trail = x.shape[:dim], x.shape[dim + 1:]
+    # The chunks' bands from one host copy of the positions: one device sync per call, not two per chunk.
+    floor = torch.floor(pos.detach()).cpu()
     outs = []
     for a in range(0, pos.shape[-1], MATRIX_CHUNK):
-        p = pos[..., a : a + MATRIX_CHUNK]
-        lo = min(max(int(torch.floor(p.min())) - 1, 0), n - 1)
-        hi = max(min(int(torch.floor(p.max())) + 3, n), lo + 1)
+        p, f = pos[..., a : a + MATRIX_CHUNK], floor[..., a : a + MATRIX_CHUNK]
+        lo = min(max(int(f.min()) - 1, 0), n - 1)
+        hi = max(min(int(f.max()) + 3, n), lo + 1)
         m = axis_matrix(p - lo, hi - lo, mode, x.dtype)
         if m.ndim == 3:  # per sample: broadcast over the axes between the batch and ``dim``
             m = m.reshape(m.shape[0], *([1] * (dim - 1)), *m.shape[1:])
