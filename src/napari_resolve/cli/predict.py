@@ -18,6 +18,7 @@ from napari_resolve.cli._common import (
     voxel_arg,
 )
 from napari_resolve.devices import DEVICES
+from napari_resolve.errors import InputError
 from napari_resolve.learn.tiling import (
     BLENDS,
     DEFAULT_BLEND,
@@ -34,15 +35,21 @@ def cmd_predict(args: argparse.Namespace) -> dict:
 
     # An output over an input, or an existing one without --overwrite, is refused before anything is read.
     out = check_output(args.out_path, [args.model, args.lres], args.overwrite, parameter="out_path")
+    unc = check_output(args.uncertainty_path, [args.model, args.lres, out], args.overwrite,
+                       parameter="uncertainty_path")
+    if args.tta and unc is None:
+        raise InputError("--tta adds the spread of flipped predictions to the error map: give --uncertainty too.")
     ckpt = load_checkpoint(args.model)
     lres = read_input(args.lres, voxel_arg(args.lres_voxel), "LRES")
     roi = roi_arg(args.roi, lres.ndim, "LRES voxels")
     plan = inference.plan_predict(
         ckpt, lres.data, lres.voxel_um, roi=roi, tile=args.tile, overlap=args.overlap,
         blend=args.blend, out_path=out, overwrite=args.overwrite, device=args.device,
+        uncertainty_path=unc, tta=args.tta,
     )
     log(f"Upscaling {args.lres} with {ckpt.architecture} (trained {ckpt.iteration} iterations) -> {out}: "
-        f"{plan.n_tiles} tiles of {format_shape(plan.tile)} output voxels on {plan.device}")
+        f"{plan.n_tiles} tiles of {format_shape(plan.tile)} output voxels on {plan.device}"
+        + ("" if unc is None else f"; error map -> {unc}" + (" (8 flipped predictions a tile)" if args.tta else "")))
     result = run_with_progress(inference.iter_predict(plan))
     return result.summary()
 
@@ -65,5 +72,12 @@ def add_predict(sub) -> None:
     p.add_argument("--lres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
     p.add_argument("-o", "--output", dest="out_path", required=True, metavar="OUT.tif|OUT.zarr",
                    help="OME-TIFF or zarr, streamed slab by slab")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--uncertainty", dest="uncertainty_path", metavar="UNC.tif|UNC.zarr",
+                   help="also write the calibrated error map (same grid): at each voxel a grey value the true "
+                        "|error| stays below for 90 %% of voxels, from data consistency (and --tta's spread); "
+                        "the model must come from a training on a pair")
+    p.add_argument("--tta", action="store_true",
+                   help="with --uncertainty: add the spread of the in-plane flips and rotations to the map "
+                        "(about 8x slower); the output is then their mean")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=cmd_predict)

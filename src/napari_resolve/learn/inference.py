@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Generator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,7 @@ from typing import Any
 import numpy as np
 
 from napari_resolve._text import format_bytes, format_rate, format_shape
-from napari_resolve.errors import (
-    InputError,
-    ResolveError,
-)
+from napari_resolve.errors import InputError, ResolveError
 from napari_resolve.geometry.grid import Grid, resample_lres
 from napari_resolve.jobs import Progress, drain
 from napari_resolve.learn.predict_checks import (
@@ -151,6 +149,8 @@ class PredictPlan:
         The tiles along z, y and x (output voxels).
     network : torch.nn.Module
         The network with the model's weights (on the CPU until the run).
+    error_map : ErrorMapPlan or None
+        The error map computed alongside (:mod:`napari_resolve.learn.uncertainty`).
     """
 
     checkpoint: Any = field(repr=False)
@@ -166,6 +166,7 @@ class PredictPlan:
     overwrite: bool
     spans: tuple[tuple[tuple[int, int], ...], ...] = field(repr=False)
     network: Any = field(repr=False)
+    error_map: Any = None
 
     @property
     def ndim(self) -> int:
@@ -202,6 +203,14 @@ class PredictResult:
         Tiles predicted.
     device : str
         Where the network ran.
+    uncertainty : ndarray or None
+        The calibrated error map (grey values, same grid) when asked for and kept in memory.
+    uncertainty_path : Path or None
+        Where the error map was written.
+    signals : dict or None
+        The raw error-map signals of the whole grid, when asked for (``keep_signals``).
+    coverage : float or None
+        The error map's coverage on the model's validation block (0 to 1).
     """
 
     data: np.ndarray | None
@@ -210,6 +219,10 @@ class PredictResult:
     seconds: float
     tiles: int
     device: str
+    uncertainty: np.ndarray | None = None
+    uncertainty_path: Path | None = None
+    signals: dict | None = None
+    coverage: float | None = None
 
     def summary(self) -> dict:
         """What ``napari-resolve predict`` prints."""
@@ -221,6 +234,9 @@ class PredictResult:
             "tiles": self.tiles,
             "device": self.device,
             "output": None if self.path is None else str(self.path),
+            **({} if self.uncertainty_path is None else {
+                "uncertainty": str(self.uncertainty_path),
+                "uncertainty_validation_coverage": None if self.coverage is None else round(self.coverage, 3)}),
         }
 
 
@@ -242,6 +258,11 @@ def plan_predict(
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     device: str | None = "auto",
     grid: Grid | None = None,
+    uncertainty: bool = False,
+    uncertainty_path: str | os.PathLike | None = None,
+    tta: bool = False,
+    error_imaging=None,
+    keep_signals: bool = False,
 ) -> PredictPlan:
     """Check a prediction and plan its tiles; refuses bad input before any work.
 
@@ -285,6 +306,20 @@ def plan_predict(
     grid : Grid, optional
         Predict on this grid (LRES frame, HRES voxel size) instead of the one
         derived from ``roi`` (e.g. exactly the HRES grid, for validation).
+    uncertainty : bool
+        Also compute the calibrated error map (:mod:`napari_resolve.learn.uncertainty`):
+        at each voxel, a value (grey values) the true |error| stays below for 90 % of
+        voxels. Needs a model calibrated at the end of its training on a pair.
+    uncertainty_path : path-like, optional
+        ``.tif`` or ``.zarr`` to stream the map to (implies ``uncertainty``); without
+        it the map is kept in memory (``memory_budget`` applies to it too).
+    tta : bool
+        With ``uncertainty``: add the spread of the 8 in-plane flips and rotations to
+        the map (about 8x the network's time); the result is then their mean.
+    error_imaging : ImagingModel, optional
+        While calibrating: compute the raw signals with this imaging model (no map).
+    keep_signals : bool
+        Also return the raw signals (``PredictResult.signals``), for validation.
 
     Returns
     -------
@@ -360,9 +395,17 @@ def plan_predict(
         tuple(tile_starts(n, t, o, m)) for n, t, o, m in zip(shape3, tile3, ov3, (mz, my, mx))
     )
     dev = resolve_device(device)
+    error_map = None
+    if uncertainty or uncertainty_path is not None or error_imaging is not None:
+        from napari_resolve.learn.uncertainty import plan_error_map
+
+        error_map = plan_error_map(ckpt, net, grid, tta=tta, path=uncertainty_path, overwrite=overwrite,
+                                   out_path=path, memory_budget=memory_budget, imaging=error_imaging,
+                                   keep_signals=keep_signals)
     return PredictPlan(
         checkpoint=ckpt, lres=lres, lres_voxel_um=lv, grid=grid, tile=tile3, overlap=ov3, halo=halo,
         blend=blend, device=str(dev), out_path=path, overwrite=bool(overwrite), spans=spans, network=net,
+        error_map=error_map,
     )
 
 
@@ -402,6 +445,7 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
 
     from napari_resolve.devices import autocast_dtype, describe_device, is_out_of_memory
     from napari_resolve.io import atomic_path
+    from napari_resolve.learn.uncertainty import ErrorMapStream, predict_variants
 
     t0 = time.perf_counter()
     dev = torch.device(plan.device)
@@ -432,23 +476,11 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
     def network_input(z0, z1, y0, y1, x0, x1):
         """The tile's network input: the pre-upsampled LRES with margins, or the LRES block and positions."""
         if lres_grid:
-            from napari_resolve.learn.lres_pairs import PATCH_MARGIN, cut_edge, footprint, positions
+            from napari_resolve.learn.lres_pairs import tile_block
 
-            lo, hi, pos = [], [], []
-            for ax, (a, b) in enumerate(((z0, z1), (y0, y1), (x0, x1))):
-                o, v, n_l = grid3.origin_um[ax] + a * grid3.voxel_um[ax], grid3.voxel_um[ax], lres3.shape[ax]
-                s, e = footprint(o, v, b - a, lv3[ax], plan.halo[ax])
-                # At the LRES edge: PATCH_MARGIN voxels of the edge repeated, then the convolutions' zero padding,
-                # which is what every training patch shows beyond its margin. Clipped at the edge itself, the
-                # network left a dark band (-0.1 of the grey range, 6 output voxels deep) along the field's
-                # faces; repeating the edge by the whole halo is no better and costs 4x on a 48^3 LRES; making
-                # the convolutions pad by repeating their edges (training too) scored worse (docs/comparison.md).
-                s, e = (0, 1) if n_l == 1 else (max(s, -PATCH_MARGIN), min(e, n_l + PATCH_MARGIN))
-                lo.append(s)
-                hi.append(e)
-                pos.append(torch.from_numpy(positions(o, v, b - a, lv3[ax], s).astype(np.float32)).to(dev))
-            block = cut_edge(lres3, lo, hi)
-            return (torch.from_numpy(norm_in.apply(block))[None].to(dev), tuple(pos)), 0, (0, 0)
+            block, pos = tile_block(lres3, lv3, grid3, ((z0, z1), (y0, y1), (x0, x1)), plan.halo)
+            pos = tuple(torch.from_numpy(p).to(dev) for p in pos)
+            return (torch.from_numpy(norm_in.apply(block))[None].to(dev), pos), 0, (0, 0)
         hz, hy, hx = plan.halo
         size_y = round_up(y1 - y0 + 2 * hy, my)
         size_x = round_up(x1 - x0 + 2 * hx, mx)
@@ -464,8 +496,11 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
 
     splits = []  # tiles retried in parts after running out of device memory, for the progress message
 
+    emap = plan.error_map
+    variants = emap.variants if emap is not None else ()
+
     def predict_fitting(z0, z1, y0, y1, x0, x1) -> np.ndarray:
-        """A tile's prediction; out of memory, the tile is cut in two along its longest axis and retried.
+        """A tile's prediction (and spread: channels first); out of memory, it is cut in two and retried.
 
         Exact: every part reads the input margin it needs, like any tile.
         """
@@ -488,13 +523,13 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
             lo, hi = [list(b) for b in box], [list(b) for b in box]
             lo[ax][1] = hi[ax][0] = box[ax][0] + half
             parts = [predict_fitting(*(v for pair in part for v in pair)) for part in (lo, hi)]
-            return np.concatenate(parts, axis=ax)
+            return np.concatenate(parts, axis=ax + 1)
 
     def predict_tile(z0, z1, y0, y1, x0, x1) -> np.ndarray:
         args, zc, (hy, hx) = network_input(z0, z1, y0, y1, x0, x1)
         with torch.inference_mode(), torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-            out = net(*args)[0].float()
-        out = out[zc : zc + (z1 - z0), hy : hy + (y1 - y0), hx : hx + (x1 - x0)]
+            out = predict_variants(net, args, variants, lres_grid)
+        out = out[:, zc : zc + (z1 - z0), hy : hy + (y1 - y0), hx : hx + (x1 - x0)]
         pred = norm_out.invert(out.cpu().numpy())
         if not np.isfinite(pred).all():
             # The input is finite (as_image refuses NaN) and load_checkpoint refuses non-finite weights, so
@@ -507,20 +542,21 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
                 "CPU (set {device} to cpu), or train the model again if it does the same there.",
                 parameters=("device",),
             )
-        return pred
+        # With test-time augmentation the result is the variants' mean, and their spread goes to the error map.
+        return np.stack([pred.mean(0), pred.std(0)]) if len(pred) > 1 else pred
 
-    def run(sink: SlabSink) -> Generator[Progress, None, int]:
+    def run(sink: SlabSink, stream) -> Generator[Progress, None, int]:
         done, voxels, t_first = 0, 0, None
         # Rolling accumulator over the z range of unfinished rows of tiles.
         buf_z0 = 0
-        acc = np.zeros((0, ny, nx), np.float32)
+        acc = np.zeros((2 if variants else 1, 0, ny, nx), np.float32)
         # Tiles that do not overlap cover every voxel once: no weights to multiply, sum and divide by.
         blend = any(plan.overlap)
         wsum = np.zeros((0, ny, nx), np.float32)
         for k, (z0, z1, wz) in enumerate(z_tiles):
-            if z1 - buf_z0 > acc.shape[0]:
-                grow = z1 - buf_z0 - acc.shape[0]
-                acc = np.concatenate([acc, np.zeros((grow, ny, nx), np.float32)])
+            if z1 - buf_z0 > acc.shape[1]:
+                grow = z1 - buf_z0 - acc.shape[1]
+                acc = np.concatenate([acc, np.zeros((len(acc), grow, ny, nx), np.float32)], axis=1)
                 if blend:
                     wsum = np.concatenate([wsum, np.zeros((grow, ny, nx), np.float32)])
             for y0, y1, wy in y_tiles:
@@ -539,12 +575,12 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
                         raise
                     w = wz[:, None, None] * wy[None, :, None] * wx[None, None, :] if blend else None
                     if blend:
-                        acc[z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] += pred * w
+                        acc[:, z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] += pred * w
                         wsum[z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] += w
                     else:
-                        acc[z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] = pred
+                        acc[:, z0 - buf_z0 : z1 - buf_z0, y0:y1, x0:x1] = pred
                     done += 1
-                    voxels += pred.size
+                    voxels += pred[0].size
                     now = time.perf_counter()
                     # The first tile pays for warm-up (device transfer, kernel selection): estimate from the rest.
                     t_first = now if t_first is None else t_first
@@ -561,22 +597,34 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
             final = z_tiles[k + 1][0] if k + 1 < len(z_tiles) else grid3.shape[0]
             n = final - buf_z0
             if n > 0:
-                sink.write(buf_z0, final, acc[:n] / wsum[:n] if blend else acc[:n])
-                acc = acc[n:].copy()
+                slab = acc[:, :n] / wsum[:n] if blend else acc[:, :n]
+                sink.write(buf_z0, final, slab[0])
+                if stream is not None:
+                    stream.push(buf_z0, final, slab[0], slab[1] if variants else None)
+                acc = acc[:, n:].copy()
                 if blend:
                     wsum = wsum[n:].copy()
                 buf_z0 = final
         return done
 
-    name = describe_device(dev)
     path = plan.out_path
-    if path is None:
-        sink = SlabSink(grid3, ndim, None, None)
-        tiles = yield from run(sink)
-        return PredictResult(sink.array, None, grid, time.perf_counter() - t0, tiles, name)
-    with atomic_path(path, overwrite=plan.overwrite) as tmp:
-        tiles = yield from run(SlabSink(grid3, ndim, path, tmp))
-    return PredictResult(None, path, grid, time.perf_counter() - t0, tiles, name)
+    with ExitStack() as files:
+        tmp = None if path is None else files.enter_context(atomic_path(path, overwrite=plan.overwrite))
+        sink, stream, map_sink = SlabSink(grid3, ndim, path, tmp), None, None
+        if emap is not None:
+            utmp = None if emap.path is None else files.enter_context(atomic_path(emap.path, overwrite=emap.overwrite))
+            map_sink = SlabSink(grid3, ndim, emap.path, utmp)
+            stream = ErrorMapStream(lres3, lv3, grid3, emap.imaging, emap.calibration,
+                                    map_sink.write if emap.calibration is not None else None, keep=emap.keep_signals)
+        tiles = yield from run(sink, stream)
+    result = PredictResult(sink.array if path is None else None, path, grid, time.perf_counter() - t0, tiles,
+                           describe_device(dev))
+    if emap is not None:
+        result.signals = stream.result_signals()
+        if emap.calibration is not None:
+            result.uncertainty = map_sink.array if emap.path is None else None
+            result.uncertainty_path, result.coverage = emap.path, emap.calibration.coverage
+    return result
 
 
 def run_predict(model, lres=None, lres_voxel_um=None, **kwargs) -> PredictResult:

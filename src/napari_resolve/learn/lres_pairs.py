@@ -96,6 +96,45 @@ def lres_block(lres3: np.ndarray, lres_voxel3, grid3, halo: int, one_slice: bool
     return cut_edge(lres3, lo, hi), tuple(lo)
 
 
+def tile_block(lres3, lres_voxel3, grid3, box, halo) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """The LRES block a prediction tile reads (with its halo) and the tile's output positions in it.
+
+    Parameters
+    ----------
+    lres3 : array-like
+        The LRES as a volume (z y x), read lazily.
+    lres_voxel3 : tuple of float
+        Its voxel size (um).
+    grid3 : Grid
+        The prediction's grid (3D).
+    box : sequence of (start, stop)
+        The tile's output voxels on each axis.
+    halo : sequence of int
+        LRES voxels read around the tile's footprint on each axis.
+
+    Returns
+    -------
+    block : ndarray
+        LRES grey values (float32).
+    positions : tuple of ndarray
+        Per axis, each output voxel's position in the block (LRES voxels, float32).
+    """
+    lo, hi, pos = [], [], []
+    for ax, (a, b) in enumerate(box):
+        o, v, n_l = grid3.origin_um[ax] + a * grid3.voxel_um[ax], grid3.voxel_um[ax], lres3.shape[ax]
+        s, e = footprint(o, v, b - a, lres_voxel3[ax], halo[ax])
+        # At the LRES edge: PATCH_MARGIN voxels of the edge repeated, then the convolutions' zero padding,
+        # which is what every training patch shows beyond its margin. Clipped at the edge itself, the
+        # network left a dark band (-0.1 of the grey range, 6 output voxels deep) along the field's
+        # faces; repeating the edge by the whole halo is no better and costs 4x on a 48^3 LRES; making
+        # the convolutions pad by repeating their edges (training too) scored worse (docs/comparison.md).
+        s, e = (0, 1) if n_l == 1 else (max(s, -PATCH_MARGIN), min(e, n_l + PATCH_MARGIN))
+        lo.append(s)
+        hi.append(e)
+        pos.append(positions(o, v, b - a, lres_voxel3[ax], s).astype(np.float32))
+    return cut_edge(lres3, lo, hi), tuple(pos)
+
+
 def pair_positions(pair, ax: int, start: int, n: int, block_start: int) -> np.ndarray:
     """Positions of target voxels ``start .. start + n`` along ``ax`` in a block starting at LRES ``block_start``."""
     g = pair.grid

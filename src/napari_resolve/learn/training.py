@@ -30,8 +30,9 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,9 @@ class TrainPlan:
         Whether the batches carry intermediate (stage) targets.
     device : torch.device
         Where to train.
+    lres : array-like or None
+        The LRES of a real pair, for the error-map calibration at the end
+        (:func:`napari_resolve.learn.uncertainty.calibrate_model`).
     """
 
     config: TrainConfig
@@ -154,6 +158,7 @@ class TrainPlan:
     extra: dict
     stages: bool
     device: Any
+    lres: Any = field(default=None, repr=False)
 
     @property
     def synthetic(self) -> bool:
@@ -291,7 +296,7 @@ def plan_train(
         pair.target = start.norm_out.apply(pair.norm_out.invert(pair.target))
         pair.norm_in, pair.norm_out = start.norm_in, start.norm_out
     plan = TrainPlan(cfg, pair, lv, tuple(scale), reg_record, start, out, bool(overwrite), dict(extra or {}),
-                     stages, dev)
+                     stages, dev, lres=lres)
     _check_sampler(plan, net)
     return plan
 
@@ -493,10 +498,23 @@ def _iter_train(plan: TrainPlan) -> Generator[Progress, None, TrainResult]:
         best.history = list(history)  # the whole run, also after the best point
         if early_stop:
             best.extra["early_stop"] = {"iteration": it0 + done, "planned": it0 + total, "message": early_stop}
+        if plan.lres is not None:
+            _calibrate(best, plan, dev)
         saver.save(best)
     model = best.build() if best is not None else net.cpu().eval()
     return TrainResult(best, model, history, time.perf_counter() - t0, device_name, path=plan.out_path,
                        early_stop=early_stop)
+
+
+def _calibrate(best: Checkpoint, plan: TrainPlan, dev) -> None:
+    """Store the error-map calibration in the best model; a block too small for it only warns."""
+    from napari_resolve.errors import ResolveError, ResolveWarning
+    from napari_resolve.learn.uncertainty import calibrate_model
+
+    try:
+        best.extra["error_map"] = calibrate_model(best, plan.lres, plan.lres_voxel_um, plan.pair, device=str(dev))
+    except ResolveError as exc:
+        warnings.warn(f"No error map for this model: {exc}", ResolveWarning, stacklevel=2)
 
 
 class _Saver:
