@@ -238,6 +238,32 @@ def test_small_model_result_on_the_hres_phase(registered_viewer, small_model, qt
     for row in w.metrics.values():
         assert all(math.isfinite(v) for v in row.values())
     assert 0.2 < w.metrics[UPSCALED]["ms_ssim"] < 1.0
+    assert w.error_layer is None and "Error map" not in w.summary.value  # no map came with this result
+
+
+def test_the_error_map_is_shown_on_the_overlap_beside_the_ms_ssim_map(registered_viewer, small_model, qtbot):
+    from napari_resolve._qt._error_maps import show_error_map
+    from napari_resolve.learn.inference import run_predict
+
+    viewer, lres, hres = registered_viewer
+    lo = np.floor(np.asarray(hres.translate) / np.asarray(lres.scale)).astype(int) - 1
+    hi = np.ceil(_world_extent(hres)[1] / np.asarray(lres.scale)).astype(int) + 2
+    roi = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    out = run_predict(small_model, np.asarray(lres.data), tuple(lres.scale), roi=roi, device="cpu", uncertainty=True)
+    result = viewer.add_image(out.data, name="upscaled: m.tif", scale=out.grid.voxel_um, translate=out.grid.origin_um)
+    show_error_map(viewer, out.uncertainty, out.grid, result.translate, result.name)  # as the upscale step does
+    w = QualityWidget(viewer)
+    w.result_combo.value = result
+    assert w.run()
+    _wait(qtbot, w)
+    emap, ms = w.error_layer, w.map_layer
+    assert emap is not None and emap.name == "error map: overlap of m"
+    assert "error map: m" in viewer.layers  # the whole result's map stays
+    assert emap.data.shape == ms.data.shape
+    np.testing.assert_allclose(emap.translate, ms.translate, atol=1e-9)
+    agree = w.job.result.error_agreement
+    assert 0.5 < agree["coverage"] <= 1.0 and agree["spearman_abs_error"] > 0.1
+    assert "Error map on the overlap" in w.summary.value and f"{agree['coverage']:.0%}" in w.summary.value
 
 
 def test_2d_section(registered_section, qtbot):

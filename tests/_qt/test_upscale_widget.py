@@ -180,7 +180,8 @@ def test_upscale_region_writes_the_file_and_opens_it_lazily(widget, small_model,
     assert w.upscale(path)
     _wait(qtbot, w.upscale_job)
     assert w.upscale_job.state == "done"
-    assert path.exists() and sorted(p.name for p in tmp_path.iterdir()) == [name]
+    error_name = name.replace(".", "_error.", 1) if "." in name else name + "_error"
+    assert path.exists() and sorted(p.name for p in tmp_path.iterdir()) == sorted([name, error_name])
     layer = viewer.layers[f"upscaled: {name}"]
     assert not isinstance(layer.data, np.ndarray)  # opened lazily, not read into memory
     direct = run_predict(small_model, np.asarray(lres.data), tuple(lres.scale), roi=roi, device="cpu")
@@ -208,7 +209,7 @@ def test_an_existing_file_is_refused_without_overwrite(widget, tmp_path, qtbot, 
     assert w.upscale(path, overwrite=True)
     _wait(qtbot, w.upscale_job)
     assert w.upscale_job.state == "done" and path.read_bytes() != b"keep me"
-    assert len(list(tmp_path.iterdir())) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.tif", "out_error.tif"]  # and its error map
 
 
 @pytest.mark.parametrize(
@@ -467,3 +468,53 @@ def test_2d_preview_and_upscale(registered_section, small_model, tmp_path, qtbot
     # 5 % of an HRES voxel the output grid may stick out (napari_resolve.grid.TOLERANCE)
     assert np.all(lo >= 198.0 - 0.05) and np.all(hi <= 262.0 + 0.05)
     assert np.all(hi - lo >= 60.0)
+
+
+def test_preview_and_upscale_show_the_error_map_and_its_worst_regions(widget, small_model, tmp_path, qtbot):
+    from napari_resolve._qt._error_maps import PREFIX, error_map_of
+
+    w, viewer, lres, _hres = widget
+    assert w.error_check.enabled and w.error_check.value  # the model carries a calibration
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    tile = viewer.layers[PREVIEW_NAME]
+    emap = error_map_of(viewer, PREVIEW_NAME)
+    assert emap is not None and emap.name == PREFIX + PREVIEW_NAME
+    np.testing.assert_allclose(emap.translate, tile.translate)
+    np.testing.assert_allclose(emap.scale, tile.scale)
+    assert emap.data.shape == tile.data.shape and emap.contrast_limits[0] == 0 and emap.contrast_limits[1] > 0
+    assert "validation block" in w.preview_controls.status.text()
+    # The listed regions are the blocks with the highest bound, and selecting one moves the view there.
+    regions = w.regions.regions
+    assert w.regions.isVisible() or w.regions.isVisibleTo(w)
+    assert len(regions) >= 2 and regions[0]["score"] >= regions[-1]["score"] > 0
+    w.regions.table.selectRow(1)
+    centre = np.asarray(regions[1]["centre_um"])
+    np.testing.assert_allclose(np.asarray(viewer.dims.point)[-3], centre[0], atol=tile.scale[0])
+
+    # The region upscale writes the map beside its output and opens both.
+    w.region_combo.value = _rectangle(viewer, 60.0, 90.0, 93.0, 126.0)
+    w.z_first.value, w.z_last.value = 30, 33
+    w.tta_check.value = True
+    assert w.upscale(tmp_path / "up.zarr")
+    assert "up_error.zarr" in w.output_label.value
+    _wait(qtbot, w.upscale_job, timeout=120_000)
+    assert w.upscale_job.state == "done"
+    assert (tmp_path / "up_error.zarr").exists()
+    emap = error_map_of(viewer, "upscaled: up.zarr")
+    assert emap is not None and emap.data.shape == viewer.layers["upscaled: up.zarr"].data.shape
+    assert "Error map: up_error.zarr" in w.upscale_controls.status.text()
+
+
+def test_a_model_without_calibration_switches_the_error_map_off(widget, small_model, qtbot):
+    import copy
+
+    w, viewer, _lres, _hres = widget
+    bare = copy.copy(small_model)
+    bare.extra = {k: v for k, v in small_model.extra.items() if k != "error_map"}
+    session_for(viewer).set_model(bare, "test")
+    assert not w.error_check.enabled and not w.error_check.value
+    assert "no calibration" in w.error_check.tooltip
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    assert w.preview_job.state == "done" and "error map: " + PREVIEW_NAME not in viewer.layers

@@ -5,7 +5,21 @@ from __future__ import annotations
 import time
 
 from magicgui.widgets import ComboBox, Label, LineEdit
-from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from napari_resolve._text import MICRO, format_duration, parse_per_axis, parse_point  # noqa: F401 - re-exported
 from napari_resolve._text import format_um as _format_um
@@ -262,3 +276,48 @@ def heading(text: str) -> Label:
     label = Label(value=text)
     label.native.setStyleSheet("font-weight: bold;")
     return label
+
+
+def results_table(columns: list[str]) -> QTableWidget:
+    """A read-only table whose rows are selected whole."""
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    table.setSizeAdjustPolicy(QAbstractItemView.SizeAdjustPolicy.AdjustIgnored)
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+    table.horizontalHeader().setMinimumSectionSize(40)
+    table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    # Row titles are short (ROW_LABELS); anything longer is elided, the full name is in the tooltip.
+    table.verticalHeader().setMaximumWidth(90)
+    table.verticalHeader().setTextElideMode(Qt.TextElideMode.ElideMiddle)
+    table.setWordWrap(False)
+    return table
+
+
+def wrapping(label: QLabel) -> QLabel:
+    """Let a label wrap to the dock's width instead of widening the dock to its one-line width."""
+    label.setWordWrap(True)
+    # magicgui labels are fixed-width: a long wrapped text would still widen the whole dock.
+    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+    label.setMinimumWidth(0)
+    return label
+
+
+def fill_table(table: QTableWidget, rows: list[str], cells: list[list[str]], bold=None, tips=None) -> None:
+    """Replace the table's rows (row headers ``rows``; text right-aligned, some of it bold)."""
+    table.setRowCount(len(rows))
+    for i, name in enumerate(rows):
+        header = QTableWidgetItem(name)
+        header.setToolTip(name if tips is None else tips[i])
+        table.setVerticalHeaderItem(i, header)
+        for j, text in enumerate(cells[i]):
+            item = QTableWidgetItem(text)
+            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if bold is not None and bold[i][j]:
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            table.setItem(i, j, item)

@@ -33,21 +33,15 @@ import napari
 import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, SpinBox
 from napari.layers import Image
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
-    QHeaderView,
-    QLabel,
-    QSizePolicy,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_resolve._text import MICRO, format_values
 from napari_resolve.errors import InputError
+from napari_resolve.geometry.grid import Grid
 from napari_resolve.geometry.overlap import MIN_OVERLAP, Overlap, plan_overlap  # noqa: F401 - re-exported for the tests
 from napari_resolve.measure.compare import (  # noqa: F401 - the job's names, re-exported for older imports
     CUBIC,
@@ -62,7 +56,12 @@ from napari_resolve.measure.compare import (  # noqa: F401 - the job's names, re
     resolution_row,
 )
 
+from ._error_maps import PREFIX as ERROR_PREFIX
+from ._error_maps import error_map_of, show_error_map
 from ._forms import JobControls, heading, layer_combo, select_layer
+from ._forms import fill_table as _fill
+from ._forms import results_table as _table
+from ._forms import wrapping as _wrapping
 from ._layers import (
     KEY,
     SUFFIX,
@@ -75,6 +74,7 @@ from ._layers import (
     short_name,
     voxel_um,
 )
+from ._navigate import camera, go_to
 from ._plots import PlotCanvas
 from ._session import registration_of, require_registration
 from ._workers import Job
@@ -96,6 +96,8 @@ _ROW_TIPS = {
 #: refusal of a result outside it refers to, and the block :meth:`QualityWidget.jump_to` went to.
 HRES_OUTLINE = "HRES outline"
 REGION_OUTLINE = "region outline"
+#: The error map on the overlap is the layer "error map: overlap of <result>".
+OVERLAP_PREFIX = "overlap of "
 _OUTLINE_COLORS = {HRES_OUTLINE: "#4fc3f7", REGION_OUTLINE: "#ff40ff"}  # magenta: not in the red-yellow map
 
 _HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "ms_ssim": True, "mse": False}
@@ -146,56 +148,11 @@ def _fmt(key: str, value: float) -> str:
     return f"{value:.3f}"  # SSIM and MS-SSIM: 3 decimals everywhere in the dock
 
 
-def _table(columns: list[str]) -> QTableWidget:
-    """A read-only table whose rows are selected whole."""
-    table = QTableWidget(0, len(columns))
-    table.setHorizontalHeaderLabels(columns)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    table.setSizeAdjustPolicy(QAbstractItemView.SizeAdjustPolicy.AdjustIgnored)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-    table.horizontalHeader().setMinimumSectionSize(40)
-    table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    # Row titles are short (ROW_LABELS); anything longer is elided, the full name is in the tooltip.
-    table.verticalHeader().setMaximumWidth(90)
-    table.verticalHeader().setTextElideMode(Qt.TextElideMode.ElideMiddle)
-    table.setWordWrap(False)
-    return table
-
-
-def _wrapping(label: QLabel) -> QLabel:
-    """Let a label wrap to the dock's width instead of widening the dock to its one-line width."""
-    label.setWordWrap(True)
-    # magicgui labels are fixed-width: a long wrapped text would still widen the whole dock.
-    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
-    label.setMinimumWidth(0)
-    return label
-
-
 def _narrow(combo) -> None:
     """Let a layer drop-down be narrower than its longest layer name (elided, as napari's own)."""
     native = combo.native
     native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     native.setMinimumContentsLength(10)
-
-
-def _fill(table: QTableWidget, rows: list[str], cells: list[list[str]], bold=None, tips=None) -> None:
-    """Replace the table's rows (row headers ``rows``; text right-aligned, some of it bold)."""
-    table.setRowCount(len(rows))
-    for i, name in enumerate(rows):
-        header = QTableWidgetItem(name)
-        header.setToolTip(name if tips is None else tips[i])
-        table.setVerticalHeaderItem(i, header)
-        for j, text in enumerate(cells[i]):
-            item = QTableWidgetItem(text)
-            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            if bold is not None and bold[i][j]:
-                font = item.font()
-                font.setBold(True)
-                item.setFont(font)
-            table.setItem(i, j, item)
 
 
 class QualityWidget(QWidget):
@@ -221,6 +178,10 @@ class QualityWidget(QWidget):
         The lowest regions (rank, centre, mean MS-SSIM); selecting a row jumps there.
     map_layer, ssim_layer : napari.layers.Image or None
         The map layers of the last check ("MS-SSIM: <short>", "SSIM: <short>", see :meth:`map_names`).
+    error_layer : napari.layers.Image or None
+        When the result came with an error map (Preview and upscale step), that map on
+        the same overlap ("error map: overlap of <short>"), beside the MS-SSIM map; the
+        summary says how well they agree.
     resolution : dict
         ``{"upscaled" | "cubic" | "Richardson-Lucy": {"fwhm_um", "sigma_um", "frc_1/7_um",
         "frc_half_bit_um", "finest_um"}}`` of the last check (see :func:`resolution_row`;
@@ -241,6 +202,7 @@ class QualityWidget(QWidget):
         self.resolution: dict = {}
         self.map_layer = None
         self.ssim_layer = None
+        self.error_layer = None
         self._pending: dict | None = None
         self._filling = False
         self._outlines: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -446,9 +408,17 @@ class QualityWidget(QWidget):
             with_ssim_map=bool(self.ssim_check.value),
             rl_iterations=int(self.rl_iterations.value),
             with_resolution=bool(self.resolution_check.value),
+            error_map=self._error_map_data(result),
         )
         self._pending = {"result": result.name, "hres": hres.name, "lres": None if lres is None else lres.name}
         self.job.start(iter_quality(plan))
+
+    def _error_map_data(self, result):
+        """The error map the Preview and upscale step made with ``result`` (same grid), or None."""
+        layer = error_map_of(self.viewer, result.name)
+        if layer is None or layer.data.shape != layer_data(result).shape:
+            return None
+        return layer_data(layer)
 
     # -------------------------------------------------------------- results
 
@@ -532,6 +502,12 @@ class QualityWidget(QWidget):
                 self.map_layer = layer
             else:
                 self.ssim_layer = layer
+        if res.error_map is not None:
+            # The estimate beside the truth: the error map cropped to the same overlap as the MS-SSIM map.
+            self.error_layer = show_error_map(
+                self.viewer, res.error_map, Grid(ov.shape, ov.voxel_um, ov.origin_um), ov.origin_um,
+                OVERLAP_PREFIX + names["result"], name=f"{ERROR_PREFIX}{OVERLAP_PREFIX}{short_name(names['result'])}",
+            )
 
     def _row_tips(self, result_name: str) -> dict[str, str]:
         return {**_ROW_TIPS, UPSCALED: f"upscaled: the result, {result_name!r}"}
@@ -643,6 +619,13 @@ class QualityWidget(QWidget):
             text += " Effective resolution is measured against the HRES, whose own noise and blur limit it."
         elif self.baselines_check.value:
             text += " Baselines skipped: no LRES layer chosen."
+        agree = res.error_agreement
+        if agree:
+            text += (
+                f" Error map on the overlap: the true |error| is below it at {agree['coverage']:.0%} of voxels "
+                f"(calibrated for 90 %, the HRES's own noise counts as error here); rank correlation with "
+                f"|error| {agree['spearman_abs_error']:.2f}, with 1 − MS-SSIM {agree['spearman_ms_ssim_loss']:.2f}."
+            )
         if res.notes:
             text += " Note: " + "; ".join(res.notes) + "."
         self.summary.value = text
@@ -670,26 +653,7 @@ class QualityWidget(QWidget):
             raise InputError(f"Region {row + 1} does not exist; there are {len(self.regions)}.")
         region = self.regions[row]
         centre = np.asarray(region["centre_um"], float)
-        dims = self.viewer.dims
-        nd = len(centre)
-        axes = list(range(dims.ndim - nd, dims.ndim))  # the layer's axes are the last world axes
-        point = np.asarray(dims.point, float)
-        point[axes] = centre
-        dims.set_point(axes, tuple(centre))
-        displayed = list(dims.displayed)
-        camera = self._camera()
-        cam_centre = tuple(float(point[d]) for d in displayed)
-        if len(cam_centre) == 2:
-            cam_centre = (float(camera.center[0]), *cam_centre)
-        camera.center = cam_centre
-        if dims.ndisplay == 2:
-            try:
-                canvas = min(self.viewer.canvas.size)
-            except Exception:  # no canvas (headless model): keep the zoom
-                canvas = 0
-            extent = max(region["size_um"][d - (dims.ndim - nd)] for d in displayed if d >= dims.ndim - nd)
-            if canvas > 0 and extent > 0:
-                camera.zoom = canvas / (3.0 * extent)
+        go_to(self.viewer, centre, region["size_um"])
         half = np.asarray(region["size_um"], float) / 2
         self.draw_outline(REGION_OUTLINE, centre - half, centre + half)
         return region
@@ -789,6 +753,4 @@ class QualityWidget(QWidget):
         return layer
 
     def _camera(self):
-        # napari 0.9 moved the camera to viewer.scene (viewer.camera is deprecated there).
-        scene = getattr(self.viewer, "scene", None)
-        return scene.camera if scene is not None else self.viewer.camera
+        return camera(self.viewer)

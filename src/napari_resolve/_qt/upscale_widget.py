@@ -7,6 +7,13 @@ size; repeated previews update that one layer. The slider stays where it was; th
 camera moves only when the tile is not fully in view (and zooms out only when the
 tile is larger than the canvas).
 
+With *Error map* on (models trained on a pair carry its calibration), both also
+compute the calibrated error map (:mod:`napari_resolve.learn.uncertainty`) and
+show it over the result as the layer "error map: <result>" (transparent where the
+bound is small, red where it is largest, contrast limits in grey values); the
+region upscale writes it beside its output as ``<name>_error.tif|zarr``. The
+table below lists the blocks where the map is highest; selecting one goes there.
+
 *Upscale region* runs a rectangle (or the whole LRES) and an LRES z range to an
 OME-TIFF or zarr file, tile by tile with progress and Stop, then opens the file
 lazily as the layer "upscaled: <file name>". The core writes under a temporary
@@ -34,6 +41,7 @@ from napari_resolve._text import MICRO, format_bytes, format_rate, format_shape,
 from napari_resolve.errors import FileFormatError, InputError
 from napari_resolve.learn.inference import OUTPUT_SUFFIXES, check_model_fits, iter_predict, output_grid, plan_predict
 
+from ._error_maps import RegionList, show_error_map
 from ._forms import JobControls, heading, layer_combo, select_layer
 from ._layers import add_or_update, check_plain_geometry, layer_data, shape_box_um, spatial_ndim, world_to_index
 from ._session import NO_MODEL, session_for
@@ -50,6 +58,12 @@ LABELS = {
     "lres_voxel_um": "LRES voxel",
     "roi": "Region",
 }
+
+
+def error_map_path(path: Path) -> Path:
+    """Where the region upscale writes its error map: ``<name>_error`` beside the output, same format."""
+    suffix = path.suffix
+    return path.with_name(path.name[: len(path.name) - len(suffix)] + "_error" + suffix)
 
 
 def _um(values) -> str:
@@ -122,6 +136,10 @@ class UpscaleWidget(QWidget):
         The output's file name and folder in full, word-wrapped (the field is too narrow for a path).
     overwrite : CheckBox
         Replace an existing output file.
+    error_check, tta_check : CheckBox
+        Compute the calibrated error map with the result; add the spread of the flipped predictions to it.
+    regions : RegionList
+        The least trustworthy blocks of the last error map; selecting one moves the view there.
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer, parent=None):
@@ -206,6 +224,25 @@ class UpscaleWidget(QWidget):
             tooltip="Without it, an existing output file is left untouched and nothing runs",
         )
 
+        self.error_check = CheckBox(
+            value=True,
+            text="Error map (where to trust the result)",
+            tooltip="Also compute a map of the error to expect, without an HRES: at each voxel a grey value the "
+            "true |error| stays below at 90 % of voxels, calibrated at the end of training on the pair's "
+            "validation block (data consistency with the LRES, about 1.3x the time)",
+        )
+        self.tta_check = CheckBox(
+            value=False,
+            text="Add flipped predictions (8× slower)",
+            tooltip="Predict the 8 in-plane flips and rotations too: their spread sharpens the error map and "
+            "the result becomes their mean",
+        )
+        self.error_check.changed.connect(self._error_toggled)
+        self.regions_heading = heading("Least trustworthy regions")
+        self.regions = RegionList(napari_viewer)
+        self.regions_heading.visible = False
+        self.regions.setVisible(False)
+
         inputs = Container(widgets=[self.lres_combo, self.lres_voxel_label, self.region_combo])
         preview_form = Container(widgets=[self.tile_size, self.tile_depth])
         upscale_form = Container(widgets=[self.z_first, self.z_last, self.output])
@@ -221,6 +258,8 @@ class UpscaleWidget(QWidget):
             self.model_label,
             self.load_button,
             inputs,
+            self.error_check,
+            self.tta_check,
             heading("Preview"),
             preview_form,
             self.preview_controls,
@@ -230,6 +269,8 @@ class UpscaleWidget(QWidget):
             self.region_label,
             self.overwrite,
             self.upscale_controls,
+            self.regions_heading,
+            self.regions,
         ):
             layout.addWidget(part if isinstance(part, QWidget) else part.native)
         layout.addStretch(1)
@@ -260,7 +301,25 @@ class UpscaleWidget(QWidget):
         no_model = None if self.session.model is not None else NO_MODEL
         for controls in (self.preview_controls, self.upscale_controls):
             controls.block(no_model)
+        calibrated = self.session.model is not None and bool((self.session.model.extra or {}).get("error_map"))
+        self.error_check.enabled = calibrated
+        self.error_check.value = calibrated
+        self.error_check.tooltip = self.error_check.tooltip.split("\n⚠")[0] + (
+            "" if calibrated or self.session.model is None else
+            "\n⚠ This model has no calibration: it was trained on synthetic pairs, stopped by hand, or made "
+            "before napari-resolve 0.5. Train it on a registered pair to get one."
+        )
+        self._error_toggled()
         self._update_region_label()
+
+    def _error_toggled(self, *_args) -> None:
+        self.tta_check.enabled = bool(self.error_check.value)
+        self._output_changed()
+
+    def _error_options(self) -> dict:
+        """``plan_predict``'s error-map arguments from the check boxes."""
+        on = bool(self.error_check.value and self.error_check.enabled)
+        return {"uncertainty": on, "tta": on and bool(self.tta_check.value)}
 
     def load_model(self, path: str | Path):
         """Load a model file and make it the session's model.
@@ -460,7 +519,8 @@ class UpscaleWidget(QWidget):
             64 * math.ceil((s.stop - s.start) * v / h / 64 + 0.1) for s, v, h in zip(roi, lv, ckpt.hres_voxel_um)
         )
         tile = tile if len(tile) == 3 else (16, *tile)
-        plan = plan_predict(ckpt, data, lv, roi=roi, tile=tile)  # refuses here, on the main thread
+        # Refuses here, on the main thread.
+        plan = plan_predict(ckpt, data, lv, roi=roi, tile=tile, **self._error_options())
         self.preview_job.start(iter_predict(plan))
 
     @staticmethod
@@ -524,12 +584,27 @@ class UpscaleWidget(QWidget):
             metadata={"grid": result.grid.to_dict()},
             **style,
         )
+        if result.uncertainty is not None:
+            show_error_map(self.viewer, result.uncertainty, result.grid, layer.translate, PREVIEW_NAME)
+            self._list_regions(result.uncertainty, layer.translate, result.grid.voxel_um)
         restore()
         self._bring_into_view(layer)
         self.preview_controls.show_message(
             f"Preview: {format_shape(result.grid.shape)} HRES voxels in {result.seconds:.1f} s "
-            f"({result.tiles} tile{'s' if result.tiles != 1 else ''}, {result.device})."
+            f"({result.tiles} tile{'s' if result.tiles != 1 else ''}, {result.device})." + self._map_note(result)
         )
+
+    def _list_regions(self, data, translate, voxel) -> None:
+        self.regions.show_map(data, tuple(float(t) for t in translate), voxel)
+        self.regions_heading.visible = True
+        self.regions.setVisible(True)
+
+    @staticmethod
+    def _map_note(result) -> str:
+        if result.coverage is None:
+            return ""
+        return (f" Error map: the true |error| stayed below it at {result.coverage:.0%} of the validation "
+                "block's voxels (calibrated for 90 %).")
 
     # ------------------------------------------------------------------ upscale
 
@@ -570,7 +645,8 @@ class UpscaleWidget(QWidget):
             return
         else:
             folder = str(path.parent.resolve() if not path.is_absolute() else path.parent)
-            text = f"Writes {path.name}\nin {_breakable(folder)}"
+            also = f" and {error_map_path(path).name}" if self._error_options()["uncertainty"] else ""
+            text = f"Writes {path.name}{also}\nin {_breakable(folder)}"
         self.output_label.value = text
         self.output_label.tooltip = self._output_text() or "No output file chosen"
 
@@ -579,8 +655,11 @@ class UpscaleWidget(QWidget):
         layer, data, lv, _ndim = self._lres()
         roi = self.upscale_region()
         # Every refusal (model, voxel size, output file...) happens here, before the thread starts.
-        plan = plan_predict(ckpt, data, lv, roi=roi, out_path=self._output_path(),
-                            overwrite=bool(self.overwrite.value))
+        path = self._output_path()
+        options = self._error_options()
+        plan = plan_predict(ckpt, data, lv, roi=roi, out_path=path, overwrite=bool(self.overwrite.value),
+                            uncertainty_path=error_map_path(path) if options["uncertainty"] else None,
+                            tta=options["tta"])
         self._update_region_label()
         self._pending = {**self._style_of(layer), "shift": tuple(float(t) for t in layer.translate)}
         self.upscale_job.start(iter_predict(plan))
@@ -606,14 +685,24 @@ class UpscaleWidget(QWidget):
             self.upscale_controls.show_message(f"{summary} It could not be opened: {error_message(exc)}")
             return
         restore = self._keep_view()
+        translate = self._shown_translate(grid.origin_um, shift)
         add_or_update(
             self.viewer,
             RESULT_PREFIX + path.name,
             data,
             scale=grid.voxel_um,
-            translate=self._shown_translate(grid.origin_um, shift),
+            translate=translate,
             metadata={"grid": grid.to_dict(), "source": str(path)},
             **style,
         )
+        if result.uncertainty_path is not None:
+            try:
+                error_map = open_lazily(result.uncertainty_path)
+            except Exception as exc:
+                summary += f" The error map could not be opened: {error_message(exc)}"
+            else:
+                show_error_map(self.viewer, error_map, grid, translate, RESULT_PREFIX + path.name)
+                self._list_regions(error_map, translate, grid.voxel_um)
+                summary += f" Error map: {Path(result.uncertainty_path).name}." + self._map_note(result)
         restore()
         self.upscale_controls.show_message(summary)

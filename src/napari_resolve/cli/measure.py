@@ -25,6 +25,9 @@ def cmd_quality(args: argparse.Namespace) -> dict:
             for name, path in (("map", args.map), ("ssim_map", args.ssim_map))}
     if args.registration:
         return _quality_registered(args, outs)
+    if args.error_map:
+        raise InputError("--error-map compares the map with the true error on the HRES overlap: give the "
+                         "HRES's --registration too.")
     from napari_resolve.io import write_volume
     from napari_resolve.measure.similarity import compare, ms_ssim_map, ssim_map
 
@@ -78,8 +81,14 @@ def _quality_registered(args: argparse.Namespace, outs: dict) -> dict:
         raise InputError(f"{args.ref} is {ref.ndim}D but the registration places a {len(reg.offset_um)}D HRES; "
                          "give the HRES that was registered.")
     placed = reg.layer_kwargs()
+    error_map = None if args.error_map is None else read_input(args.error_map, None, "error map", need_voxel=False)
+    if error_map is not None and (error_map.voxel_um is None or not np.allclose(error_map.voxel_um, pred.voxel_um)
+                                  or not np.allclose(error_map.origin_um, pred.origin_um, atol=1e-3)):
+        raise InputError(f"{args.error_map} is not on the grid of {args.pred}: give the --error-map that "
+                         "`predict --uncertainty` wrote with it.")
     plan = plan_quality(pred.data, pred.voxel_um, pred.origin_um, ref.data, placed["scale"], placed["translate"],
-                        data_range=args.data_range, with_ssim_map=outs["ssim_map"] is not None)
+                        data_range=args.data_range, with_ssim_map=outs["ssim_map"] is not None,
+                        error_map=None if error_map is None else error_map.data)
     res = run_with_progress(iter_quality(plan))
     summary = res.to_dict()
     metrics = summary.pop("metrics")[UPSCALED]
@@ -198,6 +207,9 @@ def add_quality(sub) -> None:
                    help="place REF (the HRES) by this registration and measure where PRED overlaps it (um)")
     p.add_argument("--map", help="write the MS-SSIM map (OME-TIFF) here (on the overlap with --registration)")
     p.add_argument("--ssim-map", help="write the SSIM map here")
+    p.add_argument("--error-map", metavar="UNC.tif|UNC.zarr",
+                   help="with --registration: the error map `predict --uncertainty` wrote with PRED; reports its "
+                        "coverage and rank correlation with the true error on the overlap")
     p.add_argument("--data-range", type=float, default=None,
                    help="intensity range for SSIM/PSNR (default: max - min of REF)")
     p.add_argument("--overwrite", action="store_true")

@@ -571,3 +571,70 @@ def calibrate_model(ckpt, lres, lres_voxel_um, pair, device="cpu") -> dict:
         signals, error = validation_signals(ckpt, lres, lres_voxel_um, hres, grid, imaging, tta=tta, device=device)
         record[key] = fit_calibration(signals, error, imaging).to_dict()
     return record
+
+
+# ----------------------------------------------------------------------------- where to look
+
+#: Bytes of an error map read to rank its regions; a larger map is read with a stride.
+REGIONS_READ_BYTES = 64 * 2**20
+
+
+def least_trusted_regions(error_map, origin_um, voxel_um, n: int = 5) -> list[dict]:
+    """The ``n`` blocks of an error map with the highest mean bound, highest first.
+
+    Like :func:`napari_resolve.measure.compare.lowest_regions` (the same blocks and
+    record), with ``score`` the block's mean error bound (grey values). A map larger
+    than :data:`REGIONS_READ_BYTES` (e.g. a zarr on disk) is read with an equal
+    stride on every axis, which is enough to rank blocks of dozens of voxels.
+
+    Parameters
+    ----------
+    error_map : array-like
+        2D or 3D, in memory or lazily sliced.
+    origin_um, voxel_um : sequence of float
+        World position of the map's voxel 0 and its voxel size (um).
+    n : int
+        Blocks to return.
+    """
+    from napari_resolve.measure.compare import lowest_regions
+
+    shape = tuple(int(s) for s in error_map.shape)
+    step = max(1, int(np.ceil((np.prod(shape) * 4 / REGIONS_READ_BYTES) ** (1 / len(shape)))))
+    sample = np.asarray(error_map[tuple(slice(None, None, step) for _ in shape)], np.float32)
+    regions = lowest_regions(-sample, origin_um, tuple(v * step for v in voxel_um), n)
+    for r in regions:
+        r["score"] = -r["score"]
+        r["box"] = tuple(slice(s.start * step, min(s.stop * step, m)) for s, m in zip(r["box"], shape))
+    return regions
+
+
+def agreement(bound: np.ndarray, error: np.ndarray, ms_ssim_map: np.ndarray | None = None) -> dict:
+    """How an error map agrees with the true error where an HRES exists.
+
+    Parameters
+    ----------
+    bound : ndarray
+        The error map (grey values).
+    error : ndarray
+        The result minus the HRES on the same voxels (grey values).
+    ms_ssim_map : ndarray, optional
+        The MS-SSIM map on the same voxels.
+
+    Returns
+    -------
+    dict
+        ``coverage`` (share of voxels whose |error| is below the map: about
+        :data:`LEVEL` when the calibration holds; the HRES's own noise counts as
+        error here), ``spearman_abs_error`` (rank correlation of the map with |error|)
+        and ``spearman_ms_ssim_loss`` (with 1 - MS-SSIM; None without the map).
+    """
+    from scipy.stats import spearmanr
+
+    b, e = np.ravel(bound).astype(np.float64), np.abs(np.ravel(error)).astype(np.float64)
+    # Rank correlations of a few million voxels take seconds: a fixed sample of 10^6 is enough.
+    pick = np.random.default_rng(0).choice(b.size, 10**6, replace=False) if b.size > 10**6 else slice(None)
+    out = {"coverage": float(np.mean(e <= b)), "spearman_abs_error": float(spearmanr(b[pick], e[pick]).statistic),
+           "spearman_ms_ssim_loss": None}
+    if ms_ssim_map is not None:
+        out["spearman_ms_ssim_loss"] = float(spearmanr(b[pick], 1 - np.ravel(ms_ssim_map)[pick]).statistic)
+    return out

@@ -94,6 +94,11 @@ class QualityResult:
     resolution : dict
         ``{"upscaled" | "cubic" | "Richardson-Lucy": {"gaussian": GaussianFit, "frc": FrcResult}}``
         against the HRES on the overlap (empty when not asked for).
+    error_map : ndarray or None
+        The result's error map on the overlap, when given.
+    error_agreement : dict
+        How the error map agrees with the truth on the overlap
+        (:func:`napari_resolve.learn.uncertainty.agreement`; empty without a map).
     """
 
     ms_ssim_map: np.ndarray
@@ -106,6 +111,8 @@ class QualityResult:
     psf_sigma_um: float | None = None
     notes: list = field(default_factory=list)
     resolution: dict = field(default_factory=dict)
+    error_map: np.ndarray | None = None
+    error_agreement: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """JSON-friendly summary (no maps): the overlap box in um, metrics, regions, resolution rows."""
@@ -131,6 +138,7 @@ class QualityResult:
                 for r in self.regions
             ],
             "resolution": {k: resolution_row(v) for k, v in self.resolution.items()},
+            "error_map_agreement": dict(self.error_agreement),
             "notes": list(self.notes),
         }
 
@@ -244,6 +252,8 @@ class QualityPlan:
         Richardson-Lucy iterations.
     with_ssim_map, with_resolution : bool
         Also compute the SSIM map / the effective resolution.
+    error_block : ndarray or None
+        The error map's voxels over the same block as ``block``.
     """
 
     overlap: Overlap
@@ -257,6 +267,7 @@ class QualityPlan:
     rl_iterations: int
     with_ssim_map: bool
     with_resolution: bool
+    error_block: np.ndarray | None = None
 
     @property
     def total(self) -> int:
@@ -289,6 +300,7 @@ def plan_quality(
     with_ssim_map: bool = True,
     with_resolution: bool = True,
     rl_iterations: int | None = None,
+    error_map=None,
 ) -> QualityPlan:
     """Check a quality job and copy the voxels it measures, on the caller's thread.
 
@@ -320,6 +332,9 @@ def plan_quality(
     rl_iterations : int, optional
         Richardson-Lucy iterations (default
         :data:`napari_resolve.measure.baselines.DEFAULT_ITERATIONS`).
+    error_map : array-like, optional
+        The result's error map (``predict --uncertainty``: the same grid as the
+        result), shown on the overlap and compared with the true error there.
 
     Returns
     -------
@@ -368,7 +383,7 @@ def plan_quality(
                              f"{data_range!r}.", parameters=("data_range",))
 
     if overlap.in_phase:
-        block = np.array(result[overlap.result_box], dtype=np.float32)
+        box = overlap.result_box
         block_origin = overlap.origin_um
     else:
         # Only the result voxels the cubic spline needs around the overlap.
@@ -376,9 +391,15 @@ def plan_quality(
         hi = lo + (np.asarray(overlap.shape) - 1) * np.asarray(hv)
         start = np.maximum(np.floor((lo - np.asarray(ro)) / rv).astype(int) - _HALO, 0)
         stop = np.minimum(np.ceil((hi - np.asarray(ro)) / rv).astype(int) + _HALO + 1, np.asarray(result.shape))
-        block = np.array(result[tuple(slice(int(a), int(b)) for a, b in zip(start, stop))], dtype=np.float32)
+        box = tuple(slice(int(a), int(b)) for a, b in zip(start, stop))
         block_origin = tuple(float(v) for v in np.asarray(ro) + start * np.asarray(rv))
-    _finite(block, "The result")
+    block = _finite(np.array(result[box], dtype=np.float32), "The result")
+    error_block = None
+    if error_map is not None:
+        if tuple(error_map.shape) != tuple(result.shape):
+            raise InputError(f"The error map has shape {tuple(error_map.shape)} but the result "
+                             f"{tuple(result.shape)}: give the map written with this result.")
+        error_block = _finite(np.array(error_map[box], dtype=np.float32), "The error map")
 
     iterations = baselines.DEFAULT_ITERATIONS if rl_iterations is None else rl_iterations
     baseline = None
@@ -407,6 +428,7 @@ def plan_quality(
         rl_iterations=int(iterations),
         with_ssim_map=bool(with_ssim_map),
         with_resolution=bool(with_resolution),
+        error_block=error_block,
     )
 
 
@@ -435,15 +457,16 @@ def _resolution(image: np.ndarray, ref: np.ndarray, voxel_um, what: str, notes: 
     return {"gaussian": fit, "frc": frc(image, ref, voxel_um)}
 
 
-def _result_on_overlap(plan: QualityPlan) -> np.ndarray:
-    """The result's values at the overlap's HRES voxels (the copied block, or resampled from it)."""
+def _result_on_overlap(plan: QualityPlan, block=None, order: int = 3) -> np.ndarray:
+    """The result's (or its error map's) values at the overlap's HRES voxels (copied, or resampled)."""
+    block = plan.block if block is None else block
     if plan.overlap.in_phase:
-        return plan.block
+        return block
     from napari_resolve.geometry.resample import resample_to_grid
 
     ov = plan.overlap
-    return resample_to_grid(plan.block, plan.block_voxel_um, ov.shape, ov.voxel_um, ov.origin_um,
-                            origin_um=plan.block_origin_um, order=3, name="upscaled result")
+    return resample_to_grid(block, plan.block_voxel_um, ov.shape, ov.voxel_um, ov.origin_um,
+                            origin_um=plan.block_origin_um, order=order, name="upscaled result")
 
 
 def iter_quality(plan, *args, **kwargs) -> Generator[Progress, None, QualityResult]:
@@ -505,6 +528,12 @@ def _iter_quality(plan: QualityPlan) -> Generator[Progress, None, QualityResult]
         step += 1
         yield Progress(step, total, "Effective resolution of the upscaled result (Gaussian fit, FRC)")
         resolution[UPSCALED] = _resolution(pred, ref, overlap.voxel_um, "upscaled", notes)
+    error_map, agreement = None, {}
+    if plan.error_block is not None:
+        from napari_resolve.learn.uncertainty import agreement as error_map_agreement
+
+        error_map = _result_on_overlap(plan, plan.error_block, order=1)  # linear: a bound must not ring
+        agreement = error_map_agreement(error_map, pred - ref, ms_map)
     del pred
 
     psf_sigma = None
@@ -539,4 +568,5 @@ def _iter_quality(plan: QualityPlan) -> Generator[Progress, None, QualityResult]
 
     regions = lowest_regions(ms_map, overlap.origin_um, overlap.voxel_um)
     yield Progress(total, total, "Done")
-    return QualityResult(ms_map, s_map, metrics, regions, overlap, scales, dr, psf_sigma, notes, resolution)
+    return QualityResult(ms_map, s_map, metrics, regions, overlap, scales, dr, psf_sigma, notes, resolution,
+                         error_map, agreement)
