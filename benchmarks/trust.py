@@ -18,9 +18,10 @@ realization's noiseless truth:
   f = 0 ... 0.95; ``cut_10_share_of_oracle`` is the mean-error cut of removing
   the top 10 % by the map as a share of the oracle's cut (the issue asks >= 0.5);
 
-for each signal alone (``consistency`` from the plain prediction, ``spread``
-from the test-time-augmented one, each calibrated on the same validation block)
-and the two combined (the map ``--uncertainty --tta`` writes). Also the cost of
+for each signal alone (``consistency`` and ``edge`` from the plain prediction,
+``spread`` from the test-time-augmented one, each calibrated on the same
+validation block), consistency with spread, and the maps ``--uncertainty``
+(consistency and edge) and ``--uncertainty --tta`` (all three) write. Also the cost of
 the maps: ``predict`` time with the map, without and with TTA, over the plain
 ``predict`` measured in the same run (medians of ``--repeats``). Prints JSON.
 
@@ -45,15 +46,10 @@ from default_model import HRES_SIDE  # noqa: E402
 from napari_resolve.demo import _fine_box  # noqa: E402
 from napari_resolve.io import json_safe  # noqa: E402
 from napari_resolve.jobs import drain  # noqa: E402
+from napari_resolve.learn.calibrate import validation_block, validation_signals  # noqa: E402
 from napari_resolve.learn.inference import run_predict  # noqa: E402
 from napari_resolve.learn.training import TrainConfig, iter_train, plan_train  # noqa: E402
-from napari_resolve.learn.uncertainty import (  # noqa: E402
-    Calibration,
-    ImagingModel,
-    fit_calibration,
-    validation_block,
-    validation_signals,
-)
+from napari_resolve.learn.uncertainty import Calibration, ImagingModel, fit_calibration  # noqa: E402
 from napari_resolve.phantom import make_phantom  # noqa: E402
 from napari_resolve.registration import register  # noqa: E402
 
@@ -108,6 +104,9 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sample", type=int, default=2_000_000, help="voxels for the Spearman correlation")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--model", metavar="MODEL.pt",
+                    help="judge this model (trained on --train-seed's pair with the defaults, e.g. by "
+                         "default_model.py --save) instead of training one")
     args = ap.parse_args(argv)
 
     def foam(seed):
@@ -118,20 +117,30 @@ def main(argv=None) -> None:
     cfg = TrainConfig(device=args.device, seed=0)
     if args.iterations:
         cfg.iterations = args.iterations
-    plan = plan_train(train_ph.lres, train_ph.hres, train_ph.lres_voxel_um, reg, cfg)
-    print(f"training {cfg.model} ...", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    res = drain(iter_train(plan))
-    train_s = time.perf_counter() - t0
-    ckpt = res.checkpoint
+    plan = plan_train(train_ph.lres, train_ph.hres, train_ph.lres_voxel_um, reg, cfg)  # its pair: the same split
+    train_s = None
+    if args.model:
+        from napari_resolve.models.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(args.model)
+    else:
+        print(f"training {cfg.model} ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        ckpt = drain(iter_train(plan)).checkpoint
+        train_s = round(time.perf_counter() - t0, 1)
     stored = {k: Calibration.from_dict(v) for k, v in ckpt.extra["error_map"].items()}
     imaging = ImagingModel(**stored["plain"].imaging)
 
-    # Each signal alone, calibrated on the same validation block as the stored maps.
+    # Each signal alone (and consistency with spread), calibrated on the same validation block as the stored maps.
     hres_val, val_grid = validation_block(plan.pair)
-    sig_tta, err_tta = validation_signals(ckpt, train_ph.lres, train_ph.lres_voxel_um, hres_val, val_grid, imaging,
-                                          tta=True, device=args.device)
-    spread_only = fit_calibration({"spread": sig_tta["spread"]}, err_tta, imaging)
+    val = {tta: validation_signals(ckpt, train_ph.lres, train_ph.lres_voxel_um, hres_val, val_grid, imaging,
+                                   tta=tta, device=args.device) for tta in (False, True)}
+    subsets = {"consistency": (False, ("consistency",)), "edge": (False, ("edge",)), "spread": (True, ("spread",)),
+               "consistency+spread": (True, ("consistency", "spread"))}
+    cals = {name: (tta, fit_calibration({k: val[tta][0][k] for k in keys}, val[tta][1], imaging))
+            for name, (tta, keys) in subsets.items()}
+    cals["map (--uncertainty)"] = (False, stored["plain"])
+    cals["map (--uncertainty --tta)"] = (True, stored["tta"])
 
     print("predicting the unseen foam ...", file=sys.stderr, flush=True)
     common = dict(model=ckpt, lres=test_ph.lres, lres_voxel_um=test_ph.lres_voxel_um, device=args.device)
@@ -141,18 +150,16 @@ def main(argv=None) -> None:
     grid = plain.grid
     truth = test_ph.truth[_fine_box(grid, test_ph.truth_offset_um, test_ph.hres_voxel_um)]
     rng = np.random.default_rng(0)
-    signals = {
-        "consistency": judge(with_map.uncertainty, with_map.data - truth, rng, args.sample),
-        "spread": judge(spread_only(with_tta.signals), with_tta.data - truth, rng, args.sample),
-        "combined": judge(with_tta.uncertainty, with_tta.data - truth, rng, args.sample),
-    }
+    signals = {}
+    for name, (tta, cal) in cals.items():
+        res = with_tta if tta else with_map
+        signals[name] = {"signals": list(cal.signals), "tta": tta, "validation_coverage": cal.coverage,
+                         **judge(cal(res.signals), res.data - truth, rng, args.sample)}
     out = {
         "ratio": args.ratio, "blur_sigma_hres_voxels": args.blur, "field_voxels": args.field,
         "train_seed": args.train_seed, "test_seed": args.test_seed, "output_shape": list(grid.shape),
-        "model": ckpt.architecture, "train_seconds": round(train_s, 1), "level": stored["plain"].level,
+        "model": ckpt.architecture, "model_file": args.model, "train_seconds": train_s, "level": stored["plain"].level,
         "imaging_model": stored["plain"].imaging,
-        "validation_coverage": {"consistency": stored["plain"].coverage, "spread": spread_only.coverage,
-                                "combined": stored["tta"].coverage},
         "validation_voxels": stored["plain"].voxels,
         "signals": signals,
         "cost": {"predict_s": round(plain_s, 2), "with_map_s": round(map_s, 2), "with_map_tta_s": round(tta_s, 2),

@@ -114,10 +114,23 @@ def main() -> None:
     up_w.upscale(out)
     finish(up_w.upscale_job)
     region.visible = False
+    error_maps = [layer for layer in viewer.layers if layer.name.startswith("error map: ")]
+    for layer in error_maps:
+        layer.visible = False  # first the result alone
     viewer.layers.selection.active = lres
     viewer.camera.center = (96.0, 110.0, 90.0)
     viewer.camera.zoom = 3.2
     shot(viewer, flow, 2, "preview_upscale")
+
+    # 3b. The error map over the upscaled region, at its least trustworthy block.
+    region_map = viewer.layers["error map: upscaled_foam"]
+    region_map.visible = True
+    viewer.layers.selection.active = region_map
+    block = up_w.regions.jump_to(0)
+    viewer.camera.center = (block["centre_um"][0], 110.0, 90.0)
+    viewer.camera.zoom = 3.2
+    shot(viewer, flow, 2, "error_map", show=up_w.regions)
+    region_map.visible = False
 
     # 4. Quality of the upscaled region against the HRES, with cubic and Richardson-Lucy.
     upscaled = viewer.layers[f"upscaled: {out.name}"]
@@ -135,6 +148,15 @@ def main() -> None:
     viewer.camera.center = (region["centre_um"][0], 102.0, 60.0)
     viewer.camera.zoom = 5.0
     shot(viewer, flow, 3, "quality")
+
+    # 4b. On the overlap: the true MS-SSIM map (left) beside the error map made without the HRES (right).
+    for layer in viewer.layers:
+        layer.visible = layer in (map_layer, qual_w.error_layer)
+    viewer.grid.enabled = True
+    viewer.grid.shape = (1, 2)
+    viewer.reset_view()
+    shot(viewer, flow, 3, "error_map_agreement", show=qual_w.summary.native)
+    viewer.grid.enabled = False
 
     # 5. Pores on LRES, upscaled and HRES side by side.
     for layer in viewer.layers:

@@ -113,7 +113,8 @@ def test_trained_model_carries_a_calibration_and_maps_stream_exactly(tiny_model,
         cal = Calibration.from_dict(record[key])
         assert 0.75 <= cal.coverage <= 1.0 and cal.voxels > 1000
         assert cal.imaging["sigma_um"] > 0.5  # the phantom's LRES is blurred
-    assert Calibration.from_dict(record["tta"]).signals == ("consistency", "spread")
+    assert Calibration.from_dict(record["plain"]).signals == ("consistency", "edge")
+    assert Calibration.from_dict(record["tta"]).signals == ("consistency", "spread", "edge")
     lres = read_volume(foam_dir / "lres.tif")
     roi = (slice(0, 20), slice(4, 30), slice(6, 28))
     one = run_predict(ckpt, lres.data, lres.voxel_um, roi=roi, uncertainty=True, device="cpu")
@@ -126,7 +127,7 @@ def test_trained_model_carries_a_calibration_and_maps_stream_exactly(tiny_model,
     np.testing.assert_allclose(tiled.uncertainty, one.uncertainty, atol=1e-4)
     tta = run_predict(ckpt, lres.data, lres.voxel_um, roi=roi, uncertainty=True, tta=True, keep_signals=True,
                       device="cpu")
-    assert set(tta.signals) == {"consistency", "spread"} and tta.signals["spread"].max() > 0
+    assert set(tta.signals) == {"consistency", "spread", "edge"} and tta.signals["spread"].max() > 0
     assert not np.allclose(tta.uncertainty, one.uncertainty)
 
 
@@ -165,3 +166,30 @@ def test_cli_writes_the_map_on_the_output_grid(tiny_model, foam_dir, tmp_path, c
     err = capsys.readouterr().err
     assert "unc.zarr already exists" in err and "--overwrite" in err
     assert not any((tmp_path / n).exists() for n in ("b.tif", "c.tif", "d.tif"))
+
+
+def test_least_trusted_regions_find_the_hot_block_also_with_a_stride(monkeypatch):
+    from napari_resolve.learn import uncertainty
+
+    rng = np.random.default_rng(3)
+    emap = rng.uniform(0.0, 0.1, (64, 64, 64)).astype(np.float32)
+    emap[32:64, 0:32, 32:64] += 1.0
+    for budget in (uncertainty.REGIONS_READ_BYTES, 64**3 * 4 // 20):  # whole map, then every 3rd voxel
+        monkeypatch.setattr(uncertainty, "REGIONS_READ_BYTES", budget)
+        top = uncertainty.least_trusted_regions(emap, (0.0, 0.0, 0.0), (2.0, 2.0, 2.0))
+        assert len(top) == 5 and [r["score"] for r in top] == sorted((r["score"] for r in top), reverse=True)
+        for r in top:  # all in the hot eighth, whose blocks average above 1; the rest average 0.05
+            centre = np.asarray(r["centre_um"]) / 2.0  # voxels
+            assert r["score"] > 0.9 and 32 <= centre[0] < 64 and 0 <= centre[1] < 32 and 32 <= centre[2] < 64
+        assert all(s.stop <= 64 for s in top[0]["box"])
+
+
+def test_agreement_of_a_perfect_and_of_a_random_map():
+    from napari_resolve.measure.compare import error_map_agreement as agreement
+
+    rng = np.random.default_rng(4)
+    err = rng.normal(0, 1, (30, 30, 30))
+    perfect = agreement(np.abs(err) * 1.001, err)
+    assert perfect["coverage"] == 1.0 and perfect["spearman_abs_error"] > 0.999
+    blind = agreement(rng.uniform(0, 2, err.shape), err)
+    assert abs(blind["spearman_abs_error"]) < 0.05

@@ -145,6 +145,10 @@ class TrainPlan:
     lres : array-like or None
         The LRES of a real pair, for the error-map calibration at the end
         (:func:`napari_resolve.learn.uncertainty.calibrate_model`).
+    imaging : ImagingModel or None
+        The LRES imaging model fitted on a real pair (flat patches, calibration).
+    flat : FlatPatches or None
+        How flat training patches are made (networks on the LRES grid, real pairs).
     """
 
     config: TrainConfig
@@ -159,6 +163,8 @@ class TrainPlan:
     stages: bool
     device: Any
     lres: Any = field(default=None, repr=False)
+    imaging: Any = None
+    flat: Any = None
 
     @property
     def synthetic(self) -> bool:
@@ -217,6 +223,7 @@ def _sampler(plan: TrainPlan, net, rng):
 
     cfg, hv_yx = plan.config, plan.hres_voxel_um[-2:]
     kind = SyntheticSampler if plan.synthetic else LresPatchSampler if net.input_grid == "lres" else PatchSampler
+    flat = {"flat": plan.flat} if kind is LresPatchSampler else {}
     return kind(
         plan.pair,
         out_depth=cfg.patch_depth if net.volumetric else 1,
@@ -226,6 +233,7 @@ def _sampler(plan: TrainPlan, net, rng):
         augment=cfg.augment,
         square_voxels=abs(hv_yx[0] / hv_yx[1] - 1) < 1e-3,
         stages=plan.stages,
+        **flat,
     )
 
 
@@ -295,8 +303,16 @@ def plan_train(
         pair.inputs = start.norm_in.apply(pair.norm_in.invert(pair.inputs))
         pair.target = start.norm_out.apply(pair.norm_out.invert(pair.target))
         pair.norm_in, pair.norm_out = start.norm_in, start.norm_out
+    from napari_resolve.learn.calibrate import fit_imaging, roi_imaging_inputs
+
+    imaging = fit_imaging(lres, lv, *roi_imaging_inputs(pair))
+    flat = None
+    if net.input_grid == "lres":
+        from napari_resolve.learn.lres_pairs import flat_patches
+
+        flat = flat_patches(pair, imaging, cfg.flat_share)
     plan = TrainPlan(cfg, pair, lv, tuple(scale), reg_record, start, out, bool(overwrite), dict(extra or {}),
-                     stages, dev, lres=lres)
+                     stages, dev, lres=lres, imaging=imaging, flat=flat)
     _check_sampler(plan, net)
     return plan
 
@@ -509,10 +525,11 @@ def _iter_train(plan: TrainPlan) -> Generator[Progress, None, TrainResult]:
 def _calibrate(best: Checkpoint, plan: TrainPlan, dev) -> None:
     """Store the error-map calibration in the best model; a block too small for it only warns."""
     from napari_resolve.errors import ResolveError, ResolveWarning
-    from napari_resolve.learn.uncertainty import calibrate_model
+    from napari_resolve.learn.calibrate import calibrate_model
 
     try:
-        best.extra["error_map"] = calibrate_model(best, plan.lres, plan.lres_voxel_um, plan.pair, device=str(dev))
+        best.extra["error_map"] = calibrate_model(best, plan.lres, plan.lres_voxel_um, plan.pair, device=str(dev),
+                                                  imaging=plan.imaging)
     except ResolveError as exc:
         warnings.warn(f"No error map for this model: {exc}", ResolveWarning, stacklevel=2)
 

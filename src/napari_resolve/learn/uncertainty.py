@@ -16,6 +16,11 @@ need no reference are computed while a region is upscaled
     rotations of the input (test-time augmentation, 8 variants; 4 flips when the
     in-plane voxels are not square), each mapped back. A network that is sure of a
     structure predicts it the same way up in every orientation.
+*edge*
+    The gradient magnitude of the result at the scale of the LRES blur (Gaussian
+    derivatives of the fitted PSF's sigma): what a blurred scan hides, and so
+    where a learned upscale errs, is where the result changes fast; flat regions
+    are easy.
 
 :func:`fit_calibration` turns the signals into one map in grey values that means
 "the true |error| is below this value for :data:`LEVEL` of voxels": a least-
@@ -53,7 +58,7 @@ LEVEL = 0.9
 #: Bins of the combined score, each with its own conformal quantile.
 N_BINS = 16
 #: The signals, in the order they are combined.
-SIGNALS = ("consistency", "spread")
+SIGNALS = ("consistency", "spread", "edge")
 #: A Gaussian filter reaches this many sigmas (scipy's default truncate).
 TRUNCATE = 4.0
 
@@ -117,6 +122,12 @@ def consistency(pred: np.ndarray, lres_up: np.ndarray, voxel_um, lres_voxel_um, 
     window = tuple(lv / v for lv, v in zip(lres_voxel_um, voxel_um))
     local = ndimage.gaussian_filter(resid * resid, window, mode="nearest", truncate=TRUNCATE)
     return np.sqrt(np.maximum(local, 0)).astype(np.float32)
+
+
+def edge_strength(pred: np.ndarray, voxel_um, imaging: ImagingModel) -> np.ndarray:
+    """Gradient magnitude of an upscaled block at the scale of the LRES blur (grey values per voxel, float32)."""
+    return ndimage.gaussian_gradient_magnitude(pred.astype(np.float32), sigma_voxels(imaging.sigma_um, voxel_um),
+                                               mode="nearest", truncate=TRUNCATE)
 
 
 # ----------------------------------------------------------------------------- test-time augmentation
@@ -370,7 +381,8 @@ class ErrorMapStream:
         p = self.pred[lo - self.buf_z0 : hi - self.buf_z0]
         sub = self.grid.sub((slice(lo, hi), slice(0, self.grid.shape[1]), slice(0, self.grid.shape[2])))
         up = resample_lres(self.lres, self.lv, sub)
-        sig = {"consistency": consistency(p, up, self.grid.voxel_um, self.lv, self.imaging)[a - lo : b - lo]}
+        sig = {"consistency": consistency(p, up, self.grid.voxel_um, self.lv, self.imaging)[a - lo : b - lo],
+               "edge": edge_strength(p, self.grid.voxel_um, self.imaging)[a - lo : b - lo]}
         if self.spread is not None:
             sig["spread"] = self.spread[: b - a]  # the spread buffer starts at next_z (== a)
         if self.signals is not None:
@@ -506,73 +518,6 @@ def plan_error_map(ckpt, net, grid: Grid, *, tta: bool = False, path=None, overw
     return ErrorMapPlan(calibration, imaging, variants, upath, bool(overwrite), bool(keep_signals))
 
 
-def _image_grid(grid3: Grid, ndim: int) -> Grid:
-    return grid3 if ndim == 3 else Grid(grid3.shape[1:], grid3.voxel_um[1:], grid3.origin_um[1:])
-
-
-def validation_block(pair) -> tuple[np.ndarray, Grid]:
-    """A training pair's validation block: the HRES (grey values) and its grid, both of the image's dimensionality."""
-    box = [slice(0, n) for n in pair.target.shape]
-    box[pair.val_axis] = slice(pair.val_start, pair.target.shape[pair.val_axis])
-    hres = pair.norm_out.invert(pair.target[tuple(box)])
-    return (hres if pair.ndim == 3 else hres[0]), _image_grid(pair.grid.sub(tuple(box)), pair.ndim)
-
-
-def fit_imaging(lres, lres_voxel_um, hres, grid: Grid) -> ImagingModel:
-    """The LRES imaging model from the registered HRES on ``grid``: a Gaussian PSF, gain and offset."""
-    import warnings
-
-    from napari_resolve.errors import ResolveWarning
-    from napari_resolve.measure.baselines import estimate_psf_sigma
-
-    up = resample_lres(lres, lres_voxel_um, grid)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResolveWarning)  # a PSF at the search limit is still the best fit
-        fit = estimate_psf_sigma(up, hres, grid.voxel_um)
-    return ImagingModel(float(fit.sigma_um), float(fit.gain), float(fit.offset))
-
-
-def validation_signals(ckpt, lres, lres_voxel_um, hres, grid: Grid, imaging: ImagingModel, *, tta: bool,
-                       device="cpu"):
-    """The raw signals and the true error of a model's prediction on an HRES block (grid of the image's ndim).
-
-    Returns
-    -------
-    signals : dict of str to ndarray
-    error : ndarray
-        Prediction minus ``hres`` (grey values).
-    """
-    from napari_resolve.learn.inference import run_predict
-
-    res = run_predict(ckpt, lres, lres_voxel_um, grid=grid, device=device, uncertainty=True, tta=tta,
-                      error_imaging=imaging, keep_signals=True)
-    shape = res.data.shape
-    return {k: v.reshape(shape) for k, v in res.signals.items()}, res.data - hres
-
-
-def calibrate_model(ckpt, lres, lres_voxel_um, pair, device="cpu") -> dict:
-    """Fit the error-map calibrations of a trained model on its pair's validation block.
-
-    The PSF is fitted on the whole training ROI (the imaging does not depend on the
-    network); the calibrations, with and without test-time augmentation, on the
-    validation block only, which the network never trained on.
-
-    Returns
-    -------
-    dict
-        ``{"plain": ..., "tta": ...}`` :meth:`Calibration.to_dict` records, for ``ckpt.extra["error_map"]``.
-    """
-    roi_hres = pair.norm_out.invert(pair.target)
-    imaging = fit_imaging(lres, lres_voxel_um, roi_hres if pair.ndim == 3 else roi_hres[0],
-                          _image_grid(pair.grid, pair.ndim))
-    hres, grid = validation_block(pair)
-    record = {}
-    for key, tta in (("plain", False), ("tta", True)):
-        signals, error = validation_signals(ckpt, lres, lres_voxel_um, hres, grid, imaging, tta=tta, device=device)
-        record[key] = fit_calibration(signals, error, imaging).to_dict()
-    return record
-
-
 # ----------------------------------------------------------------------------- where to look
 
 #: Bytes of an error map read to rank its regions; a larger map is read with a stride.
@@ -606,35 +551,3 @@ def least_trusted_regions(error_map, origin_um, voxel_um, n: int = 5) -> list[di
         r["score"] = -r["score"]
         r["box"] = tuple(slice(s.start * step, min(s.stop * step, m)) for s, m in zip(r["box"], shape))
     return regions
-
-
-def agreement(bound: np.ndarray, error: np.ndarray, ms_ssim_map: np.ndarray | None = None) -> dict:
-    """How an error map agrees with the true error where an HRES exists.
-
-    Parameters
-    ----------
-    bound : ndarray
-        The error map (grey values).
-    error : ndarray
-        The result minus the HRES on the same voxels (grey values).
-    ms_ssim_map : ndarray, optional
-        The MS-SSIM map on the same voxels.
-
-    Returns
-    -------
-    dict
-        ``coverage`` (share of voxels whose |error| is below the map: about
-        :data:`LEVEL` when the calibration holds; the HRES's own noise counts as
-        error here), ``spearman_abs_error`` (rank correlation of the map with |error|)
-        and ``spearman_ms_ssim_loss`` (with 1 - MS-SSIM; None without the map).
-    """
-    from scipy.stats import spearmanr
-
-    b, e = np.ravel(bound).astype(np.float64), np.abs(np.ravel(error)).astype(np.float64)
-    # Rank correlations of a few million voxels take seconds: a fixed sample of 10^6 is enough.
-    pick = np.random.default_rng(0).choice(b.size, 10**6, replace=False) if b.size > 10**6 else slice(None)
-    out = {"coverage": float(np.mean(e <= b)), "spearman_abs_error": float(spearmanr(b[pick], e[pick]).statistic),
-           "spearman_ms_ssim_loss": None}
-    if ms_ssim_map is not None:
-        out["spearman_ms_ssim_loss"] = float(spearmanr(b[pick], 1 - np.ravel(ms_ssim_map)[pick]).statistic)
-    return out

@@ -98,7 +98,7 @@ class QualityResult:
         The result's error map on the overlap, when given.
     error_agreement : dict
         How the error map agrees with the truth on the overlap
-        (:func:`napari_resolve.learn.uncertainty.agreement`; empty without a map).
+        (:func:`error_map_agreement`; empty without a map).
     """
 
     ms_ssim_map: np.ndarray
@@ -141,6 +141,38 @@ class QualityResult:
             "error_map_agreement": dict(self.error_agreement),
             "notes": list(self.notes),
         }
+
+
+def error_map_agreement(bound: np.ndarray, error: np.ndarray, ms_ssim_map: np.ndarray | None = None) -> dict:
+    """How an error map agrees with the true error where an HRES exists.
+
+    Parameters
+    ----------
+    bound : ndarray
+        The error map (grey values).
+    error : ndarray
+        The result minus the HRES on the same voxels (grey values).
+    ms_ssim_map : ndarray, optional
+        The MS-SSIM map on the same voxels.
+
+    Returns
+    -------
+    dict
+        ``coverage`` (share of voxels whose |error| is below the map: about
+        90 % (:data:`napari_resolve.learn.uncertainty.LEVEL`) when the calibration holds; the HRES's own noise counts as
+        error here), ``spearman_abs_error`` (rank correlation of the map with |error|)
+        and ``spearman_ms_ssim_loss`` (with 1 - MS-SSIM; None without the map).
+    """
+    from scipy.stats import spearmanr
+
+    b, e = np.ravel(bound).astype(np.float64), np.abs(np.ravel(error)).astype(np.float64)
+    # Rank correlations of a few million voxels take seconds: a fixed sample of 10^6 is enough.
+    pick = np.random.default_rng(0).choice(b.size, 10**6, replace=False) if b.size > 10**6 else slice(None)
+    out = {"coverage": float(np.mean(e <= b)), "spearman_abs_error": float(spearmanr(b[pick], e[pick]).statistic),
+           "spearman_ms_ssim_loss": None}
+    if ms_ssim_map is not None:
+        out["spearman_ms_ssim_loss"] = float(spearmanr(b[pick], 1 - np.ravel(ms_ssim_map)[pick]).statistic)
+    return out
 
 
 def block_size(shape) -> int:
@@ -530,8 +562,6 @@ def _iter_quality(plan: QualityPlan) -> Generator[Progress, None, QualityResult]
         resolution[UPSCALED] = _resolution(pred, ref, overlap.voxel_um, "upscaled", notes)
     error_map, agreement = None, {}
     if plan.error_block is not None:
-        from napari_resolve.learn.uncertainty import agreement as error_map_agreement
-
         error_map = _result_on_overlap(plan, plan.error_block, order=1)  # linear: a bound must not ring
         agreement = error_map_agreement(error_map, pred - ref, ms_map)
     del pred

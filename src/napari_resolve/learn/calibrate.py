@@ -1,0 +1,87 @@
+"""Calibrating a trained model's error maps on its pair (:mod:`napari_resolve.learn.uncertainty`).
+
+At the end of a training on a registered pair, :func:`calibrate_model` fits the
+LRES imaging model on the training ROI, predicts the validation block (which the
+network never trained on) with the raw error-map signals, and fits the
+conformal calibrations with and without test-time augmentation; the training
+stores them in the model file.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_resolve.geometry.grid import Grid, resample_lres
+from napari_resolve.learn.uncertainty import ImagingModel, fit_calibration
+
+
+def _image_grid(grid3: Grid, ndim: int) -> Grid:
+    return grid3 if ndim == 3 else Grid(grid3.shape[1:], grid3.voxel_um[1:], grid3.origin_um[1:])
+
+
+def validation_block(pair) -> tuple[np.ndarray, Grid]:
+    """A training pair's validation block: the HRES (grey values) and its grid, both of the image's dimensionality."""
+    box = [slice(0, n) for n in pair.target.shape]
+    box[pair.val_axis] = slice(pair.val_start, pair.target.shape[pair.val_axis])
+    hres = pair.norm_out.invert(pair.target[tuple(box)])
+    return (hres if pair.ndim == 3 else hres[0]), _image_grid(pair.grid.sub(tuple(box)), pair.ndim)
+
+
+def fit_imaging(lres, lres_voxel_um, hres, grid: Grid) -> ImagingModel:
+    """The LRES imaging model from the registered HRES on ``grid``: a Gaussian PSF, gain and offset."""
+    import warnings
+
+    from napari_resolve.errors import ResolveWarning
+    from napari_resolve.measure.baselines import estimate_psf_sigma
+
+    up = resample_lres(lres, lres_voxel_um, grid)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResolveWarning)  # a PSF at the search limit is still the best fit
+        fit = estimate_psf_sigma(up, hres, grid.voxel_um)
+    return ImagingModel(float(fit.sigma_um), float(fit.gain), float(fit.offset))
+
+
+def validation_signals(ckpt, lres, lres_voxel_um, hres, grid: Grid, imaging: ImagingModel, *, tta: bool,
+                       device="cpu"):
+    """The raw signals and the true error of a model's prediction on an HRES block (grid of the image's ndim).
+
+    Returns
+    -------
+    signals : dict of str to ndarray
+    error : ndarray
+        Prediction minus ``hres`` (grey values).
+    """
+    from napari_resolve.learn.inference import run_predict
+
+    res = run_predict(ckpt, lres, lres_voxel_um, grid=grid, device=device, uncertainty=True, tta=tta,
+                      error_imaging=imaging, keep_signals=True)
+    shape = res.data.shape
+    return {k: v.reshape(shape) for k, v in res.signals.items()}, res.data - hres
+
+
+def roi_imaging_inputs(pair) -> tuple[np.ndarray, Grid]:
+    """A training pair's whole HRES ROI (grey values) and its grid, of the image's dimensionality."""
+    roi_hres = pair.norm_out.invert(pair.target)
+    return (roi_hres if pair.ndim == 3 else roi_hres[0]), _image_grid(pair.grid, pair.ndim)
+
+
+def calibrate_model(ckpt, lres, lres_voxel_um, pair, device="cpu", imaging: ImagingModel | None = None) -> dict:
+    """Fit the error-map calibrations of a trained model on its pair's validation block.
+
+    The PSF is fitted on the whole training ROI (the imaging does not depend on the
+    network); the calibrations, with and without test-time augmentation, on the
+    validation block only, which the network never trained on.
+
+    Returns
+    -------
+    dict
+        ``{"plain": ..., "tta": ...}`` :meth:`Calibration.to_dict` records, for ``ckpt.extra["error_map"]``.
+    """
+    if imaging is None:
+        imaging = fit_imaging(lres, lres_voxel_um, *roi_imaging_inputs(pair))
+    hres, grid = validation_block(pair)
+    record = {}
+    for key, tta in (("plain", False), ("tta", True)):
+        signals, error = validation_signals(ckpt, lres, lres_voxel_um, hres, grid, imaging, tta=tta, device=device)
+        record[key] = fit_calibration(signals, error, imaging).to_dict()
+    return record
