@@ -34,7 +34,7 @@ def settle(seconds: float = 0.3) -> None:
         time.sleep(0.01)
 
 
-def finish(job, timeout: float = 600) -> None:
+def finish(job, timeout: float = 2400) -> None:
     """Keep the viewer alive while a job runs, as the user's event loop would."""
     end = time.perf_counter() + timeout
     while job.state == "running" and time.perf_counter() < end:

@@ -193,3 +193,16 @@ def test_agreement_of_a_perfect_and_of_a_random_map():
     assert perfect["coverage"] == 1.0 and perfect["spearman_abs_error"] > 0.999
     blind = agreement(rng.uniform(0, 2, err.shape), err)
     assert abs(blind["spearman_abs_error"]) < 0.05
+
+
+def test_train_reports_the_calibration(foam_dir, foam_registration, tmp_path, capsys):
+    from napari_resolve.cli import main
+
+    argv = ["train", str(foam_dir / "lres.tif"), str(foam_dir / "hres.tif"), "--registration", str(foam_registration),
+            "--iterations", "2", "--batch-size", "2", "--patch-size", "24", "--model-option", "width=4",
+            "--device", "cpu", "-o", str(tmp_path / "m.pt")]
+    assert main(argv) == 0
+    out = capsys.readouterr()
+    coverage = json.loads(out.out)["error_map_validation_coverage"]
+    assert set(coverage) == {"plain", "tta"} and all(0.5 < v <= 1 for v in coverage.values())
+    assert "Error maps calibrated on the validation block" in out.err

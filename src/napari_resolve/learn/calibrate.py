@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_resolve.geometry.grid import Grid, resample_lres
-from napari_resolve.learn.uncertainty import ImagingModel, fit_calibration
+from napari_resolve.learn.uncertainty import LRES_ORDER, ImagingModel, fit_calibration
 
 
 def _image_grid(grid3: Grid, ndim: int) -> Grid:
@@ -34,7 +34,7 @@ def fit_imaging(lres, lres_voxel_um, hres, grid: Grid) -> ImagingModel:
     from napari_resolve.errors import ResolveWarning
     from napari_resolve.measure.baselines import estimate_psf_sigma
 
-    up = resample_lres(lres, lres_voxel_um, grid)
+    up = resample_lres(lres, lres_voxel_um, grid, order=LRES_ORDER, halo=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResolveWarning)  # a PSF at the search limit is still the best fit
         fit = estimate_psf_sigma(up, hres, grid.voxel_um)

@@ -61,6 +61,9 @@ N_BINS = 16
 SIGNALS = ("consistency", "spread", "edge")
 #: A Gaussian filter reaches this many sigmas (scipy's default truncate).
 TRUNCATE = 4.0
+#: Spline order of the LRES the consistency compares with (and the imaging model is fitted on): linear, as
+#: the misfit is averaged over one LRES voxel anyway; cubic cost 7x more, more than the network itself.
+LRES_ORDER = 1
 
 
 @dataclass(frozen=True)
@@ -97,15 +100,15 @@ def consistency_halo(imaging: ImagingModel, voxel_um, lres_voxel_um) -> tuple[in
     return tuple(x + y for x, y in zip(a, b))
 
 
-def consistency(pred: np.ndarray, lres_up: np.ndarray, voxel_um, lres_voxel_um, imaging: ImagingModel) -> np.ndarray:
-    """Local RMS misfit between an upscaled block, degraded again, and the LRES (HRES grey values).
+def local_signals(pred: np.ndarray, lres_up: np.ndarray, voxel_um, lres_voxel_um, imaging: ImagingModel) -> dict:
+    """The signals of one upscaled block that need no other prediction: consistency and edge.
 
     Parameters
     ----------
     pred : ndarray
-        The upscaled block (HRES grey values), 3D.
+        The upscaled block (HRES grey values), 3D (one slice for an image).
     lres_up : ndarray
-        The LRES interpolated (cubic) onto the same voxels.
+        The LRES interpolated (:data:`LRES_ORDER`) onto the same voxels.
     voxel_um, lres_voxel_um : sequence of float
         The block's and the LRES voxel sizes (um); the RMS window is a Gaussian
         of one LRES voxel (sigma) on each axis.
@@ -113,21 +116,25 @@ def consistency(pred: np.ndarray, lres_up: np.ndarray, voxel_um, lres_voxel_um, 
 
     Returns
     -------
-    ndarray of float32
-        ``sqrt(G_w((lres_up - offset) / gain - G_sigma(pred))^2)``; edges repeat.
+    dict of str to ndarray of float32
+        ``consistency``: ``sqrt(G_w((lres_up - offset) / gain - G_sigma(pred))^2)``
+        (HRES grey values); ``edge``: the gradient magnitude of ``G_sigma(pred)``
+        (grey values per voxel, central differences). Edges repeat.
     """
     blurred = ndimage.gaussian_filter(pred.astype(np.float32), sigma_voxels(imaging.sigma_um, voxel_um),
                                       mode="nearest", truncate=TRUNCATE)
     resid = (lres_up - np.float32(imaging.offset)) / np.float32(imaging.gain) - blurred
     window = tuple(lv / v for lv, v in zip(lres_voxel_um, voxel_um))
     local = ndimage.gaussian_filter(resid * resid, window, mode="nearest", truncate=TRUNCATE)
-    return np.sqrt(np.maximum(local, 0)).astype(np.float32)
+    # The gradient of the blurred block, not a Gaussian-derivative filter of the block: the same scale, 14x cheaper.
+    grads = [np.gradient(blurred, axis=ax) for ax in range(blurred.ndim) if blurred.shape[ax] > 1]
+    edge = np.sqrt(sum(g * g for g in grads)).astype(np.float32)
+    return {"consistency": np.sqrt(np.maximum(local, 0)).astype(np.float32), "edge": edge}
 
 
-def edge_strength(pred: np.ndarray, voxel_um, imaging: ImagingModel) -> np.ndarray:
-    """Gradient magnitude of an upscaled block at the scale of the LRES blur (grey values per voxel, float32)."""
-    return ndimage.gaussian_gradient_magnitude(pred.astype(np.float32), sigma_voxels(imaging.sigma_um, voxel_um),
-                                               mode="nearest", truncate=TRUNCATE)
+def consistency(pred: np.ndarray, lres_up: np.ndarray, voxel_um, lres_voxel_um, imaging: ImagingModel) -> np.ndarray:
+    """The consistency signal of :func:`local_signals` alone."""
+    return local_signals(pred, lres_up, voxel_um, lres_voxel_um, imaging)["consistency"]
 
 
 # ----------------------------------------------------------------------------- test-time augmentation
@@ -380,9 +387,9 @@ class ErrorMapStream:
         lo, hi = max(0, a - self.halo), min(nz, b + self.halo)
         p = self.pred[lo - self.buf_z0 : hi - self.buf_z0]
         sub = self.grid.sub((slice(lo, hi), slice(0, self.grid.shape[1]), slice(0, self.grid.shape[2])))
-        up = resample_lres(self.lres, self.lv, sub)
-        sig = {"consistency": consistency(p, up, self.grid.voxel_um, self.lv, self.imaging)[a - lo : b - lo],
-               "edge": edge_strength(p, self.grid.voxel_um, self.imaging)[a - lo : b - lo]}
+        up = resample_lres(self.lres, self.lv, sub, order=LRES_ORDER, halo=2)
+        local = local_signals(p, up, self.grid.voxel_um, self.lv, self.imaging)
+        sig = {k: v[a - lo : b - lo] for k, v in local.items()}
         if self.spread is not None:
             sig["spread"] = self.spread[: b - a]  # the spread buffer starts at next_z (== a)
         if self.signals is not None:
