@@ -149,14 +149,11 @@ def main() -> None:
     viewer.camera.zoom = 5.0
     shot(viewer, flow, 3, "quality")
 
-    # 4b. On the overlap: the true MS-SSIM map (left) beside the error map made without the HRES (right).
+    # 4b. On the overlap: the error map made without the HRES, over the HRES, and how it agrees (the summary).
     for layer in viewer.layers:
-        layer.visible = layer in (map_layer, qual_w.error_layer)
-    viewer.grid.enabled = True
-    viewer.grid.shape = (1, 2)
-    viewer.reset_view()
+        layer.visible = layer in (hres, qual_w.error_layer)
+    viewer.layers.selection.active = qual_w.error_layer
     shot(viewer, flow, 3, "error_map_agreement", show=qual_w.summary.native)
-    viewer.grid.enabled = False
 
     # 5. Pores on LRES, upscaled and HRES side by side.
     for layer in viewer.layers:

@@ -37,17 +37,24 @@ def high_error_colormap() -> napari.utils.Colormap:
             [1.0, 0.5, 0.0, 0.9],
             [1.0, 0.0, 0.0, 1.0],
         ],
-        # Over contrast limits (0, top): nothing below 25 % of the top, red at the top and above.
+        # Over the contrast limits (median, top): nothing in the lower quarter, red at the top and above.
         controls=[0.0, 0.25, 0.5, 0.75, 1.0],
         name="high error (napari-resolve)",
     )
 
 
 def map_limits(data) -> tuple[float, float]:
-    """Contrast limits in grey values: 0 to the 99th percentile of (a sample of) the map."""
+    """Contrast limits in grey values: the median to the 99.5th percentile of (a sample of) the map.
+
+    The bound is never 0 (noise alone gives every voxel some error): from 0 up, the
+    whole map would light up. From the median up, the better half stays
+    transparent and the worst voxels stand out.
+    """
     sample = np.asarray(data[tuple(slice(None, None, max(1, s // 64)) for s in data.shape)], np.float32)
-    top = float(np.percentile(sample, 99)) if sample.size else 1.0
-    return 0.0, top if top > 0 else 1.0
+    if not sample.size:
+        return 0.0, 1.0
+    lo, hi = (float(v) for v in np.percentile(sample, [50, 99.5]))
+    return (lo, hi) if hi > lo else (0.0, max(hi, 1e-6))
 
 
 def show_error_map(viewer, data, grid, translate, result_name: str, name: str | None = None):

@@ -10,7 +10,8 @@ tile is larger than the canvas).
 With *Error map* on (models trained on a pair carry its calibration), both also
 compute the calibrated error map (:mod:`napari_resolve.learn.uncertainty`) and
 show it over the result as the layer "error map: <result>" (transparent where the
-bound is small, red where it is largest, contrast limits in grey values); the
+bound is small, red where it is largest, contrast limits in grey values from
+the map's median up); the
 region upscale writes it beside its output as ``<name>_error.tif|zarr``. The
 table below lists the blocks where the map is highest; selecting one goes there.
 
