@@ -21,8 +21,9 @@ realization's noiseless truth:
 
 for each signal alone (``consistency`` and ``edge`` from the plain prediction,
 ``spread`` from the test-time-augmented one, each calibrated on the same
-validation block), consistency with spread, and the maps ``--uncertainty``
-(consistency and edge) and ``--uncertainty --tta`` (all three) write. Also the cost of
+validation block), all three combined, and the maps ``--uncertainty``
+(consistency) and ``--uncertainty --tta`` (consistency and spread) write
+(:data:`napari_resolve.learn.calibrate.MAP_SIGNALS`). Also the cost of
 the maps: ``predict`` time with the map, without and with TTA, over the plain
 ``predict`` measured in the same run (medians of ``--repeats``). Prints JSON.
 
@@ -142,7 +143,7 @@ def main(argv=None) -> None:
     val = {tta: validation_signals(ckpt, train_ph.lres, train_ph.lres_voxel_um, hres_val, val_grid, imaging,
                                    tta=tta, device=args.device) for tta in (False, True)}
     subsets = {"consistency": (False, ("consistency",)), "edge": (False, ("edge",)), "spread": (True, ("spread",)),
-               "consistency+spread": (True, ("consistency", "spread"))}
+               "all three": (True, ("consistency", "spread", "edge"))}
     cals = {name: (tta, fit_calibration({k: val[tta][0][k] for k in keys}, val[tta][1], imaging))
             for name, (tta, keys) in subsets.items()}
     cals["map (--uncertainty)"] = (False, stored["plain"])

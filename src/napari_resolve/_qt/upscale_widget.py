@@ -230,13 +230,13 @@ class UpscaleWidget(QWidget):
             text="Error map (where to trust the result)",
             tooltip="Also compute a map of the error to expect, without an HRES: at each voxel a grey value the "
             "true |error| stays below at 90 % of voxels, calibrated at the end of training on the pair's "
-            "validation block (data consistency with the LRES, about 1.3x the time)",
+            "validation block (data consistency with the LRES, about 1.1x the time)",
         )
         self.tta_check = CheckBox(
             value=False,
             text="Add flipped predictions (8× slower)",
-            tooltip="Predict the 8 in-plane flips and rotations too: their spread sharpens the error map and "
-            "the result becomes their mean",
+            tooltip="Predict the 8 in-plane flips and rotations too: their spread is what lets the map rank "
+            "the regions (docs/learning.md); the result becomes their mean",
         )
         self.error_check.changed.connect(self._error_toggled)
         self.regions_heading = heading("Least trustworthy regions")

@@ -19,8 +19,9 @@ need no reference are computed while a region is upscaled
 *edge*
     The gradient magnitude of the result at the scale of the LRES blur (Gaussian
     derivatives of the fitted PSF's sigma): what a blurred scan hides, and so
-    where a learned upscale errs, is where the result changes fast; flat regions
-    are easy.
+    where a learned upscale errs, is where the result changes fast. Measured and
+    left out of the stored maps (:data:`napari_resolve.learn.calibrate.MAP_SIGNALS`):
+    on an unseen foam it ranked the errors the wrong way round.
 
 :func:`fit_calibration` turns the signals into one map in grey values that means
 "the true |error| is below this value for :data:`LEVEL` of voxels": a least-
