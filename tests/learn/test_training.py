@@ -739,3 +739,16 @@ def test_flat_patches_reach_the_sampler_of_networks_on_the_lres_grid_only():
     assert plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(flat_share=0.25)).flat is None  # unet25d
     with pytest.raises(InputError, match="flat_share"):
         config(flat_share=0.9).check()
+
+
+def test_a_failing_calibration_warns_and_keeps_the_trained_model(monkeypatch, tmp_path):
+    from napari_resolve.errors import ResolveWarning
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("calibration exploded")
+
+    monkeypatch.setattr("napari_resolve.learn.calibrate.calibrate_model", broken)
+    with pytest.warns(ResolveWarning, match="No error map for this model: calibration exploded"):
+        result = train(config(iterations=4, val_every=2), out_path=tmp_path / "m.pt")
+    assert "error_map" not in result.checkpoint.extra and (tmp_path / "m.pt").exists()
+    assert result.checkpoint.history[-1]["iteration"] == 4
