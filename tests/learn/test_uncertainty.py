@@ -206,3 +206,18 @@ def test_train_reports_the_calibration(foam_dir, foam_registration, tmp_path, ca
     coverage = json.loads(out.out)["error_map_validation_coverage"]
     assert set(coverage) == {"plain", "tta"} and all(0.5 < v <= 1 for v in coverage.values())
     assert "Error maps calibrated on the validation block" in out.err
+
+
+def test_the_faces_of_a_region_are_not_taken_for_misfits():
+    from napari_resolve.learn.uncertainty import local_signals
+
+    rng = np.random.default_rng(6)
+    truth = ndimage.gaussian_filter(rng.random((40, 40, 40)).astype(np.float32), 2.0)
+    lres_up = IMAGING.gain * ndimage.gaussian_filter(truth, 2.0, mode="nearest") + IMAGING.offset
+    inner = (slice(8, 32),) * 3  # a region cut out of a larger field: the LRES saw what lies beyond its faces
+    plain = local_signals(truth[inner], lres_up[inner], (1.0,) * 3, (3.0,) * 3, IMAGING,
+                          faces=((False, False),) * 3)["consistency"]
+    fixed = local_signals(truth[inner], lres_up[inner], (1.0,) * 3, (3.0,) * 3, IMAGING)["consistency"]
+    centre = fixed[10:14, 10:14, 10:14].mean()
+    assert plain[:, 0].mean() > 1.5 * plain[10:14, 10:14, 10:14].mean()  # without: the border lights up
+    assert fixed[:, 0].mean() < 1.5 * centre + 1e-6 and fixed.max() < 2.0 * plain[10:14, 10:14, 10:14].max() + 1e-6

@@ -101,7 +101,8 @@ def consistency_halo(imaging: ImagingModel, voxel_um, lres_voxel_um) -> tuple[in
     return tuple(x + y for x, y in zip(a, b))
 
 
-def local_signals(pred: np.ndarray, lres_up: np.ndarray, voxel_um, lres_voxel_um, imaging: ImagingModel) -> dict:
+def local_signals(pred: np.ndarray, lres_up: np.ndarray, voxel_um, lres_voxel_um, imaging: ImagingModel,
+                  faces=((True, True),) * 3) -> dict:
     """The signals of one upscaled block that need no other prediction: consistency and edge.
 
     Parameters
@@ -114,6 +115,12 @@ def local_signals(pred: np.ndarray, lres_up: np.ndarray, voxel_um, lres_voxel_um
         The block's and the LRES voxel sizes (um); the RMS window is a Gaussian
         of one LRES voxel (sigma) on each axis.
     imaging : ImagingModel
+    faces : sequence of (bool, bool)
+        Per axis, whether the block's start and end are faces of the region
+        upscaled. Within one PSF radius of a face the blurred result lacks what
+        lies beyond it while the LRES does not, so the misfit there says nothing
+        about the result: it is replaced by the first misfit inside (without
+        this every region's border lit up as untrustworthy).
 
     Returns
     -------
@@ -125,6 +132,15 @@ def local_signals(pred: np.ndarray, lres_up: np.ndarray, voxel_um, lres_voxel_um
     blurred = ndimage.gaussian_filter(pred.astype(np.float32), sigma_voxels(imaging.sigma_um, voxel_um),
                                       mode="nearest", truncate=TRUNCATE)
     resid = (lres_up - np.float32(imaging.offset)) / np.float32(imaging.gain) - blurred
+    for ax, (r, (start, end)) in enumerate(zip(filter_radius(sigma_voxels(imaging.sigma_um, voxel_um)), faces)):
+        n = resid.shape[ax]
+        if r < 1 or n < 2 * r + 2:
+            continue
+        view = np.moveaxis(resid, ax, 0)
+        if start:
+            view[:r] = view[r]
+        if end:
+            view[n - r :] = view[n - r - 1]
     window = tuple(lv / v for lv, v in zip(lres_voxel_um, voxel_um))
     local = ndimage.gaussian_filter(resid * resid, window, mode="nearest", truncate=TRUNCATE)
     # The gradient of the blurred block, not a Gaussian-derivative filter of the block: the same scale, 14x cheaper.
@@ -389,7 +405,8 @@ class ErrorMapStream:
         p = self.pred[lo - self.buf_z0 : hi - self.buf_z0]
         sub = self.grid.sub((slice(lo, hi), slice(0, self.grid.shape[1]), slice(0, self.grid.shape[2])))
         up = resample_lres(self.lres, self.lv, sub, order=LRES_ORDER, halo=2)
-        local = local_signals(p, up, self.grid.voxel_um, self.lv, self.imaging)
+        faces = ((lo == 0, hi == nz), (True, True), (True, True))
+        local = local_signals(p, up, self.grid.voxel_um, self.lv, self.imaging, faces)
         sig = {k: v[a - lo : b - lo] for k, v in local.items()}
         if self.spread is not None:
             sig["spread"] = self.spread[: b - a]  # the spread buffer starts at next_z (== a)
