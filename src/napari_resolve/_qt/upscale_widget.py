@@ -308,7 +308,7 @@ class UpscaleWidget(QWidget):
         self.error_check.tooltip = self.error_check.tooltip.split("\n⚠")[0] + (
             "" if calibrated or self.session.model is None else
             "\n⚠ This model has no calibration: it was trained on synthetic pairs, stopped by hand, or made "
-            "before napari-resolve 0.5. Train it on a registered pair to get one."
+            "by a napari-resolve without error maps. Train it on a registered pair to get one."
         )
         self._error_toggled()
         self._update_region_label()

@@ -476,7 +476,8 @@ def stored_calibration(ckpt, tta: bool) -> Calibration:
             + (" for test-time augmentation" if record else "")
             + ": error maps are calibrated at the end of a training on a registered LRES/HRES pair, on its "
             "validation block. Train the model on a pair to the end (models trained on synthetic pairs, stopped "
-            "early by hand or made by napari-resolve before 0.5 have none), or predict without {uncertainty_path}.",
+            "early by hand or made by napari-resolve before error maps existed have none), or predict without "
+            "{uncertainty_path}.",
             parameters=("uncertainty_path",),
         )
     return Calibration.from_dict(record[key])
