@@ -73,3 +73,42 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+class DeviceMemory:
+    """The memory counters of a CUDA device that tile sizing reads
+    (:func:`napari_resolve.learn.tiling.fit_tile_to_memory`)."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def reset_peak(self) -> int:
+        """Reset the peak counter; returns the bytes allocated now."""
+        import torch
+
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        return int(torch.cuda.memory_allocated(self.device))
+
+    def peak(self) -> int:
+        """Most bytes allocated since :meth:`reset_peak`."""
+        import torch
+
+        torch.cuda.synchronize(self.device)
+        return int(torch.cuda.max_memory_allocated(self.device))
+
+    def available(self) -> int:
+        """Bytes a tile can use: free on the device plus what torch's cache holds unused."""
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return int(free + torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device))
+
+
+def device_memory(device) -> DeviceMemory | None:
+    """The memory counters of ``device`` when it is a CUDA GPU (None elsewhere: the CPU's tile
+    stays the default, which its benchmarks chose)."""
+    import torch
+
+    dev = torch.device(device)
+    return DeviceMemory(dev) if dev.type == "cuda" else None

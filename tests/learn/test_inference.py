@@ -465,6 +465,77 @@ def test_out_of_memory_names_the_tile_and_device(monkeypatch):
     assert "--tile" in info.value.render(lambda name: "--" + name)
 
 
+class FakeGPU:
+    """Memory counters of a made-up GPU on which every output value the network makes costs ``per_voxel`` bytes."""
+
+    def __init__(self, network, per_voxel, available, monkeypatch):
+        self.per_voxel, self._available, self.made = per_voxel, available, 0
+        forward = network.forward
+
+        def counting(*args):
+            out = forward(*args)
+            self.made += out.numel()
+            return out
+
+        monkeypatch.setattr(network, "forward", counting)
+
+    def reset_peak(self):
+        self.made = 0
+        return 10**6  # the weights
+
+    def peak(self):
+        return 10**6 + self.per_voxel * self.made
+
+    def available(self):
+        return self._available
+
+
+@pytest.mark.parametrize("key", ["lres3d", "unet25d"])
+def test_the_default_tile_on_a_gpu_is_sized_from_its_free_memory_exactly(monkeypatch, key):
+    from napari_resolve import devices
+    from napari_resolve.learn.tiling import MEMORY_SHARE
+
+    plan = plan_predict(make_ckpt(key), lres3d(), LV, roi=ROI, device="cpu")
+    expected = run_predict(plan)
+    # A GPU with room for about a fifth of the region: the tile shrinks (and the result does not change).
+    small = dataclasses.replace(plan, fit_memory=True)
+    gpu = FakeGPU(small.network, per_voxel=2000, available=int(2000 * np.prod(plan.grid.shape) / 5 / MEMORY_SHARE),
+                  monkeypatch=monkeypatch)
+    monkeypatch.setattr(devices, "device_memory", lambda dev: gpu)
+    records = []
+    result = drain(iter_predict(small), records.append)
+    assert "fit the free memory" in records[0].message
+    boxes = [r.data.box for r in records if isinstance(r.data, TileDone)]
+    assert result.tiles == len(boxes) >= 4 > plan.n_tiles
+    for box in boxes:  # every tile within the share of memory it may take
+        assert np.prod([s.stop - s.start for s in box]) * gpu.per_voxel <= MEMORY_SHARE * gpu.available()
+    np.testing.assert_allclose(result.data, expected.data, atol=1e-5, rtol=0)
+    # A GPU with room to spare: one tile where the default needs more (the slice-wise network's 16 slices).
+    tiled = plan_predict(make_ckpt(key), lres3d(), LV, roi=ROI, device="cpu", tile=(4, 12, 12) if key == "lres3d"
+                         else (16, 16, 16), overlap=(0, 0, 0) if key == "lres3d" else (0, 4, 4))
+    big = dataclasses.replace(tiled, fit_memory=True)
+    gpu = FakeGPU(big.network, per_voxel=2000, available=10**12, monkeypatch=monkeypatch)
+    result = run_predict(big)
+    assert result.tiles == 1 < tiled.n_tiles
+    np.testing.assert_allclose(result.data, expected.data, atol=1e-5, rtol=0)
+
+
+def test_memory_tile_shrinks_and_grows_in_whole_multiples_within_the_grid():
+    from napari_resolve.learn.tiling import memory_tile
+
+    big = (1000, 1000, 1000)
+    assert memory_tile((96, 384, 384), big, (1, 1, 1), 96 * 384 * 384 * 4, 1000) == (96, 768, 768)  # y, x first
+    assert memory_tile((96, 384, 384), big, (1, 1, 1), 96 * 384 * 384 * 16, 1000) == (226, 1000, 1000)
+    assert memory_tile((96, 384, 384), big, (1, 1, 1), 96 * 384 * 384 * 16, 120) == (120, 1000, 1000)  # z cap
+    assert memory_tile((96, 384, 384), big, (1, 1, 1), 96 * 384 * 384 // 4, 1000) == (96, 192, 192)
+    assert memory_tile((96, 384, 384), (50, 100, 90), (1, 1, 1), 10**9, 1000) == (50, 100, 90)  # the grid
+    tile = memory_tile((16, 128, 128), big, (1, 16, 16), 16 * 200 * 200, 1000)
+    assert tile[1] % 16 == tile[2] % 16 == 0 and 16 * 128 * 128 < np.prod(tile) <= 16 * 200 * 200
+    assert memory_tile((16, 128, 128), big, (4, 16, 16), 1, 1000) == (4, 16, 16)  # never below one multiple
+    assert memory_tile((16, 128, 128), big, (1, 4, 4), 1, 1000, (0, 16, 16)) == (1, 20, 20)  # nor the overlap
+    assert memory_tile((16, 128, 128), big, (1, 1, 1), 1, 1000) == (1, 2, 2)  # in-plane at least 2
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -560,7 +631,8 @@ def test_2d_prediction_from_a_2d_trained_model(model2d):
 
 @pytest.mark.parametrize("n", [1, 7, 16, 17, 63, 64, 65, 200])
 @pytest.mark.parametrize(
-    "tile, overlap, multiple", [(16, 4, 1), (16, 4, 4), (32, 8, 8), (24, 0, 4), (8, 3, 1), (12, 8, 4)]
+    "tile, overlap, multiple",
+    [(16, 4, 1), (16, 4, 4), (32, 8, 8), (24, 0, 4), (8, 3, 1), (12, 8, 4), (1, 0, 1), (2, 0, 1), (3, 1, 1)]
 )
 def test_tile_starts_cover_the_axis(n, tile, overlap, multiple):
     spans = tile_starts(n, tile, overlap, multiple)
@@ -575,6 +647,15 @@ def test_tile_starts_cover_the_axis(n, tile, overlap, multiple):
         assert b0 - a1 >= overlap  # consecutive tiles overlap enough to blend
     if len(spans) > 1:
         assert all(b - a == tile for a, b in spans[:-1])  # only the last one may be shorter
+        # Never one voxel where it can start anywhere.
+        assert spans[-1][1] - spans[-1][0] >= (2 if multiple == 1 and tile > 1 else 1)
+
+
+def test_a_last_tile_of_one_voxel_does_not_change_the_result():
+    ckpt = make_ckpt("lres3d")
+    whole = predict(ckpt, roi=ROI, **WHOLE).data  # 17 x 35 x 35 output voxels
+    for tile in ((18, 36, 34), (18, 34, 36)):  # tiles of 34 and then one of one voxel
+        np.testing.assert_allclose(predict(ckpt, roi=ROI, tile=tile, overlap=0).data, whole, atol=1e-5, rtol=0)
 
 
 def test_tile_starts_refuses_a_step_below_the_multiple():

@@ -48,7 +48,8 @@ def cmd_predict(args: argparse.Namespace) -> dict:
         uncertainty_path=unc, tta=args.tta,
     )
     log(f"Upscaling {args.lres} with {ckpt.architecture} (trained {ckpt.iteration} iterations) -> {out}: "
-        f"{plan.n_tiles} tiles of {format_shape(plan.tile)} output voxels on {plan.device}"
+        + (f"tiles sized to the free memory of {plan.device}" if plan.fit_memory else
+           f"{plan.n_tiles} tiles of {format_shape(plan.tile)} output voxels on {plan.device}")
         + ("" if unc is None else f"; error map -> {unc}" + (" (8 flipped predictions a tile)" if args.tta else "")))
     result = run_with_progress(inference.iter_predict(plan))
     return result.summary()
@@ -62,7 +63,8 @@ def add_predict(sub) -> None:
     p.add_argument("--tile", type=int, default=None, metavar="N",
                    help=f"tile size in y and x, output voxels (default {DEFAULT_TILE}); in z {DEFAULT_TILE_Z} slices "
                         f"for slice-wise models, N (default {DEFAULT_TILE_Z_3D}) for 3D ones; rounded down to "
-                        "the network's downsampling")
+                        "the network's downsampling; without it, on a CUDA GPU the tile is sized to half its free "
+                        "memory, measured on a small tile")
     p.add_argument("--overlap", type=int, default=None, metavar="N",
                    help=f"blending overlap of neighbouring tiles, output voxels (default {DEFAULT_OVERLAP}; "
                         "none in z for slice-wise models)")

@@ -248,3 +248,14 @@ def resample_lres(lres: np.ndarray, lres_voxel_um, grid: Grid, *, order: int = 3
     origin = tuple(s.start * v for s, v in zip(box, lv))
     return resample_to_grid(block, lv, grid.shape, grid.voxel_um, grid.origin_um, origin_um=origin, order=order,
                             name="LRES")
+
+
+class OneSlice:
+    """A 2D array seen as a (1, y, x) volume, slicing lazily (so 2D and 3D share one tiling path)."""
+
+    def __init__(self, a):
+        self.a = a
+        self.shape = (1,) + tuple(a.shape)
+
+    def __getitem__(self, key):
+        return np.asarray(self.a[key[1:]])[None]

@@ -44,7 +44,7 @@ import numpy as np
 
 from napari_resolve._text import format_bytes, format_rate, format_shape
 from napari_resolve.errors import InputError, ResolveError
-from napari_resolve.geometry.grid import Grid, resample_lres
+from napari_resolve.geometry.grid import Grid, OneSlice, resample_lres
 from napari_resolve.jobs import Progress, drain
 from napari_resolve.learn.predict_checks import (
     OUTPUT_SUFFIXES,
@@ -62,10 +62,12 @@ from napari_resolve.learn.tiling import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
     axis_weights,
+    fit_tile_to_memory,
     lres_grid_tile_z,
     overlap_shape,
     round_up,
     tile_shape,
+    tile_spans,
     tile_starts,
 )
 
@@ -151,6 +153,9 @@ class PredictPlan:
         The network with the model's weights (on the CPU until the run).
     error_map : ErrorMapPlan or None
         The error map computed alongside (:mod:`napari_resolve.learn.uncertainty`).
+    fit_memory : bool
+        Whether the run sizes the tile from the GPU's free memory (the default tile on CUDA):
+        ``tile`` and ``spans`` are then the smallest the run uses.
     """
 
     checkpoint: Any = field(repr=False)
@@ -167,6 +172,7 @@ class PredictPlan:
     spans: tuple[tuple[tuple[int, int], ...], ...] = field(repr=False)
     network: Any = field(repr=False)
     error_map: Any = None
+    fit_memory: bool = False
 
     @property
     def ndim(self) -> int:
@@ -391,9 +397,7 @@ def plan_predict(
             "choose a smaller {overlap} or a larger {tile}.",
             parameters=("overlap", "tile"),
         )
-    spans = tuple(
-        tuple(tile_starts(n, t, o, m)) for n, t, o, m in zip(shape3, tile3, ov3, (mz, my, mx))
-    )
+    spans = tile_spans(shape3, tile3, ov3, (mz, my, mx))
     dev = resolve_device(device)
     error_map = None
     if uncertainty or uncertainty_path is not None or error_imaging is not None:
@@ -405,7 +409,7 @@ def plan_predict(
     return PredictPlan(
         checkpoint=ckpt, lres=lres, lres_voxel_um=lv, grid=grid, tile=tile3, overlap=ov3, halo=halo,
         blend=blend, device=str(dev), out_path=path, overwrite=bool(overwrite), spans=spans, network=net,
-        error_map=error_map,
+        error_map=error_map, fit_memory=tile is None and dev.type == "cuda",
     )
 
 
@@ -443,7 +447,7 @@ def iter_predict(plan, *args, **kwargs) -> Generator[Progress, None, PredictResu
 def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
     import torch
 
-    from napari_resolve.devices import autocast_dtype, describe_device, is_out_of_memory
+    from napari_resolve.devices import autocast_dtype, describe_device, device_memory, is_out_of_memory
     from napari_resolve.io import atomic_path
     from napari_resolve.learn.uncertainty import ErrorMapStream, predict_variants
 
@@ -455,16 +459,11 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
     norm_in, norm_out = ckpt.norm_in, ckpt.norm_out
     # Work in 3D throughout: a 2D image is a one-slice volume.
     lv = plan.lres_voxel_um
-    lres3 = plan.lres if ndim == 3 else _OneSlice(plan.lres)
+    lres3 = plan.lres if ndim == 3 else OneSlice(plan.lres)
     lv3 = lv if ndim == 3 else (lv[0],) + lv
     grid3 = grid if ndim == 3 else Grid((1,) + grid.shape, (grid.voxel_um[0],) + grid.voxel_um, (0.0,) + grid.origin_um)
     mz, my, mx = net.size_multiple
     rz = net.receptive_radius[0]
-    z_spans, y_spans, x_spans = plan.spans
-    z_tiles = [(a, b, w) for (a, b), w in zip(z_spans, axis_weights(z_spans, plan.blend))]
-    y_tiles = [(a, b, w) for (a, b), w in zip(y_spans, axis_weights(y_spans, plan.blend))]
-    x_tiles = [(a, b, w) for (a, b), w in zip(x_spans, axis_weights(x_spans, plan.blend))]
-    total = plan.n_tiles
     _, ny, nx = grid3.shape
 
     lres_grid = net.input_grid == "lres"
@@ -545,6 +544,17 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
         # With test-time augmentation the result is the variants' mean, and their spread goes to the error map.
         return np.stack([pred.mean(0), pred.std(0)]) if len(pred) > 1 else pred
 
+    tile3, spans, memory = plan.tile, plan.spans, device_memory(dev) if plan.fit_memory else None
+    if memory is not None:
+        tile3, _ = fit_tile_to_memory(tile3, grid3.shape, (mz, my, mx), plan.overlap, memory,
+                                      lambda box: predict_tile(*(v for span in box for v in span)))
+        spans = tile_spans(grid3.shape, tile3, plan.overlap, (mz, my, mx))
+    z_tiles, y_tiles, x_tiles = ([(a, b, w) for (a, b), w in zip(s, axis_weights(s, plan.blend))] for s in spans)
+    total = int(np.prod([len(s) for s in spans]))
+    if memory is not None:
+        yield Progress(0, total, f"{total} tiles of {format_shape(tile3)} output voxels fit the free memory "
+                       f"of {describe_device(dev)}")
+
     def run(sink: SlabSink, stream) -> Generator[Progress, None, int]:
         done, voxels, t_first = 0, 0, None
         # Rolling accumulator over the z range of unfinished rows of tiles.
@@ -567,7 +577,7 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
                     except (RuntimeError, MemoryError) as exc:
                         if is_out_of_memory(exc):
                             raise ResolveError(
-                                f"{describe_device(dev)} ran out of memory on a tile of {format_shape(plan.tile)} "
+                                f"{describe_device(dev)} ran out of memory on a tile of {format_shape(tile3)} "
                                 f"output voxels, also cut down to parts of {MIN_SPLIT} voxels. Use a smaller "
                                 "{tile}, or set {device} to cpu.",
                                 parameters=("tile", "device"),
@@ -635,14 +645,3 @@ def run_predict(model, lres=None, lres_voxel_um=None, **kwargs) -> PredictResult
     if isinstance(model, PredictPlan):
         return drain(iter_predict(model))
     return drain(iter_predict(plan_predict(model, lres, lres_voxel_um, **kwargs)))
-
-
-class _OneSlice:
-    """A 2D array seen as a (1, y, x) volume, slicing lazily."""
-
-    def __init__(self, a):
-        self.a = a
-        self.shape = (1,) + tuple(a.shape)
-
-    def __getitem__(self, key):
-        return np.asarray(self.a[key[1:]])[None]

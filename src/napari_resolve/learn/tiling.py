@@ -48,6 +48,14 @@ DEFAULT_BLEND = "linear"
 #: An in-memory result may take at most this many bytes; larger ones must be
 #: streamed to a file.
 DEFAULT_MEMORY_BUDGET = 2 * 2**30
+#: Share of a GPU's available memory the default tile may take when it is sized from it
+#: (:func:`fit_tile_to_memory`); the rest is for the allocator's fragmentation, cuDNN's
+#: workspaces and other processes.
+MEMORY_SHARE = 0.5
+#: The small tile (z, y, x, output voxels) whose peak memory is measured to size the default tile:
+#: small, so that it fits any GPU; its halo share is larger than a real tile's, so the estimate
+#: per voxel errs on the safe side.
+PROBE_TILE = (16, 64, 64)
 
 
 def round_up(v: int, m: int) -> int:
@@ -77,6 +85,11 @@ def tile_starts(n: int, tile: int, overlap: int, multiple: int = 1) -> list[tupl
         )
     out, s = [], 0
     while True:
+        if n - s == 1 and multiple == 1 and tile > 1:
+            # A tile one voxel long gives a network its output positions without their spacing, which
+            # lres3d's in-plane refinement reads from them (0.3 of the grey range off): start it a
+            # voxel earlier, overlapping its neighbour.
+            s -= 1
         out.append((s, min(s + tile, n)))
         if s + tile >= n:
             return out
@@ -149,6 +162,73 @@ def tile_shape(tile, volumetric: bool, multiple: tuple[int, int, int], lres_grid
             parameters=("tile",),
         )
     return tuple(max(m, t // m * m) for t, m in zip(tile3, multiple))
+
+
+def tile_spans(shape3, tile3, overlap3, multiple) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """The (start, stop) tiles along z, y and x of a grid (:func:`tile_starts` on each axis)."""
+    return tuple(tuple(tile_starts(n, t, o, m)) for n, t, o, m in zip(shape3, tile3, overlap3, multiple))
+
+
+def memory_tile(tile3, shape3, multiple, max_voxels: int, z_cap: int, overlap3=(0, 0, 0)) -> tuple[int, int, int]:
+    """The largest tile of at most ``max_voxels`` output voxels near ``tile3``: shrunk (longest axis
+    first) when ``tile3`` is larger, grown otherwise (y and x by turns, z up to ``z_cap``), never
+    beyond the grid (rounded up to the network's multiple), always whole multiples and longer than
+    the blending overlap by a multiple (a shorter tile leaves no step)."""
+    cap = [round_up(int(n), m) for n, m in zip(shape3, multiple)]
+    cap[0] = min(cap[0], max(multiple[0], int(z_cap) // multiple[0] * multiple[0]))
+    # In-plane at least 2: a tile one voxel wide has no spacing to its positions (see tile_starts).
+    least = [round_up(max(o + m, 2 if ax else 1), m) for ax, (o, m) in enumerate(zip(overlap3, multiple))]
+    t = [max(m, min(int(a), c)) for a, c, m in zip(tile3, cap, multiple)]
+    while np.prod(t) > max_voxels:
+        shrinkable = [ax for ax in range(3) if t[ax] > max(least[ax], multiple[ax])]
+        if not shrinkable:
+            return tuple(t)
+        ax = max(shrinkable, key=lambda a: t[a])
+        t[ax] = max(least[ax], multiple[ax], t[ax] // 2 // multiple[ax] * multiple[ax])
+    for axes in ((1, 2), (0,)):
+        grown = True
+        while grown:
+            grown = False
+            for ax in axes:
+                rest = int(np.prod(t)) // t[ax]
+                longer = min(cap[ax], t[ax] * 2, max_voxels // rest // multiple[ax] * multiple[ax])
+                if longer > t[ax]:
+                    t[ax], grown = longer, True
+    return tuple(t)
+
+
+def fit_tile_to_memory(tile3, shape3, multiple, overlap3, memory, predict) -> tuple[tuple[int, int, int], float]:
+    """The default tile sized to a GPU's memory, from the peak memory of one small tile.
+
+    Parameters
+    ----------
+    tile3 : tuple of int
+        The default tile (z, y, x, output voxels).
+    shape3 : tuple of int
+        The output grid.
+    multiple, overlap3 : tuple of int
+        The network's size multiple and the blending overlap.
+    memory : napari_resolve.devices.DeviceMemory
+        The device's memory counters.
+    predict : callable
+        Predicts the tile of a ``((z0, z1), (y0, y1), (x0, x1))`` box, as the run will.
+
+    Returns
+    -------
+    tile : tuple of int
+        At most :data:`MEMORY_SHARE` of the available memory at the probe's bytes per voxel.
+    bytes_per_voxel : float
+        The probe's peak device memory per output voxel (bytes).
+    """
+    probe = [max(m, min(p, round_up(int(n), m))) for p, n, m in zip(PROBE_TILE, shape3, multiple)]
+    base = memory.reset_peak()
+    predict(tuple((0, min(p, int(n))) for p, n in zip(probe, shape3)))
+    probed = int(np.prod([min(p, int(n)) for p, n in zip(probe, shape3)]))
+    per_voxel = max(memory.peak() - base, 1) / probed
+    max_voxels = int(MEMORY_SHARE * memory.available() / per_voxel)
+    # The row of tiles is held on the host (accumulator and weights): its z stays within ROW_BUDGET.
+    z_cap = max(int(tile3[0]), ROW_BUDGET // (8 * int(shape3[1]) * int(shape3[2])))
+    return memory_tile(tile3, shape3, multiple, max_voxels, z_cap, overlap3), per_voxel
 
 
 def lres_grid_tile_z(grid_shape3) -> int:
