@@ -102,32 +102,3 @@ def test_the_default_tile_grows_in_z_while_a_row_of_tiles_fits_its_budget():
     lres = np.zeros((50, 20, 20), np.float32)
     plan = plan_predict(lres3d_ckpt((3.0,) * 3, (1.0,) * 3, (0.0,) * 3), lres, 3.0, device="cpu")
     assert plan.tile[0] == 150 and plan.n_tiles == 1
-
-
-def test_flat_patches_hold_one_hres_level_and_its_noisy_lres_version():
-    from napari_resolve.learn.lres_pairs import flat_patches
-    from napari_resolve.learn.uncertainty import ImagingModel
-
-    rng = np.random.default_rng(5)
-    lv, hv, offset = (3.0, 3.0, 3.0), (1.0, 1.0, 1.0), (10.4, 8.7, 9.2)
-    lres = ramp((16, 18, 18), lv, (0, 0, 0)) + rng.normal(0, 0.05, (16, 18, 18)).astype(np.float32)
-    hres = ramp((20, 24, 24), hv, offset)
-    pair = make_pair(lres, hres, lv, offset, hv, lres_halo=3)
-    imaging = ImagingModel(sigma_um=1.0, gain=0.5, offset=0.2)
-    flat = flat_patches(pair, imaging, 1.0)
-    assert flat_patches(pair, imaging, 0.0) is None
-    # The LRES noise, estimated from the block (wavelet MAD), in normalised units.
-    assert flat.noise * (pair.norm_in.high - pair.norm_in.low) == pytest.approx(0.05, rel=0.3)
-    sampler = LresPatchSampler(pair, out_depth=6, size=12, multiple=1, rng=np.random.default_rng(1), flat=flat)
-    batch, target = sampler.sample(8)
-    for block, t in zip(batch.block, target):
-        level = t.flat[0]
-        assert np.all(t == level)  # flat, at one of the target's own levels
-        assert target.min() <= level <= target.max()
-        grey = pair.norm_out.invert(np.float32(level))
-        expected = pair.norm_in.apply(np.float32(imaging.gain * grey + imaging.offset))
-        assert block.mean() == pytest.approx(float(expected), abs=4 * flat.noise / np.sqrt(block.size))
-        assert block.std() == pytest.approx(flat.noise, rel=0.2)
-    # Without flat patches the same seed gives the pair's own patches.
-    plain = LresPatchSampler(pair, out_depth=6, size=12, multiple=1, rng=np.random.default_rng(1))
-    assert np.ptp(plain.sample(2)[1][0]) > 0

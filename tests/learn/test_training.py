@@ -724,21 +724,12 @@ def test_degradation_messages_name_the_command_line_flag(foam_dir, tmp_path, cap
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_flat_patches_reach_the_sampler_of_networks_on_the_lres_grid_only():
-    from napari_resolve.learn.training import _sampler
-    from napari_resolve.models import build_model
-
+def test_the_plan_fits_the_lres_imaging_model_of_a_real_pair_once():
     ph, reg = data()
     small = {"model": "lres3d", "model_config": {"width": 4, "blocks": 1, "hidden": 4}, "patch_depth": 12,
              "patch_size": 12}
-    plan = plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(**small, flat_share=0.25))
-    assert plan.flat.share == 0.25 and plan.flat.noise > 0
-    assert plan.imaging.sigma_um > 1.0  # the phantom's LRES blur, fitted once for flat patches and calibration
-    assert _sampler(plan, build_model("lres3d", **small["model_config"]), np.random.default_rng(0)).flat is plan.flat
-    assert plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(**small)).flat is None  # off by default
-    assert plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(flat_share=0.25)).flat is None  # unet25d
-    with pytest.raises(InputError, match="flat_share"):
-        config(flat_share=0.9).check()
+    plan = plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(**small))
+    assert plan.imaging.sigma_um > 1.0  # the phantom's LRES blur, fitted for the calibration at the end
 
 
 def test_a_failing_calibration_warns_and_keeps_the_trained_model(monkeypatch, tmp_path):

@@ -95,14 +95,6 @@ class TrainConfig:
         Use bfloat16/float16 autocast on CUDA (ignored elsewhere).
     augment : bool
         In-plane flips and 90-degree rotations of the patches.
-    flat_share : float
-        Networks on the LRES grid, real pairs: share of the training patches
-        replaced by flat ones (a grey level of the HRES, the LRES imaging
-        model's version of it with the LRES noise as input): a flat region has
-        nothing to recover, which the HRES overlap alone may never show (the air
-        around a sample, large pores). See
-        :func:`napari_resolve.learn.lres_pairs.flat_patches`. Off by default
-        until measured on the issue-15 foam (docs/comparison.md).
     multiscale_weight : float
         For networks with coarse output branches (``unet25d`` with ``multiscale``
         > 0): weight of each coarse output's loss (the pixel term of ``loss``
@@ -141,7 +133,6 @@ class TrainConfig:
     device: str = "auto"
     mixed_precision: bool = True
     augment: bool = True
-    flat_share: float = 0.0
     multiscale_weight: float = 1.0
     multiscale_until: float = 0.5
     task: str = "full"
@@ -175,7 +166,6 @@ class TrainConfig:
         _between("stage_weight", self.stage_weight, 0.0, math.inf)
         _between("multiscale_weight", self.multiscale_weight, 0.0, math.inf)
         _between("multiscale_until", self.multiscale_until, 0.0, 1.0)
-        _between("flat_share", self.flat_share, 0.0, 0.5)
         check_val_fraction(self.val_fraction)
         if not isinstance(self.model_config, dict):
             raise InputError(f"{{model_config}} must be a dict of settings, got {self.model_config!r}.",
@@ -206,8 +196,6 @@ HELP = {
     "patience": f"stop by itself after this many validations without a {EARLY_STOP_MIN_DB:g} dB better "
                 "validation PSNR (0: never)",
     "seed": "seed of initialisation, patch sampling and augmentation",
-    "flat_share": "share of flat training patches (a grey level and the LRES noise) for networks on the LRES "
-                  "grid: teaches that flat regions outside the HRES (air, large pores) stay flat",
     "device": "auto (CUDA, then MPS, then CPU), cpu, cuda or mps",
     "task": "what to learn from synthetic pairs: the whole job, or one stage of it",
     "stage_weight": "multioutput: weight of the denoise and deblur outputs' L1 losses (0 trains the final "

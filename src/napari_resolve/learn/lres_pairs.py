@@ -167,84 +167,6 @@ def validation_batch(pair) -> LresBatch:
     return LresBatch(block[None], pos)
 
 
-@dataclass(frozen=True)
-class FlatPatches:
-    """How flat training patches are made (see :func:`flat_patches`).
-
-    Attributes
-    ----------
-    share : float
-        Share of the patches that are flat.
-    slope, intercept : float
-        The LRES grey level (normalised input) of a flat HRES level ``c``
-        (normalised target): ``slope * c + intercept``.
-    noise : float
-        Standard deviation of the LRES noise (normalised input units).
-    """
-
-    share: float
-    slope: float
-    intercept: float
-    noise: float
-
-
-def flat_patches(pair, imaging, share: float) -> FlatPatches | None:
-    """Flat patches for a real pair: an HRES grey level as target, its LRES version plus LRES noise as input.
-
-    The HRES overlap is usually inside the sample, so a network trained on it
-    alone never sees a large flat region and may invent structure or a bias
-    there (on the issue-15 foam: -0.05 of the grey range in the air around the
-    sample, where the SSIM fell to 0.03). A flat patch says that a flat region
-    stays flat at its own grey level. The level is a random voxel of a random
-    training target (so the phases appear as often as in the HRES); its LRES
-    version follows the imaging model fitted on the pair (``gain * c + offset``);
-    the noise is the LRES's own (:func:`noise_sigma`).
-
-    Parameters
-    ----------
-    pair : TrainingPair
-        A pair of a network on the LRES grid (``pair.inputs`` is the LRES block).
-    imaging : ImagingModel
-        From :func:`napari_resolve.learn.uncertainty.fit_imaging`.
-    share : float
-        Share of the patches made flat (0: none, returns None).
-    """
-    if share <= 0:
-        return None
-
-    def level_in(c):  # normalised target level -> normalised LRES level
-        hres = pair.norm_out.invert(np.array([c], np.float32))
-        return float(pair.norm_in.apply(imaging.gain * hres + np.float32(imaging.offset))[0])
-
-    intercept = level_in(0.0)
-    block = pair.inputs if pair.inputs.shape[0] > 1 else pair.inputs[0]
-    return FlatPatches(float(share), level_in(1.0) - intercept, intercept, noise_sigma(block))
-
-
-def noise_sigma(image: np.ndarray) -> float:
-    """Standard deviation of white noise in an image: the robust median estimator on its finest Haar details.
-
-    ``median(|d|) / 0.6745`` over the diagonal detail coefficients ``d`` of a
-    one-level Haar transform (2x2x2 blocks in 3D, 2x2 in 2D): structure smooth on
-    two voxels adds almost nothing to them, noise all of its variance. This is
-    what scikit-image's ``estimate_sigma`` computes with Daubechies wavelets, which
-    would need PyWavelets for this one call.
-
-    References
-    ----------
-    .. [1] Donoho D. L., Johnstone I. M. (1994) Ideal spatial adaptation by wavelet shrinkage.
-       Biometrika 81(3), 425-455. https://doi.org/10.1093/biomet/81.3.425
-    """
-    a = np.asarray(image, np.float64)
-    a = a[tuple(slice(0, n - n % 2) for n in a.shape)]
-    detail = a
-    for ax in range(a.ndim):
-        even = np.take(detail, np.arange(0, detail.shape[ax], 2), axis=ax)
-        odd = np.take(detail, np.arange(1, detail.shape[ax], 2), axis=ax)
-        detail = (even - odd) / np.sqrt(2.0)
-    return float(np.median(np.abs(detail)) / 0.6745) if detail.size else 0.0
-
-
 class LresPatchSampler(PatchSampler):
     """Random LRES blocks and their HRES target boxes, with in-plane flips and 90-degree rotations.
 
@@ -253,9 +175,8 @@ class LresPatchSampler(PatchSampler):
     2D image) and ``sample`` returns an :class:`LresBatch` and the targets.
     """
 
-    def __init__(self, pair, flat: FlatPatches | None = None, **kwargs):
+    def __init__(self, pair, **kwargs):
         super().__init__(pair, **kwargs)
-        self.flat = flat
         self.one_slice = pair.ndim == 2
         g, lv = pair.grid, pair.lres_voxel_um
         # Every patch's block has the same size: the longest footprint of its target box, plus margins.
@@ -307,10 +228,6 @@ class LresPatchSampler(PatchSampler):
                         lx = block.shape[2]
                         block, target = np.rot90(block, 1, axes=(1, 2)), np.rot90(target, 1, axes=(1, 2))
                         qy, qx = (lx - 1) - qx[::-1], qy
-            if self.flat is not None and self.rng.random() < self.flat.share:
-                c = float(target.flat[int(self.rng.integers(target.size))])
-                target = np.full(target.shape, c, np.float32)
-                block = self.flat.slope * c + self.flat.intercept + self.rng.normal(0.0, self.flat.noise, block.shape)
             blocks[b], targets[b] = block, target
             for dest, q in zip(pos, (qz, qy, qx)):
                 dest[b] = q

@@ -146,9 +146,7 @@ class TrainPlan:
         The LRES of a real pair, for the error-map calibration at the end
         (:func:`napari_resolve.learn.uncertainty.calibrate_model`).
     imaging : ImagingModel or None
-        The LRES imaging model fitted on a real pair (flat patches, calibration).
-    flat : FlatPatches or None
-        How flat training patches are made (networks on the LRES grid, real pairs).
+        The LRES imaging model fitted on a real pair (for the calibration).
     """
 
     config: TrainConfig
@@ -164,7 +162,6 @@ class TrainPlan:
     device: Any
     lres: Any = field(default=None, repr=False)
     imaging: Any = None
-    flat: Any = None
 
     @property
     def synthetic(self) -> bool:
@@ -223,7 +220,6 @@ def _sampler(plan: TrainPlan, net, rng):
 
     cfg, hv_yx = plan.config, plan.hres_voxel_um[-2:]
     kind = SyntheticSampler if plan.synthetic else LresPatchSampler if net.input_grid == "lres" else PatchSampler
-    flat = {"flat": plan.flat} if kind is LresPatchSampler else {}
     return kind(
         plan.pair,
         out_depth=cfg.patch_depth if net.volumetric else 1,
@@ -233,7 +229,6 @@ def _sampler(plan: TrainPlan, net, rng):
         augment=cfg.augment,
         square_voxels=abs(hv_yx[0] / hv_yx[1] - 1) < 1e-3,
         stages=plan.stages,
-        **flat,
     )
 
 
@@ -306,13 +301,8 @@ def plan_train(
     from napari_resolve.learn.calibrate import fit_imaging, roi_imaging_inputs
 
     imaging = fit_imaging(lres, lv, *roi_imaging_inputs(pair))
-    flat = None
-    if net.input_grid == "lres":
-        from napari_resolve.learn.lres_pairs import flat_patches
-
-        flat = flat_patches(pair, imaging, cfg.flat_share)
     plan = TrainPlan(cfg, pair, lv, tuple(scale), reg_record, start, out, bool(overwrite), dict(extra or {}),
-                     stages, dev, lres=lres, imaging=imaging, flat=flat)
+                     stages, dev, lres=lres, imaging=imaging)
     _check_sampler(plan, net)
     return plan
 
