@@ -135,7 +135,25 @@ def interior_deviation(a, b, r, span) -> float:
     return float(np.abs(a[core] - b[core]).max() / span)
 
 
-def one_model(name: str, ph, grid, repeats: int, roof: float) -> dict:
+def compiled_pass(net, args, whole, repeats: int, eager_s: float) -> dict:
+    """``torch.compile`` on the whole-volume pass: its first call (the compilation), its speed against
+    eager in the same process, and its deviation from the eager output."""
+    try:
+        t0 = time.perf_counter()
+        comp = torch.compile(net)
+        with torch.inference_mode():
+            out = comp(*args)[0]
+            first = time.perf_counter() - t0
+            t = median_time(lambda: comp(*args), repeats)
+    except Exception as exc:  # no C++ compiler, an unsupported op...: report it, it is what a user would meet
+        return {"compile": f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
+    n = [min(a, b) for a, b in zip(out.shape, whole.shape)]
+    dev = float(np.abs(out[: n[0], : n[1], : n[2]].numpy() - whole[: n[0], : n[1], : n[2]]).max())
+    return {"compile_first_call_s": round(first, 1), "compiled_whole_s": round(t, 3),
+            "compiled_over_eager": round(eager_s / t, 2), "compiled_max_abs_deviation": dev}
+
+
+def one_model(name: str, ph, grid, repeats: int, roof: float, compile_too: bool = False) -> dict:
     ckpt = checkpoint_for(name, ph)
     net = ckpt.build().eval()
     mvox = np.prod(grid.shape) / 1e6
@@ -153,6 +171,7 @@ def one_model(name: str, ph, grid, repeats: int, roof: float) -> dict:
         counter = FlopCounterMode(display=False)
         with counter:
             whole = net(*args)[0]
+        raw = whole.numpy().copy()
         whole = ckpt.norm_out.invert(whole[: grid.shape[0], : grid.shape[1], : grid.shape[2]].numpy())
 
         def whole_pass():
@@ -169,6 +188,8 @@ def one_model(name: str, ph, grid, repeats: int, roof: float) -> dict:
         "predict_gflop_per_s": round(gflop / t_predict, 1), "predict_share_of_roof": round(gflop / t_predict / roof, 3),
         "whole_s": round(t_whole, 3), "whole_mvox_per_s": round(mvox / t_whole, 3),
     }
+    if compile_too:
+        out.update(compiled_pass(net, args, raw, repeats, t_whole))
     span = float(whole.max() - whole.min()) or 1.0
     r = max(net.receptive_radius) * (RATIO if net.input_grid == "lres" else 1) + 4
     out["predict_interior_deviation"] = interior_deviation(result["data"], whole, r, span)
@@ -193,6 +214,8 @@ def main(argv=None) -> None:
     ap.add_argument("--size", type=int, default=48, help="LRES voxels a side")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--models", nargs="*", default=None, help="default: every registered model")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time torch.compile on the whole-volume pass (needs a C++ compiler)")
     args = ap.parse_args(argv)
     torch.set_num_threads(torch.get_num_threads())
     ph = make_phantom(args.size, RATIO, seed=3)
@@ -211,7 +234,7 @@ def main(argv=None) -> None:
     }
     for name in args.models or model_names():
         print(f"{name} ...", file=sys.stderr, flush=True)
-        row = one_model(name, ph, grid, args.repeats, roof)
+        row = one_model(name, ph, grid, args.repeats, roof, args.compile)
         row["predict_over_zoom"] = round(row["predict_mvox_per_s"] / report["scipy_cubic_zoom_mvox_per_s"], 2)
         report["models"][name] = row
     report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
