@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_resolve._reader import get_reader
-from napari_resolve._sample_data import foam_phantom, sem_section
+from napari_resolve._sample_data import cross_modality_foam, foam_phantom, sem_section
 from napari_resolve._writer import write_image
 from napari_resolve.errors import ResolveWarning
 from napari_resolve.io import read_volume, write_volume
@@ -41,6 +41,14 @@ def test_sample_data_hres_is_not_yet_registered():
     assert lk["scale"] == (3.0, 3.0, 3.0) and hk["scale"] == (1.0, 1.0, 1.0)
     assert "translate" not in hk  # at the origin, away from its true offset
     assert np.linalg.norm(hk["metadata"]["true_offset_um"]) > 10
+
+
+def test_cross_modality_sample_has_an_sem_like_hres_of_the_same_foam():
+    (lres, lk, _), (hres, hk, _) = cross_modality_foam()
+    (ct_lres, _, _), _ = foam_phantom()
+    np.testing.assert_array_equal(lres, ct_lres)  # the same CT scan of the same foam
+    assert hk["metadata"]["phantom"]["params"]["hres_modality"] == "sem" and "translate" not in hk
+    assert hk["scale"] == (1.0, 1.0, 1.0) and "CT to SEM" in hk["name"]
 
 
 def test_sem_section_is_2d():

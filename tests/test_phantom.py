@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_resolve.errors import InputError
-from napari_resolve.phantom import block_mean, make_phantom
+from napari_resolve.phantom import SEM_EDGE, SEM_GRAIN_SPREAD, SEM_PORE, SEM_SOLID, block_mean, make_phantom
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +70,47 @@ def test_2d_variant():
     assert p.labels.max() > 10
 
 
+@pytest.mark.parametrize("ndim, size, ratio", [(3, 32, 3), (2, 96, 4)])
+def test_sem_modality_same_structure_and_lres_other_contrast(ndim, size, ratio):
+    from scipy import ndimage
+
+    ct = make_phantom(size, ratio, ndim=ndim, seed=4)
+    sem = make_phantom(size, ratio, ndim=ndim, seed=4, hres_modality="sem")
+    # The same structure, LRES (a CT scan either way) and HRES box: only the HRES instrument differs.
+    np.testing.assert_array_equal(sem.lres, ct.lres)
+    np.testing.assert_array_equal(sem.labels, ct.labels)
+    assert sem.hres_start == ct.hres_start and sem.params["hres_modality"] == "sem"
+    solid = ct.truth > 0.999
+    inner_solid = ndimage.binary_erosion(solid, iterations=3)
+    inner_pore = ndimage.binary_erosion(ct.labels > 0, iterations=2)
+    assert sem.truth[inner_pore].mean() == pytest.approx(SEM_PORE, abs=0.01)
+    # Solid: bright, with a grain texture of about the stated spread.
+    assert sem.truth[inner_solid].mean() == pytest.approx(SEM_SOLID, abs=0.03)
+    assert sem.truth[inner_solid].std() == pytest.approx(SEM_GRAIN_SPREAD, rel=0.4)
+    # Brighter on the solid side of a pore boundary (the edge effect).
+    rim = solid & ~ndimage.binary_erosion(solid) & ~inner_solid
+    assert sem.truth[rim].mean() - sem.truth[inner_solid].mean() > 0.4 * SEM_EDGE
+    # The HRES is the SEM truth, blurred, with noise and scan lines.
+    assert np.corrcoef(sem.hres.ravel(), sem.hres_truth.ravel())[0, 1] > 0.8
+    assert not np.array_equal(sem.truth, ct.truth)
+
+
+@pytest.mark.parametrize("ndim, size, ratio", [(3, 40, 3), (2, 120, 4)])
+def test_a_cross_modality_pair_registers_also_with_inverted_contrast(ndim, size, ratio):
+    from napari_resolve.registration import register
+
+    p = make_phantom(size, ratio, ndim=ndim, seed=2, hres_modality="sem")
+    for sign in (1, -1):
+        reg = register(p.lres, sign * p.hres, p.lres_voxel_um, p.hres_voxel_um)
+        assert reg.ok and reg.ncc > 0.8
+        np.testing.assert_allclose(reg.offset_um, p.hres_offset_um, atol=0.5 * p.hres_voxel_um[0])
+        assert ("inverted contrast" in reg.message) == (sign < 0)
+
+
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(ratio=2.5), dict(ratio=0), dict(size=4), dict(porosity=0.9), dict(pore_radius_um=(5, 2)),
-     dict(ndim=4), dict(hres_size=1000)],
+    [dict(hres_modality="xray"), dict(ratio=2.5), dict(ratio=0), dict(size=4), dict(porosity=0.9),
+     dict(pore_radius_um=(5, 2)), dict(ndim=4), dict(hres_size=1000)],
 )
 def test_bad_parameters(kwargs):
     args = dict(size=16, ratio=2) | kwargs
@@ -82,7 +119,7 @@ def test_bad_parameters(kwargs):
 
 
 @pytest.mark.parametrize("flag, value", [("--hres-voxel", "0"), ("--hres-voxel", "-1"), ("--hres-voxel", "nan"),
-                                         ("--blur", "-0.5")])
+                                         ("--blur", "-0.5"), ("--hres-modality", "xray")])
 def test_phantom_settings_out_of_range_get_a_message_not_a_traceback(tmp_path, capsys, flag, value):
     from napari_resolve.cli import main
 

@@ -34,6 +34,16 @@ def foam_phantom():
     return _layers(make_phantom(64, 3, seed=0), "foam")
 
 
+def cross_modality_foam():
+    """A CT-like LRES (3 um voxels) and an SEM-like HRES (1 um voxels) of the same foam, unregistered.
+
+    The HRES comes from another instrument: other grey levels per phase, a grain
+    texture in the solid that the LRES cannot resolve, bright pore edges and
+    scan-line noise (:func:`napari_resolve.phantom.sem_contrast`).
+    """
+    return _layers(make_phantom(64, 3, seed=0, hres_modality="sem"), "CT to SEM")
+
+
 def sem_section():
     """A 2D SEM-like section: LRES (4 um pixels) and HRES (1 um pixels), unregistered."""
     return _layers(make_phantom(160, 4, ndim=2, seed=0), "section")

@@ -19,6 +19,13 @@ so fine voxel ``k`` has its centre at ``(k - (ratio - 1) / 2) * hres_voxel`` um.
 
 A 2D variant (``ndim=2``) gives one SEM-like section: circular pores in a matrix
 that fills the field.
+
+With ``hres_modality="sem"`` the HRES is another instrument (the cross-modality
+case of the diffusion paper, micro-CT to SEM): a backscattered-electron image of
+the same structure, with its own grey level per phase, a grain texture in the
+solid that the LRES cannot resolve, brightened edges and scan-line noise. The
+LRES stays an absorption CT scan; the truth is then the noiseless SEM image, what
+a perfect CT-to-SEM upscaler would give.
 """
 
 from __future__ import annotations
@@ -37,6 +44,16 @@ from napari_resolve.errors import FileFormatError, InputError
 #: Grey values of the noiseless truth (air and pores are dark in absorption CT).
 PORE_VALUE = 0.0
 MATRIX_VALUE = 1.0
+#: HRES modalities: the truth's absorption contrast, or an SEM image of the same structure.
+MODALITIES = ("ct", "sem")
+#: SEM grey levels: resin-filled pores (and the impregnated air around a cylinder) dark, solid bright.
+SEM_PORE, SEM_SOLID = 0.15, 0.8
+#: Brightness spread between the solid's grains (orientation / channelling contrast) and their size (um).
+SEM_GRAIN_SPREAD, SEM_GRAIN_UM = 0.08, 6.0
+#: Edge brightening on the solid side of a pore boundary (the SEM edge effect), at a step's full height.
+SEM_EDGE = 0.25
+#: Standard deviation of the scan-line offsets of an SEM image (one per line along x).
+SEM_LINE_NOISE = 0.02
 
 
 @dataclass
@@ -46,7 +63,8 @@ class Phantom:
     Attributes
     ----------
     truth : ndarray of float32
-        Noiseless volume on the fine grid covering the whole field (values 0..1).
+        Noiseless volume on the fine grid covering the whole field, in the HRES
+        modality's contrast (CT: 0 pores and air, 1 solid).
     labels : ndarray of int32
         Pore labels on the fine grid (0 = matrix or air).
     lres : ndarray of float32
@@ -249,6 +267,7 @@ def make_phantom(
     pore_radius_um: tuple[float, float] = (2.5, 10.0),
     porosity: float = 0.3,
     cylinder: bool | None = None,
+    hres_modality: str = "ct",
     seed: int = 0,
 ) -> Phantom:
     """Make a seeded foam phantom with an LRES scan and an HRES sub-volume scan.
@@ -288,6 +307,9 @@ def make_phantom(
     cylinder : bool, optional
         Put the foam in a cylinder along z with air outside (default for 3D) or
         fill the field (default for 2D).
+    hres_modality : {"ct", "sem"}
+        The HRES instrument: the same absorption contrast as the LRES, or an SEM
+        image (:func:`sem_contrast`); the structure and positions are the same.
     seed : int
         Seed of every random choice: the same seed gives the same phantom.
 
@@ -297,6 +319,9 @@ def make_phantom(
     """
     if ndim not in (2, 3):
         raise InputError(f"ndim must be 2 or 3, got {ndim}.")
+    if hres_modality not in MODALITIES:
+        raise InputError(f"{{hres_modality}} must be one of {', '.join(MODALITIES)}, got {hres_modality!r}.",
+                         parameters=("hres_modality",))
     if int(ratio) != ratio or not 1 <= ratio <= 8:
         raise InputError(f"ratio must be an integer from 1 to 8, got {ratio}.")
     ratio = int(ratio)
@@ -339,6 +364,9 @@ def make_phantom(
     blur_um = 0.5 * lres_voxel if blur_um is None else float(blur_um)
     blurred = ndimage.gaussian_filter(truth, blur_um / hres_voxel_um, mode="nearest")
     lres = _noisy(rng, block_mean(blurred, ratio), photons, read_noise)
+    if hres_modality == "sem":
+        # A generator of its own: the pores and the HRES box stay those of the CT phantom of this seed.
+        truth = sem_contrast(truth, hres_voxel_um, np.random.default_rng([seed, 1]))
 
     # HRES: a sub-volume, placed inside the sample unless given.
     if hres_size is None:
@@ -360,6 +388,8 @@ def make_phantom(
     hres_clean = ndimage.gaussian_filter(truth[padded], hres_blur_um / hres_voxel_um, mode="nearest")
     inner = tuple(slice(s.start - p.start, s.start - p.start + h) for s, p, h in zip(box, padded, hres_shape))
     hres = _noisy(rng, hres_clean[inner], hres_photons, hres_read_noise)
+    if hres_modality == "sem":  # the beam's line-to-line drift
+        hres += rng.normal(0.0, SEM_LINE_NOISE, hres.shape[:-1] + (1,)).astype(np.float32)
     hres = (hres_gain * hres + hres_offset).astype(np.float32)
 
     params = {
@@ -379,6 +409,7 @@ def make_phantom(
         "pore_radius_um": [lo_r, hi_r],
         "porosity_target": porosity,
         "cylinder": bool(cylinder),
+        "hres_modality": hres_modality,
         "seed": seed,
     }
     return Phantom(
@@ -392,6 +423,44 @@ def make_phantom(
         ratio=ratio,
         params=params,
     )
+
+
+def sem_contrast(truth: np.ndarray, voxel_um: float, rng: np.random.Generator) -> np.ndarray:
+    """The noiseless SEM (backscattered-electron) image of a CT phantom's structure.
+
+    The solid fraction of each voxel (from the CT truth) mixes the resin-filled
+    pore level :data:`SEM_PORE` with the solid's: :data:`SEM_SOLID`, differing
+    from grain to grain by :data:`SEM_GRAIN_SPREAD` (grains: the Voronoi cells of
+    random seeds, :data:`SEM_GRAIN_UM` apart; far below an LRES voxel, so only the
+    HRES shows them). The solid side of every pore boundary is brightened by up to
+    :data:`SEM_EDGE` (the edge effect: more electrons escape near a surface).
+
+    Parameters
+    ----------
+    truth : ndarray
+        CT truth, 0 (pore or air) to 1 (solid).
+    voxel_um : float
+        Its voxel size (um).
+    rng : numpy.random.Generator
+        For the grains.
+
+    Returns
+    -------
+    ndarray of float32
+        SEM grey values (about 0.15 to 1.05).
+    """
+    solid = np.clip((truth - PORE_VALUE) / (MATRIX_VALUE - PORE_VALUE), 0.0, 1.0).astype(np.float32)
+    n_grains = max(1, int(round(truth.size * (voxel_um / SEM_GRAIN_UM) ** truth.ndim)))
+    seeds = np.zeros(truth.shape, np.int32)
+    seeds.flat[rng.integers(0, truth.size, n_grains)] = np.arange(1, n_grains + 1, dtype=np.int32)
+    # Each voxel takes the grain of its nearest seed (scipy's exact EDT gives the nearest seed's index).
+    nearest = ndimage.distance_transform_edt(seeds == 0, return_distances=False, return_indices=True)
+    grain_level = SEM_SOLID + SEM_GRAIN_SPREAD * rng.standard_normal(n_grains + 1).astype(np.float32)
+    level = grain_level[seeds[tuple(nearest)]]
+    del nearest
+    # A unit step smoothed by a Gaussian of sigma 1 voxel has a gradient of at most 1 / sqrt(2 pi).
+    edge = ndimage.gaussian_gradient_magnitude(solid, 1.0) * np.float32(math.sqrt(2 * math.pi))
+    return (SEM_PORE + (level - SEM_PORE) * solid + SEM_EDGE * np.clip(edge, 0, 1) * solid).astype(np.float32)
 
 
 def _random_start(

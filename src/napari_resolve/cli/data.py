@@ -33,6 +33,7 @@ def cmd_phantom(args: argparse.Namespace) -> dict:
         porosity=args.porosity,
         hres_gain=args.hres_gain,
         hres_offset=args.hres_offset,
+        hres_modality=args.hres_modality,
         seed=args.seed,
     )
     log(f"Wrote {', '.join(p.name for p in paths.values())} to {out}")
@@ -103,6 +104,10 @@ def add_phantom(sub) -> None:
     p.add_argument("--porosity", type=float, default=0.3, help="target porosity of the sample (default 0.3)")
     p.add_argument("--hres-gain", type=float, default=1.0, help="HRES contrast gain (another acquisition)")
     p.add_argument("--hres-offset", type=float, default=0.0, help="HRES contrast offset")
+    # No argparse choices: the names live in phantom.MODALITIES, which make_phantom checks (and scipy stays unloaded).
+    p.add_argument("--hres-modality", default="ct", metavar="ct|sem",
+                   help="the HRES instrument: ct (the LRES's contrast) or sem (an SEM image of the same structure: "
+                        "other grey levels per phase, grain texture, bright edges, scan-line noise)")
     p.add_argument("--overwrite", action="store_true", help="replace existing phantom files in OUT_DIR")
     p.set_defaults(func=cmd_phantom)
 
