@@ -72,7 +72,7 @@ def test_defaults_and_pickers(registered_viewer):
     assert w.model_combo.value == DEFAULTS.model == "lres3d"
     # Every registered model is offered and named in the tooltip.
     assert list(w.model_combo.choices) == model_names()
-    assert all(name in w.model_combo.tooltip for name in model_names()) and len(model_names()) == 8
+    assert all(name in w.model_combo.tooltip for name in model_names()) and len(model_names()) == 9
     assert w.device_combo.value == "auto" and w.device_combo.current_choice.startswith("auto (")
     # default z range: the whole overlap (here the whole HRES depth)
     assert (w.z_first.value, w.z_last.value) == (0, hres.data.shape[0] - 1)
@@ -304,6 +304,23 @@ def test_2d_section_trains(registered_section, qtbot):
     ckpt = session_for(viewer).model
     assert ckpt is not None and len(ckpt.hres_voxel_um) == 2
     assert len(w.preview.figure.axes) == 2  # prediction and the matching HRES rows
+
+
+def test_an_adversarial_model_plots_its_discriminator_loss(registered_viewer, qtbot):
+    viewer, lres, hres = registered_viewer
+    w = TrainingWidget(viewer)
+    qtbot.addWidget(w)
+    w.show()
+    _small(w, model="srcnn", iterations=4)
+    assert w.controls.run()
+    _wait(qtbot, w)
+    assert len(w.disc_line.get_xdata()) == 0 and w.disc_line not in w._legend_handles  # no discriminator
+    _small(w, model="pix2pix", iterations=6)
+    assert w.controls.run()
+    _wait(qtbot, w)
+    assert w.job.state == "done", w.job.error
+    assert all(h[3] is not None and 0 < h[3] < 2 for h in w.history)
+    assert len(w.disc_line.get_xdata()) > 0 and w.disc_line in w._legend_handles
 
 
 def test_core_refusals_reach_the_user(registered_viewer, qtbot, monkeypatch):

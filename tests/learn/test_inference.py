@@ -40,6 +40,7 @@ SMALL = {
     "lres3d": {"width": 4, "blocks": 1, "hidden": 4},
     "unet25d": {"width": 4, "slices": 3},
     "unet25d-stack": {"width": 4, "slices": 3, "out": "stack"},
+    "pix2pix": {"width": 4, "slices": 3, "disc_width": 4},
     "srcnn": {"n1": 8, "n2": 4},
     "srcnn3d": {"n1": 4, "n2": 4, "f1": 5, "f3": 3},
     "edsr": {"blocks": 2, "features": 4},
@@ -89,6 +90,7 @@ TILED = {
     # (tile - overlap) not a multiple of 4: tile starts must be rounded to the pooling grid.
     "unet25d": {"tile": (5, 16, 16), "overlap": (0, 6, 6)},
     "unet25d-stack": {"tile": (6, 16, 16), "overlap": (1, 6, 6)},
+    "pix2pix": {"tile": (5, 16, 16), "overlap": (0, 6, 6)},
     "srcnn": {"tile": (5, 12, 12), "overlap": (1, 4, 4)},
     "srcnn3d": {"tile": (6, 12, 12), "overlap": (2, 4, 4)},
     "edsr": {"tile": (5, 12, 12), "overlap": (1, 4, 4)},

@@ -70,6 +70,8 @@ _LABELS = {
 
 LOSS_COLOUR = "#4aa3ff"
 PSNR_COLOUR = "#ffa64a"
+#: The discriminator's loss of adversarially trained models (pix2pix).
+DISC_COLOUR = "#b07cff"
 
 
 def _tip(name: str) -> str:
@@ -149,7 +151,7 @@ class TrainingWidget(QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self.job = Job("Training", labels=_LABELS)
-        self.history: list[tuple[int, float, float | None]] = []
+        self.history: list[tuple[int, float, float | None, float | None]] = []  # iteration, loss, PSNR, disc.
         self.summary_text = ""
         self._last_best = None  # the best Checkpoint seen in the records (kept when stopped)
         self._last_record = None
@@ -727,7 +729,7 @@ class TrainingWidget(QWidget):
         step = rec.data
         if step is None:
             return
-        self.history.append((step.iteration, float(step.loss), step.val_psnr))
+        self.history.append((step.iteration, float(step.loss), step.val_psnr, (step.losses or {}).get("loss_disc")))
         self._last_record = rec
         if step.best is not None:
             self._last_best = step.best
@@ -800,16 +802,9 @@ class TrainingWidget(QWidget):
         (self.loss_line,) = ax.plot([], [], color=LOSS_COLOUR, lw=0.8, alpha=0.35)
         (self.loss_mean_line,) = ax.plot([], [], color=LOSS_COLOUR, lw=1.5, label="train loss (mean)")
         (self.psnr_line,) = ax2.plot([], [], color=PSNR_COLOUR, marker="o", ms=3, lw=1, label="validation PSNR")
+        (self.disc_line,) = ax.plot([], [], color=DISC_COLOUR, lw=1.2, label="discriminator loss (mean)")
         self._ax, self._ax2 = ax, ax2
-        # Above the axes: inside, it would hide the falling loss or the rising PSNR.
-        self.plot.legend(
-            ax,
-            handles=[self.loss_mean_line, self.psnr_line],
-            loc="lower center",
-            bbox_to_anchor=(0.5, 1.0),
-            ncol=2,
-            frameon=False,
-        )
+        self._legend([self.loss_mean_line, self.psnr_line])
         it0 = self._run.get("it0", 0)
         ax.set_xlim(it0, it0 + (self._run.get("total") or int(self.iterations.value)))
         # Sensible empty ranges until the first records arrive (not matplotlib's -0.04..0.04).
@@ -827,6 +822,12 @@ class TrainingWidget(QWidget):
             fontsize=8,
         )
         self._draw(self.plot)
+
+    def _legend(self, handles) -> None:
+        # Above the axes: inside, it would hide the falling loss or the rising PSNR.
+        self._legend_handles = handles
+        self.plot.legend(self._ax, handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                         ncol=2, frameon=False)  # two a row: three would squeeze the axes at the dock's width
 
     def _iterations_changed(self, value: int) -> None:
         # The empty plot spans the planned run; a finished run's plot stays as it was.
@@ -850,6 +851,12 @@ class TrainingWidget(QWidget):
         csum = np.concatenate([[0.0], np.cumsum(loss)])
         mean = (csum[window:] - csum[:-window]) / window
         self.loss_mean_line.set_data(its[window - 1 :], mean)
+        disc = np.array([(h[0], h[3]) for h in self.history if h[3] is not None], float).reshape(-1, 2)
+        if len(disc):  # an adversarially trained model: its discriminator's loss, smoothed like the loss
+            k = max(1, min(len(disc), window))
+            self.disc_line.set_data(disc[k - 1 :, 0], np.convolve(disc[:, 1], np.ones(k) / k, mode="valid"))
+            if self.disc_line not in self._legend_handles:
+                self._legend([self.loss_mean_line, self.disc_line, self.psnr_line])
         val = [(h[0], h[2]) for h in self.history if h[2] is not None]
         self.psnr_line.set_data([v[0] for v in val], [v[1] for v in val])
         for ax, has_data in ((self._ax, len(its) > 0), (self._ax2, bool(val))):

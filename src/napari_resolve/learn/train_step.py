@@ -17,7 +17,7 @@ from napari_resolve.learn.config import COSINE_FLOOR, TrainConfig
 
 def make_optimiser(net, cfg: TrainConfig, resume=None):
     """Adam (with the resumed model's state at the configured rate) and the learning-rate schedule."""
-    optimiser = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+    optimiser = torch.optim.Adam(net.optimised_parameters(), lr=cfg.learning_rate)
     if resume is not None and resume.optimizer_state:
         optimiser.load_state_dict(resume.optimizer_state)
         for group in optimiser.param_groups:
@@ -31,8 +31,10 @@ def make_optimiser(net, cfg: TrainConfig, resume=None):
     return optimiser, scheduler
 
 
-def train_step(net, sampler, loss_fn, optimiser, scaler, cfg, dev, amp, step, have_best, device_name):
-    """One optimiser step; returns the final output's loss and the other loss terms."""
+def train_step(net, sampler, loss_fn, optimiser, scaler, cfg, dev, amp, step, have_best, device_name,
+               adversary=None):
+    """One optimiser step (and one of the discriminator, given an ``adversary``); returns the final
+    output's loss and the other loss terms."""
     from napari_resolve.devices import is_out_of_memory
 
     net.train()
@@ -48,10 +50,14 @@ def train_step(net, sampler, loss_fn, optimiser, scaler, cfg, dev, amp, step, ha
         optimised = loss if coarse_loss is None else loss + coarse_loss
         if stage_losses:
             optimised = optimised + cfg.stage_weight * sum(stage_losses.values())
+        adversarial = adversary.generator_term(x[0], pred) if adversary is not None else None
+        if adversarial is not None:
+            optimised = optimised + adversarial
         optimiser.zero_grad(set_to_none=True)
         scaler.scale(optimised).backward()
         scaler.step(optimiser)
         scaler.update()
+        disc = adversary.step(x[0], pred, y) if adversary is not None else {}
     except (RuntimeError, MemoryError) as exc:
         if is_out_of_memory(exc):
             raise ResolveError(
@@ -69,9 +75,11 @@ def train_step(net, sampler, loss_fn, optimiser, scaler, cfg, dev, amp, step, ha
             parameters=("learning_rate",),
         )
     terms = {}
-    if coarse_loss is not None or stage_losses:  # "loss" stays the final output's, comparable across options
-        terms["loss_total"] = float(optimised.detach())
+    if coarse_loss is not None or stage_losses or adversarial is not None:
+        terms["loss_total"] = float(optimised.detach())  # "loss" stays the final output's, comparable across options
     terms.update({f"loss_{stage}": float(v.detach()) for stage, v in stage_losses.items()})
+    if adversarial is not None:
+        terms.update(loss_adv=float(adversarial.detach()), **disc)
     return value, terms
 
 

@@ -427,6 +427,7 @@ def _iter_train(plan: TrainPlan) -> Generator[Progress, None, TrainResult]:
     import torch
 
     from napari_resolve.devices import autocast_dtype, describe_device
+    from napari_resolve.learn.adversarial import make_adversary
     from napari_resolve.learn.losses import make_loss
     from napari_resolve.models import build_model
 
@@ -439,6 +440,7 @@ def _iter_train(plan: TrainPlan) -> Generator[Progress, None, TrainResult]:
     amp = autocast_dtype(dev) if cfg.mixed_precision else None
     net = net.to(dev)
     optimiser, scheduler = make_optimiser(net, cfg, plan.resume)
+    adversary = make_adversary(net, cfg.learning_rate)
     # float16 needs loss scaling against underflow; bfloat16 does not.
     scaler = torch.amp.GradScaler("cuda", enabled=amp is torch.float16)
     loss_fn = make_loss(cfg.loss, cfg.msssim_weight, cfg.ssim_weight)
@@ -462,7 +464,7 @@ def _iter_train(plan: TrainPlan) -> Generator[Progress, None, TrainResult]:
         for step in range(1, total + 1):
             lr = optimiser.param_groups[0]["lr"]
             loss, terms = train_step(net, sampler, loss_fn, optimiser, scaler, cfg, dev, amp, step,
-                                                 best is not None, device_name)
+                                     best is not None, device_name, adversary)
             scheduler.step()
             done = step
             elapsed = time.perf_counter() - t0

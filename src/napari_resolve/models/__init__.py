@@ -19,12 +19,13 @@ from napari_resolve.models.dfcan import DFCAN
 from napari_resolve.models.edsr import EDSR, WDSR
 from napari_resolve.models.lres3d import LRES3D
 from napari_resolve.models.multioutput import MultiOutput
+from napari_resolve.models.pix2pix import Pix2Pix
 from napari_resolve.models.srcnn import SRCNN, SRCNN3D
 from napari_resolve.models.unet25d import UNet25D
 
 #: name -> class
 MODELS: dict[str, type[ResolutionModel]] = {
-    cls.name: cls for cls in (LRES3D, UNet25D, SRCNN, SRCNN3D, EDSR, WDSR, DFCAN, MultiOutput)
+    cls.name: cls for cls in (LRES3D, UNet25D, SRCNN, SRCNN3D, EDSR, WDSR, DFCAN, MultiOutput, Pix2Pix)
 }
 
 

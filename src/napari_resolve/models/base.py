@@ -95,6 +95,10 @@ class ResolutionModel(nn.Module):
         """(z, y, x): input sizes and tile starts must be multiples of these."""
         return (1, 1, 1)
 
+    def optimised_parameters(self):
+        """The parameters the training loop's optimiser steps (all of them, unless a part has its own)."""
+        return self.parameters()
+
     def parameter_count(self) -> int:
         """Number of trainable parameters."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
