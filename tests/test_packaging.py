@@ -12,6 +12,7 @@ EXPECTED = {
     "napari-resolve.get_reader",
     "napari-resolve.write_image",
     "napari-resolve.foam_phantom",
+    "napari-resolve.cross_modality_foam",
     "napari-resolve.sem_section",
     "napari-resolve.workflow_widget",
     "napari-resolve.registration_widget",
