@@ -72,7 +72,7 @@ def test_defaults_and_pickers(registered_viewer):
     assert w.model_combo.value == DEFAULTS.model == "lres3d"
     # Every registered model is offered and named in the tooltip.
     assert list(w.model_combo.choices) == model_names()
-    assert all(name in w.model_combo.tooltip for name in model_names()) and len(model_names()) == 9
+    assert all(name in w.model_combo.tooltip for name in model_names()) and len(model_names()) == 10
     assert w.device_combo.value == "auto" and w.device_combo.current_choice.startswith("auto (")
     # default z range: the whole overlap (here the whole HRES depth)
     assert (w.z_first.value, w.z_last.value) == (0, hres.data.shape[0] - 1)
@@ -321,6 +321,31 @@ def test_an_adversarial_model_plots_its_discriminator_loss(registered_viewer, qt
     assert w.job.state == "done", w.job.error
     assert all(h[3] is not None and 0 < h[3] < 2 for h in w.history)
     assert len(w.disc_line.get_xdata()) > 0 and w.disc_line in w._legend_handles
+
+
+def test_model_settings_train_a_diffusion_model_and_bad_ones_are_refused(registered_viewer, qtbot, monkeypatch):
+    viewer, lres, hres = registered_viewer
+    shown = []
+    monkeypatch.setattr("napari.utils.notifications.show_error", shown.append)
+    w = TrainingWidget(viewer)
+    qtbot.addWidget(w)
+    _small(w, model="diffusion", iterations=4)
+    assert "steps=8" in w.model_settings.tooltip and "scale=0.5" in w.model_settings.tooltip
+    w.model_settings.value = "width=4 colour=3"
+    assert w.controls.run() is False and w.job.state == "idle"
+    assert "no setting colour" in shown[-1] and "steps (default 8)" in shown[-1]
+    w.model_settings.value = "width"
+    assert w.controls.run() is False and "'model settings' are KEY=VALUE items" in shown[-1]
+    w.model_settings.value = "width=4 depth=1 convs=1 steps=2"
+    assert w.controls.run()
+    _wait(qtbot, w)
+    assert w.job.state == "done", w.job.error
+    model = session_for(viewer).model
+    assert model.architecture == "diffusion" and model.config["steps"] == 2 and model.config["width"] == 4
+    w.model_combo.value = "unet25d"  # another architecture's settings do not carry over
+    assert w.model_settings.value == ""
+    w.resume_check.value = True  # continuing picks the model's architecture and settings
+    assert w.model_combo.value == "diffusion" and "steps=2" in w.model_settings.value
 
 
 def test_core_refusals_reach_the_user(registered_viewer, qtbot, monkeypatch):

@@ -519,3 +519,35 @@ def test_a_model_without_calibration_switches_the_error_map_off(widget, small_mo
     assert w.preview()
     _wait(qtbot, w.preview_job)
     assert w.preview_job.state == "done" and "error map: " + PREVIEW_NAME not in viewer.layers
+
+
+def test_a_diffusion_model_offers_its_sampling_and_shows_the_sample_std(widget, qtbot, errors):
+    """Samples and sampler steps replace the flipped predictions; the preview adds the samples' std as a layer."""
+    from napari_resolve._qt._error_maps import error_map_of
+    from napari_resolve._qt.upscale_widget import STD_NAME
+    from napari_resolve.learn.training import TrainConfig, run_train
+
+    from .conftest import _registration, _sample
+
+    w, viewer, _lres, _hres = widget
+    assert w.sampling_form.native.isHidden() and not w.tta_check.native.isHidden()  # a U-Net: nothing to sample
+    (lres, lk, _), (hres, _, _) = _sample("foam_phantom")
+    cfg = TrainConfig(model="diffusion", model_config={"width": 4, "depth": 1, "convs": 1, "steps": 3},
+                      iterations=6, batch_size=2, patch_size=32, device="cpu", patience=0)
+    model = run_train(lres, hres, lk["scale"], _registration("foam_phantom"), cfg).checkpoint
+    session_for(viewer).set_model(model, "test")
+    assert not w.sampling_form.native.isHidden() and w.tta_check.native.isHidden() and w.steps.value == 3
+    assert w.error_check.enabled  # calibrated at the end of its training
+    w.samples.value, w.steps.value = 2, 2
+    assert w.preview()
+    _wait(qtbot, w.preview_job)
+    assert w.preview_job.state == "done", w.preview_job.error
+    tile, std = viewer.layers[PREVIEW_NAME], viewer.layers[STD_NAME]
+    assert std.data.shape == tile.data.shape and float(np.min(std.data)) >= 0 < float(np.max(std.data))
+    np.testing.assert_allclose(std.translate, tile.translate)
+    assert error_map_of(viewer, PREVIEW_NAME) is not None
+    w.samples.value = 1  # one sample: no spread to show, and no refusal
+    w.steps.value = 1
+    assert w.preview() and not errors
+    _wait(qtbot, w.preview_job)
+    assert w.preview_job.state == "done"

@@ -54,6 +54,7 @@ _REDRAW_S = 0.25
 #: Core parameter -> the label of its field, for error messages.
 _LABELS = {
     "model": "model",
+    "model_config": "model settings",
     "iterations": "iterations",
     "patience": "stop after (checks)",
     "patch_size": "patch (voxels)",
@@ -253,6 +254,9 @@ class TrainingWidget(QWidget):
             value=DEFAULT_MODEL,
             tooltip=f"Network architecture, one of {', '.join(model_names())} ({DEFAULT_MODEL} recommended)",
         ))
+        self.model_settings = LineEdit(label="model settings", value="")
+        self.model_settings.native.setClearButtonEnabled(True)
+        self._model_picked(self.model_combo.value)
         self.iterations = SpinBox(
             label="iterations", min=1, max=1_000_000, step=100, value=DEFAULTS.iterations,
             tooltip=_tip("iterations"),
@@ -312,6 +316,7 @@ class TrainingWidget(QWidget):
         settings_box = Container(
             widgets=[
                 self.model_combo,
+                self.model_settings,
                 self.iterations,
                 self.patience,
                 self.patch_size,
@@ -369,6 +374,7 @@ class TrainingWidget(QWidget):
         self.save_button.changed.connect(self._save_clicked)
         self.load_button.changed.connect(self._load_clicked)
         self.resume_check.changed.connect(self._resume_toggled)
+        self.model_combo.changed.connect(self._model_picked)
         self.session.model_changed.connect(self._model_changed)
         self.job.progress.connect(self._on_progress)
         self.job.finished.connect(self._on_finished)
@@ -641,7 +647,7 @@ class TrainingWidget(QWidget):
 
     def config(self):
         """The :class:`~napari_resolve.learn.config.TrainConfig` of the form (the plan checks it)."""
-        from napari_resolve.learn.config import TrainConfig
+        from napari_resolve.learn.config import TrainConfig, parse_model_config
 
         text = self.learning_rate.value.strip()
         try:
@@ -650,6 +656,7 @@ class TrainingWidget(QWidget):
             raise InputError(f"The learning rate {text!r} is not a number; write e.g. 1e-3.") from None
         return TrainConfig(
             model=self.model_combo.value,
+            model_config=parse_model_config(self.model_settings.value),
             iterations=int(self.iterations.value),
             patch_size=int(self.patch_size.value),
             patch_depth=int(self.patch_size.value),  # 3D networks train on cubes of this side
@@ -904,10 +911,23 @@ class TrainingWidget(QWidget):
             self.resume_check.value = False
 
     def _resume_toggled(self, on: bool) -> None:
-        # Continuing needs the same architecture: pick it for the user.
+        # Continuing needs the same architecture and settings: pick them for the user.
         model = self.session.model
         if on and model is not None and model.architecture in self.model_combo.choices:
             self.model_combo.value = model.architecture
+            self.model_settings.value = " ".join(f"{k}={v}" for k, v in model.config.items())
+
+    def _model_picked(self, name: str) -> None:
+        """Show the picked architecture's settings and defaults; settings of another one are cleared."""
+        from napari_resolve.models import model_options
+
+        options = model_options(name)
+        self.model_settings.value = ""
+        self.model_settings.native.setPlaceholderText("defaults (e.g. " + " ".join(
+            f"{k}={v}" for k, v in list(options.items())[:2]) + ")")
+        self.model_settings.tooltip = (
+            f"Settings of {name} as KEY=VALUE separated by spaces; empty: the defaults, which are "
+            + ", ".join(f"{k}={v}" for k, v in options.items()))
 
     def save_model(self, path) -> Path:
         """Write the session model to ``path`` (replacing it: the file dialog asked already).

@@ -40,7 +40,10 @@ from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_resolve._text import MICRO, format_bytes, format_rate, format_shape, format_um
 from napari_resolve.errors import FileFormatError, InputError
+from napari_resolve.learn.calibrate import CALIBRATION_SAMPLES, is_generative
+from napari_resolve.learn.config import MAX_STEPS
 from napari_resolve.learn.inference import OUTPUT_SUFFIXES, check_model_fits, iter_predict, output_grid, plan_predict
+from napari_resolve.learn.predict_checks import MAX_SAMPLES
 
 from ._error_maps import RegionList, show_error_map
 from ._forms import JobControls, heading, layer_combo, select_layer
@@ -49,6 +52,8 @@ from ._session import NO_MODEL, session_for
 from ._workers import Job, error_message
 
 PREVIEW_NAME = "upscaled preview"
+#: The preview's per-voxel standard deviation of a diffusion model's samples.
+STD_NAME = "sample std: upscaled preview"
 RESULT_PREFIX = "upscaled: "
 
 #: How the core's parameters read in this widget's messages (its field labels).
@@ -58,6 +63,8 @@ LABELS = {
     "overwrite": "overwrite an existing file",
     "lres_voxel_um": "LRES voxel",
     "roi": "Region",
+    "samples": "samples",
+    "steps": "sampler steps",
 }
 
 
@@ -152,6 +159,7 @@ class UpscaleWidget(QWidget):
         self._pending: dict = {}  # what the running upscale writes, for its finished handler
         self._preview_style: dict = {}
         self._watched_shapes = None
+        self._generative = False  # the session's model is a diffusion model (samples instead of flips)
 
         # --- model
         self.model_label = Label(value="")
@@ -238,6 +246,19 @@ class UpscaleWidget(QWidget):
             tooltip="Predict the 8 in-plane flips and rotations too: their spread is what lets the map rank "
             "the regions (docs/learning.md); the result becomes their mean",
         )
+        # A diffusion model's sampling: its samples' spread replaces the flipped predictions'.
+        self.samples = SpinBox(
+            label="samples", min=1, max=MAX_SAMPLES, value=1,
+            tooltip="Samples drawn per voxel: the result is their mean; from 2 on, their standard deviation "
+            "shows as a 'sample std' layer and feeds the error map (the map is calibrated for "
+            f"{CALIBRATION_SAMPLES}); each sample costs the sampler steps again",
+        )
+        self.steps = SpinBox(
+            label="sampler steps", min=1, max=MAX_STEPS, value=8,
+            tooltip="Deterministic (DDIM) denoising steps per sample, one network pass each; the model's own "
+            "number is the default. Fewer are faster and blurrier",
+        )
+        self.sampling_form = Container(widgets=[self.samples, self.steps])
         self.error_check.changed.connect(self._error_toggled)
         self.regions_heading = heading("Least trustworthy regions")
         self.regions = RegionList(napari_viewer)
@@ -261,6 +282,7 @@ class UpscaleWidget(QWidget):
             inputs,
             self.error_check,
             self.tta_check,
+            self.sampling_form,
             heading("Preview"),
             preview_form,
             self.preview_controls,
@@ -310,6 +332,11 @@ class UpscaleWidget(QWidget):
             "\n⚠ This model has no calibration: it was trained on synthetic pairs, stopped by hand, or made "
             "by a napari-resolve without error maps. Train it on a registered pair to get one."
         )
+        generative = self._generative = self.session.model is not None and is_generative(self.session.model)
+        self.sampling_form.visible = generative
+        self.tta_check.visible = not generative
+        if generative:
+            self.steps.value = int(self.session.model.config.get("steps", self.steps.value))
         self._error_toggled()
         self._update_region_label()
 
@@ -318,8 +345,10 @@ class UpscaleWidget(QWidget):
         self._output_changed()
 
     def _error_options(self) -> dict:
-        """``plan_predict``'s error-map arguments from the check boxes."""
+        """``plan_predict``'s error-map and sampling arguments from the form."""
         on = bool(self.error_check.value and self.error_check.enabled)
+        if self._generative:
+            return {"uncertainty": on, "samples": int(self.samples.value), "steps": int(self.steps.value)}
         return {"uncertainty": on, "tta": on and bool(self.tta_check.value)}
 
     def load_model(self, path: str | Path):
@@ -521,7 +550,10 @@ class UpscaleWidget(QWidget):
         )
         tile = tile if len(tile) == 3 else (16, *tile)
         # Refuses here, on the main thread.
-        plan = plan_predict(ckpt, data, lv, roi=roi, tile=tile, **self._error_options())
+        options = self._error_options()
+        # A diffusion model's sample spread is shown too (a preview tile's signals fit in memory).
+        spread = options["uncertainty"] and options.get("samples", 1) > 1
+        plan = plan_predict(ckpt, data, lv, roi=roi, tile=tile, keep_signals=spread, **options)
         self.preview_job.start(iter_predict(plan))
 
     @staticmethod
@@ -588,6 +620,9 @@ class UpscaleWidget(QWidget):
         if result.uncertainty is not None:
             show_error_map(self.viewer, result.uncertainty, result.grid, layer.translate, PREVIEW_NAME)
             self._list_regions(result.uncertainty, layer.translate, result.grid.voxel_um)
+        if result.signals and "spread" in result.signals and self._generative:
+            show_error_map(self.viewer, result.signals["spread"].reshape(result.data.shape), result.grid,
+                           layer.translate, PREVIEW_NAME, name=STD_NAME)
         restore()
         self._bring_into_view(layer)
         self.preview_controls.show_message(
@@ -659,8 +694,8 @@ class UpscaleWidget(QWidget):
         path = self._output_path()
         options = self._error_options()
         plan = plan_predict(ckpt, data, lv, roi=roi, out_path=path, overwrite=bool(self.overwrite.value),
-                            uncertainty_path=error_map_path(path) if options["uncertainty"] else None,
-                            tta=options["tta"])
+                            uncertainty_path=error_map_path(path) if options.pop("uncertainty") else None,
+                            **options)
         self._update_region_label()
         self._pending = {**self._style_of(layer), "shift": tuple(float(t) for t in layer.translate)}
         self.upscale_job.start(iter_predict(plan))

@@ -45,11 +45,12 @@ def cmd_predict(args: argparse.Namespace) -> dict:
     plan = inference.plan_predict(
         ckpt, lres.data, lres.voxel_um, roi=roi, tile=args.tile, overlap=args.overlap,
         blend=args.blend, out_path=out, overwrite=args.overwrite, device=args.device,
-        uncertainty_path=unc, tta=args.tta,
+        uncertainty_path=unc, tta=args.tta, samples=args.samples, steps=args.steps,
     )
     log(f"Upscaling {args.lres} with {ckpt.architecture} (trained {ckpt.iteration} iterations) -> {out}: "
         + (f"tiles sized to the free memory of {plan.device}" if plan.fit_memory else
            f"{plan.n_tiles} tiles of {format_shape(plan.tile)} output voxels on {plan.device}")
+        + (f"; the mean of {len(plan.variants)} samples" if args.samples and args.samples > 1 else "")
         + ("" if unc is None else f"; error map -> {unc}" + (" (8 flipped predictions a tile)" if args.tta else "")))
     result = run_with_progress(inference.iter_predict(plan))
     return result.summary()
@@ -81,5 +82,10 @@ def add_predict(sub) -> None:
     p.add_argument("--tta", action="store_true",
                    help="with --uncertainty: add the spread of the in-plane flips and rotations to the map "
                         "(about 8x slower); the output is then their mean")
+    p.add_argument("--samples", type=int, default=None, metavar="N",
+                   help="diffusion models: samples drawn per voxel; the output is their mean and, with "
+                        "--uncertainty, their standard deviation is the map's spread (default 1; N times slower)")
+    p.add_argument("--steps", type=int, default=None, metavar="K",
+                   help="diffusion models: sampler (DDIM) steps per sample (default the model's, set in training)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=cmd_predict)

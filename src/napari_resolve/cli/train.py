@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -19,7 +17,7 @@ from napari_resolve.cli._common import (
     voxel_arg,
 )
 from napari_resolve.errors import InputError, ResolveError
-from napari_resolve.learn.config import DEFAULTS, LOSSES, TASKS, help_text
+from napari_resolve.learn.config import DEFAULTS, LOSSES, TASKS, help_text, parse_model_config
 from napari_resolve.learn.config import HELP as DEFAULT_HELP
 
 
@@ -41,20 +39,6 @@ class _RegisteredModels:
         return iter(self._names())
 
 
-def _model_options(pairs: Sequence[str] | None) -> dict:
-    """--model-option width=32 depth=3 -> {"width": 32, "depth": 3}."""
-    out: dict = {}
-    for item in pairs or ():
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise InputError(f"--model-option takes KEY=VALUE, got {item!r} (e.g. width=32).")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value  # a plain string, e.g. out=stack
-    return out
-
-
 def _train_config(args: argparse.Namespace):
     """The TrainConfig of ``train`` (real or synthetic pairs) and the model to resume, if any."""
     from napari_resolve.learn.training import TrainConfig, check_training_data
@@ -70,7 +54,7 @@ def _train_config(args: argparse.Namespace):
 
     cfg = TrainConfig(
         model=model or (SYNTHETIC_MODEL if args.synthetic is not None else DEFAULTS.model),
-        model_config=_model_options(args.model_option),
+        model_config=parse_model_config(args.model_config),
         iterations=args.iterations,
         batch_size=args.batch_size,
         patch_size=args.patch_size,
@@ -167,7 +151,8 @@ def _drive_training(job, plan) -> dict:
         maps = ckpt.extra.get("error_map") or {}
         if maps:
             log(f"Error maps calibrated on the validation block: the true |error| stayed below the 90 % map at "
-                f"{maps['plain']['coverage']:.1%} of its held-out voxels ({maps['tta']['coverage']:.1%} with --tta).")
+                f"{maps['plain']['coverage']:.1%} of its held-out voxels ({maps['tta']['coverage']:.1%} with "
+                + (f"--samples {maps['tta']['samples']}" if maps["tta"].get("samples") else "--tta") + ").")
     else:
         # Stopped: the file holds the best model, or the model trained before the first validation.
         ckpt = last.data.best if last is not None else None
@@ -275,7 +260,8 @@ def add_train(sub) -> None:
     p.add_argument("--model", default=None, choices=_RegisteredModels(), metavar="NAME",
                    help=f"{help_text('model')}: %(choices)s (multioutput: denoise, deblur and upscale outputs; "
                         "needs --synthetic)")
-    p.add_argument("--model-option", nargs="+", metavar="KEY=VALUE", help=DEFAULT_HELP["model_config"])
+    p.add_argument("--model-option", dest="model_config", nargs="+", metavar="KEY=VALUE",
+                   help=DEFAULT_HELP["model_config"])
     p.add_argument("--iterations", type=int, default=DEFAULTS.iterations, help=help_text("iterations"))
     p.add_argument("--patience", type=int, default=DEFAULTS.patience, metavar="N", help=help_text("patience"))
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, help=help_text("batch_size"))

@@ -9,6 +9,8 @@ stores them in the model file.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from napari_resolve.geometry.grid import Grid, resample_lres
@@ -18,6 +20,16 @@ from napari_resolve.learn.uncertainty import LRES_ORDER, ImagingModel, fit_calib
 #: unseen foam the edge signal ranked the errors inside the sample the wrong way round (Spearman -0.25) and
 #: pulled the combined map's ranking down from 0.50 to 0.27, so it is left out.
 MAP_SIGNALS = {"plain": ("consistency",), "tta": ("consistency", "spread")}
+#: A diffusion model's samples per voxel whose spread its "tta" map is calibrated with (the map bounds the
+#: error of this many samples' mean; other counts change the spread's scale by about sqrt((N - 1) / N)).
+CALIBRATION_SAMPLES = 4
+
+
+def is_generative(ckpt) -> bool:
+    """Whether a model's predictions are samples (its spread signal is then the samples' spread)."""
+    from napari_resolve.models import MODELS
+
+    return bool(getattr(MODELS.get(ckpt.architecture), "generative", False))
 
 
 def _image_grid(grid3: Grid, ndim: int) -> Grid:
@@ -58,8 +70,10 @@ def validation_signals(ckpt, lres, lres_voxel_um, hres, grid: Grid, imaging: Ima
     """
     from napari_resolve.learn.inference import run_predict
 
-    res = run_predict(ckpt, lres, lres_voxel_um, grid=grid, device=device, uncertainty=True, tta=tta,
-                      error_imaging=imaging, keep_signals=True)
+    # A diffusion model's spread is that of its samples, not of flipped inputs.
+    sampling = {"samples": CALIBRATION_SAMPLES if tta else 1, "tta": False} if is_generative(ckpt) else {"tta": tta}
+    res = run_predict(ckpt, lres, lres_voxel_um, grid=grid, device=device, uncertainty=True,
+                      error_imaging=imaging, keep_signals=True, **sampling)
     shape = res.data.shape
     return {k: v.reshape(shape) for k, v in res.signals.items()}, res.data - hres
 
@@ -85,9 +99,12 @@ def calibrate_model(ckpt, lres, lres_voxel_um, pair, device="cpu", imaging: Imag
     if imaging is None:
         imaging = fit_imaging(lres, lres_voxel_um, *roi_imaging_inputs(pair))
     hres, grid = validation_block(pair)
-    record = {}
+    record, generative = {}, is_generative(ckpt)
     for key, tta in (("plain", False), ("tta", True)):
         signals, error = validation_signals(ckpt, lres, lres_voxel_um, hres, grid, imaging, tta=tta, device=device)
         used = {k: signals[k] for k in MAP_SIGNALS[key]}
-        record[key] = fit_calibration(used, error, imaging).to_dict()
+        calibration = fit_calibration(used, error, imaging)
+        if generative and tta:
+            calibration = replace(calibration, samples=CALIBRATION_SAMPLES)
+        record[key] = calibration.to_dict()
     return record

@@ -43,6 +43,8 @@ TASKS = {
 MIN_VALIDATION = 4
 #: Largest share of the ROI that may be held out for validation.
 MAX_VAL_FRACTION = 0.5
+#: Sampler steps a diffusion model may take per sample (its ``steps`` setting, or a prediction's).
+MAX_STEPS = 1000
 #: Validations over a run when ``val_every`` is 0.
 VALIDATIONS_PER_RUN = 20
 #: Smallest rise of the validation PSNR (dB) that counts as an improvement for early stopping.
@@ -201,6 +203,31 @@ HELP = {
     "stage_weight": "multioutput: weight of the denoise and deblur outputs' L1 losses (0 trains the final "
                     "output alone, which also works on a registered pair)",
 }
+
+
+def parse_model_config(pairs) -> dict[str, Any]:
+    """Architecture settings written as ``KEY=VALUE`` items (``["width=32", "out=stack"]``) as a dict.
+
+    Values are read as JSON (numbers, true/false) or else kept as text. A single string is split at spaces.
+
+    Raises
+    ------
+    InputError
+        For an item without ``=`` or without a key.
+    """
+    import json
+
+    out: dict[str, Any] = {}
+    for item in pairs.split() if isinstance(pairs, str) else pairs or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"The {{model_config}} are KEY=VALUE items (e.g. width=32), got {item!r}.",
+                             parameters=("model_config",))
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value  # a plain string, e.g. out=stack
+    return out
 
 
 def default(name: str):

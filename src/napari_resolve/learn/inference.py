@@ -50,8 +50,10 @@ from napari_resolve.learn.predict_checks import (
     OUTPUT_SUFFIXES,
     _check_output,
     _checkpoint,
+    check_finite,
     check_lres_voxels,
     check_model_fits,
+    check_sampling,
     output_grid,
 )
 from napari_resolve.learn.sinks import SlabSink
@@ -156,6 +158,9 @@ class PredictPlan:
     fit_memory : bool
         Whether the run sizes the tile from the GPU's free memory (the default tile on CUDA):
         ``tile`` and ``spans`` are then the smallest the run uses.
+    variants : tuple
+        The predictions each tile averages: in-plane flips (test-time augmentation) or a diffusion
+        model's sample numbers; empty for the plain prediction.
     """
 
     checkpoint: Any = field(repr=False)
@@ -173,6 +178,7 @@ class PredictPlan:
     network: Any = field(repr=False)
     error_map: Any = None
     fit_memory: bool = False
+    variants: tuple = ()
 
     @property
     def ndim(self) -> int:
@@ -269,6 +275,8 @@ def plan_predict(
     tta: bool = False,
     error_imaging=None,
     keep_signals: bool = False,
+    samples: int | None = None,
+    steps: int | None = None,
 ) -> PredictPlan:
     """Check a prediction and plan its tiles; refuses bad input before any work.
 
@@ -326,6 +334,9 @@ def plan_predict(
         While calibrating: compute the raw signals with this imaging model (no map).
     keep_signals : bool
         Also return the raw signals (``PredictResult.signals``), for validation.
+    samples, steps : int, optional
+        Generative models (``diffusion``): samples drawn per voxel (the result is their mean, their
+        standard deviation the error map's spread signal; default 1) and sampler steps (default the model's).
 
     Returns
     -------
@@ -372,6 +383,7 @@ def plan_predict(
         _check_output(path, overwrite)
 
     net = ckpt.build()  # FileFormatError if the weights do not fit the architecture
+    samples = check_sampling(net, samples, steps, tta)
     mz, my, mx = net.size_multiple
     rz, ry, rx = net.receptive_radius
     if margin is not None and int(margin) < 0:
@@ -403,13 +415,15 @@ def plan_predict(
     if uncertainty or uncertainty_path is not None or error_imaging is not None:
         from napari_resolve.learn.uncertainty import plan_error_map
 
-        error_map = plan_error_map(ckpt, net, grid, tta=tta, path=uncertainty_path, overwrite=overwrite,
+        error_map = plan_error_map(ckpt, net, grid, tta=tta or samples > 1, samples=samples,
+                                   path=uncertainty_path, overwrite=overwrite,
                                    out_path=path, memory_budget=memory_budget, imaging=error_imaging,
                                    keep_signals=keep_signals)
     return PredictPlan(
         checkpoint=ckpt, lres=lres, lres_voxel_um=lv, grid=grid, tile=tile3, overlap=ov3, halo=halo,
         blend=blend, device=str(dev), out_path=path, overwrite=bool(overwrite), spans=spans, network=net,
         error_map=error_map, fit_memory=tile is None and dev.type == "cuda",
+        variants=error_map.variants if error_map is not None else tuple(range(samples if samples > 1 else 0)),
     )
 
 
@@ -495,8 +509,7 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
 
     splits = []  # tiles retried in parts after running out of device memory, for the progress message
 
-    emap = plan.error_map
-    variants = emap.variants if emap is not None else ()
+    emap, variants = plan.error_map, plan.variants
 
     def predict_fitting(z0, z1, y0, y1, x0, x1) -> np.ndarray:
         """A tile's prediction (and spread: channels first); out of memory, it is cut in two and retried.
@@ -527,21 +540,11 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
     def predict_tile(z0, z1, y0, y1, x0, x1) -> np.ndarray:
         args, zc, (hy, hx) = network_input(z0, z1, y0, y1, x0, x1)
         with torch.inference_mode(), torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-            out = predict_variants(net, args, variants, lres_grid)
+            out = predict_variants(net, args, variants, lres_grid, origin=(z0, y0 - hy, x0 - hx))
         out = out[:, zc : zc + (z1 - z0), hy : hy + (y1 - y0), hx : hx + (x1 - x0)]
-        pred = norm_out.invert(out.cpu().numpy())
-        if not np.isfinite(pred).all():
-            # The input is finite (as_image refuses NaN) and load_checkpoint refuses non-finite weights, so
-            # this is an overflow (float16 autocast on a GPU) or a diverged model: never write it silently.
-            bad = int((~np.isfinite(pred)).sum())
-            precision = f"{str(amp).removeprefix('torch.')} mixed precision on " if amp is not None else ""
-            raise ResolveError(
-                f"The model predicted {bad} NaN or infinite voxels in the tile at output voxels "
-                f"{(z0, y0, x0)} ({precision}{describe_device(dev)}); nothing was written. Run on the "
-                "CPU (set {device} to cpu), or train the model again if it does the same there.",
-                parameters=("device",),
-            )
-        # With test-time augmentation the result is the variants' mean, and their spread goes to the error map.
+        pred = check_finite(norm_out.invert(out.cpu().numpy()), (z0, y0, x0), amp, describe_device(dev))
+        # With test-time augmentation (or a diffusion model's samples) the result is the variants' mean, and
+        # their spread goes to the error map.
         return np.stack([pred.mean(0), pred.std(0)]) if len(pred) > 1 else pred
 
     tile3, spans, memory = plan.tile, plan.spans, device_memory(dev) if plan.fit_memory else None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from napari_resolve._text import format_um
 from napari_resolve._validate import voxel_tuple
-from napari_resolve.errors import FileFormatError, InputError, VoxelSizeError
+from napari_resolve.errors import FileFormatError, InputError, ResolveError, VoxelSizeError
 from napari_resolve.geometry.grid import Grid, check_roi, upscale_grid
 from napari_resolve.io import check_output
 
@@ -115,3 +115,60 @@ def _check_output(path: Path, overwrite: bool) -> None:
             f"{path.name}: the output ({{out_path}}) must be .tif (OME-TIFF) or .zarr.", parameters=("out_path",)
         )
     check_output(path, overwrite=overwrite, parameter="out_path")
+
+
+#: Samples a generative model may draw per voxel in one prediction.
+MAX_SAMPLES = 64
+
+
+def check_sampling(net, samples, steps, tta: bool) -> int:
+    """Check a generative model's sampling settings and set its sampler steps; returns the samples (1 default).
+
+    Raises
+    ------
+    InputError
+        Samples or steps out of range, either given for a network that does not sample, or test-time
+        augmentation asked of one that does (its samples give the spread instead).
+    """
+    from napari_resolve.learn.config import MAX_STEPS
+
+    if not getattr(net, "generative", False):
+        if samples not in (None, 1) or steps is not None:
+            raise InputError(
+                f"{{samples}} and {{steps}} apply to generative models (diffusion); this model is {net.name}, "
+                "which predicts one result. Leave them unset.", parameters=("samples", "steps"))
+        return 1
+    if tta:
+        raise InputError(
+            "Test-time augmentation ({tta}) does not apply to a diffusion model: the spread of the error map "
+            "comes from its samples. Set {samples} to 2 or more instead.", parameters=("tta", "samples"))
+    n = 1 if samples is None else samples
+    if not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
+        raise InputError(f"The {{samples}} must be a whole number from 1 to {MAX_SAMPLES}, got {samples!r}.",
+                         parameters=("samples",))
+    if steps is not None:
+        if not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+            raise InputError(f"The sampler {{steps}} must be a whole number from 1 to {MAX_STEPS}, got {steps!r}.",
+                             parameters=("steps",))
+        net.steps = steps
+    return n
+
+
+def check_finite(pred, start, amp, device: str):
+    """Refuse a tile's prediction with NaN or infinite voxels (``start``: its first output voxel, z y x).
+
+    The input is finite (``as_image`` refuses NaN) and ``load_checkpoint`` refuses non-finite weights, so
+    this is an overflow (float16 autocast on a GPU) or a diverged model: never write it silently.
+    """
+    import numpy as np
+
+    if not np.isfinite(pred).all():
+        bad = int((~np.isfinite(pred)).sum())
+        precision = f"{str(amp).removeprefix('torch.')} mixed precision on " if amp is not None else ""
+        raise ResolveError(
+            f"The model predicted {bad} NaN or infinite voxels in the tile at output voxels {tuple(start)} "
+            f"({precision}{device}); nothing was written. Run on the CPU (set {{device}} to cpu), or train the "
+            "model again if it does the same there.",
+            parameters=("device",),
+        )
+    return pred

@@ -43,8 +43,11 @@ def train_step(net, sampler, loss_fn, optimiser, scaler, cfg, dev, amp, step, ha
     y = torch.from_numpy(yb).to(dev)
     try:
         with torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
-            pred, extras = net.forward_train(*x)
-        loss = loss_fn(pred.float(), y)
+            if getattr(net, "generative", False):  # a diffusion model learns to denoise, not to predict
+                pred, extras, loss = None, {}, net.denoising_loss(*x, y)
+            else:
+                pred, extras = net.forward_train(*x)
+        loss = loss_fn(pred.float(), y) if pred is not None else loss
         coarse_loss = _multiscale_loss(extras.get("coarse"), y, cfg, step, int(cfg.iterations))
         stage_losses = _stage_losses(extras.get("stages"), stage_b, dev, cfg)
         optimised = loss if coarse_loss is None else loss + coarse_loss

@@ -183,13 +183,17 @@ def transform_input(args, variant, lres_grid: bool):
     return (x.transpose(-1, -2) if swap else x,)
 
 
-def predict_variants(net, args, variants, lres_grid: bool):
+def predict_variants(net, args, variants, lres_grid: bool, origin=(0, 0, 0)):
     """The network's outputs for each variant of one input, turned back and stacked (torch, first axis).
 
-    ``variants`` empty: the plain prediction alone.
+    ``variants`` empty: the plain prediction alone. For a generative network the variants are sample
+    numbers, and ``origin`` (the block's place in the output grid, see
+    :meth:`napari_resolve.models.diffusion.Diffusion.forward`) fixes their noise.
     """
     import torch
 
+    if getattr(net, "generative", False):
+        return torch.stack([net(*args, origin=origin, sample=s)[0].float() for s in variants or (0,)])
     if not variants:
         return net(*args)[:1].float()
     return torch.stack([restore_output(net(*transform_input(args, v, lres_grid))[0].float(), v) for v in variants])
@@ -236,6 +240,9 @@ class Calibration:
         Validation voxels the calibration used.
     imaging : dict
         The :class:`ImagingModel` of the consistency signal.
+    samples : int
+        For a diffusion model's map with the spread signal: the samples per voxel it was calibrated
+        with (0 otherwise).
     """
 
     signals: tuple[str, ...]
@@ -247,6 +254,7 @@ class Calibration:
     coverage: float
     voxels: int
     imaging: dict
+    samples: int = 0
 
     def __call__(self, signals: dict[str, np.ndarray]) -> np.ndarray:
         """The calibrated map (grey values, float32) from the signals' arrays."""
@@ -483,7 +491,7 @@ def stored_calibration(ckpt, tta: bool) -> Calibration:
     return Calibration.from_dict(record[key])
 
 
-def plan_error_map(ckpt, net, grid: Grid, *, tta: bool = False, path=None, overwrite: bool = False,
+def plan_error_map(ckpt, net, grid: Grid, *, tta: bool = False, samples: int = 1, path=None, overwrite: bool = False,
                    out_path=None, memory_budget: int | None = None, calibration: Calibration | None = None,
                    imaging: ImagingModel | None = None, keep_signals: bool = False) -> ErrorMapPlan:
     """Check an error map asked of a prediction (called by ``plan_predict``).
@@ -496,7 +504,10 @@ def plan_error_map(ckpt, net, grid: Grid, *, tta: bool = False, path=None, overw
     grid : Grid
         The prediction's grid.
     tta : bool
-        Add the spread of the in-plane flips and rotations (8x the network's cost).
+        Add the spread of the in-plane flips and rotations (8x the network's cost); for a generative
+        network, the spread of its ``samples`` instead.
+    samples : int
+        A generative network's samples per voxel.
     path : path-like, optional
         ``.tif`` or ``.zarr`` to stream the map to (same grid as the result).
     overwrite : bool
@@ -536,7 +547,9 @@ def plan_error_map(ckpt, net, grid: Grid, *, tta: bool = False, path=None, overw
             parameters=("uncertainty_path", "roi"),
         )
     variants = ()
-    if tta:
+    if getattr(net, "generative", False):
+        variants = tuple(range(samples)) if tta else ()
+    elif tta:
         v = grid.voxel_um
         square = len(v) < 2 or abs(v[-1] - v[-2]) <= 1e-6 * max(v[-2:])
         mult = net.size_multiple

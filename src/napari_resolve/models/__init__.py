@@ -16,6 +16,7 @@ from napari_resolve.errors import InputError
 from napari_resolve.learn.config import DEFAULT_MODEL
 from napari_resolve.models.base import ResolutionModel
 from napari_resolve.models.dfcan import DFCAN
+from napari_resolve.models.diffusion import Diffusion
 from napari_resolve.models.edsr import EDSR, WDSR
 from napari_resolve.models.lres3d import LRES3D
 from napari_resolve.models.multioutput import MultiOutput
@@ -25,7 +26,8 @@ from napari_resolve.models.unet25d import UNet25D
 
 #: name -> class
 MODELS: dict[str, type[ResolutionModel]] = {
-    cls.name: cls for cls in (LRES3D, UNet25D, SRCNN, SRCNN3D, EDSR, WDSR, DFCAN, MultiOutput, Pix2Pix)
+    cls.name: cls for cls in (LRES3D, UNet25D, SRCNN, SRCNN3D, EDSR, WDSR, DFCAN, MultiOutput, Pix2Pix,
+                                 Diffusion)
 }
 
 
