@@ -30,7 +30,12 @@ class Adversary:
     def generator_term(self, x: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         """``adv_weight`` times the generator's adversarial loss: how far the discriminator is from
         taking ``pred`` for real (float32, outside autocast)."""
-        logits = self.net.discriminator(self.net.condition_pairs(x.float(), pred.float()))
+        d = self.net.discriminator
+        d.requires_grad_(False)  # the gradient goes to the generator only: no discriminator gradients to discard
+        try:
+            logits = d(self.net.condition_pairs(x.float(), pred.float()))
+        finally:
+            d.requires_grad_(True)
         return self.net.adv_weight * F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
     def step(self, x: torch.Tensor, pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
