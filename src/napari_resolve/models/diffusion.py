@@ -1,7 +1,11 @@
 """diffusion: a conditional denoising diffusion model, 2.5D, sampled with a few deterministic DDIM steps.
 
-After the diffusion paper (docs/references.md; CT slices as the fixed condition,
-only the HRES channel noised). The model diffuses the *residual* of the HRES over
+After Li 2025 (docs/references.md): the CT (LRES) slices are a fixed condition and only
+the HRES channel is noised. Where it departs from the paper, and why: the paper predicts
+the noise (L1) and samples all T steps ancestrally; on the CPU a prediction can afford a
+handful of denoiser passes, so the network predicts v, whose x0 estimate stays well
+posed at the pure-noise end where the noise prediction's divides by alpha -> 0, and a
+deterministic DDIM sampler takes a few large steps. The model diffuses the *residual* of the HRES over
 the pre-upsampled LRES centre slice (as SRDiff does), divided by ``scale`` so that
 it is of the order of the unit noise. Per output slice the denoiser sees the
 ``slices`` neighbouring pre-upsampled LRES slices (the condition, as the 2.5D
