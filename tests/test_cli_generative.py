@@ -42,8 +42,8 @@ def test_generative_models_train_and_predict_a_placed_result(sem_pair, model, ca
                          "--patch-size", "32", "--device", "cpu", "-o", out_model)
     assert code == 0, err
     assert res["architecture"] == model
-    extra = ["--samples", "3", "--steps", "3", "--uncertainty", folder / f"{model}_unc.tif"] if model == "diffusion" \
-        else []
+    extra = ["--samples", "3", "--steps", "3", "--uncertainty", folder / f"{model}_unc.tif",
+             "--sample-std", folder / f"{model}_std.zarr"] if model == "diffusion" else []
     out = folder / f"{model}_up.tif"
     code, res, err = run(capsys, "predict", out_model, ph / "lres.tif", "-o", out, "--device", "cpu", *extra)
     assert code == 0, err
@@ -57,6 +57,17 @@ def test_generative_models_train_and_predict_a_placed_result(sem_pair, model, ca
         unc = read_volume(folder / "diffusion_unc.tif")
         assert unc.data.shape == up.data.shape and np.isfinite(unc.data).all() and unc.data.min() > 0
         assert res["uncertainty_validation_coverage"] > 0.5
+        std = read_volume(folder / "diffusion_std.zarr")  # the samples' spread itself, same grid
+        assert std.data.shape == up.data.shape and std.voxel_um == up.voxel_um and res["sample_std"].endswith("zarr")
+        assert np.asarray(std.data).min() >= 0 and np.asarray(std.data).max() > 0
+        # It is the spread the error map was made from: the library's own signal for the same prediction.
+        from napari_resolve.learn.inference import run_predict
+        from napari_resolve.models.checkpoint import load_checkpoint
+
+        ref = run_predict(load_checkpoint(out_model), lres.data, lres.voxel_um, samples=3, steps=3, device="cpu",
+                          uncertainty=True, keep_signals=True)
+        np.testing.assert_allclose(ref.data, up.data, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(std.data), ref.signals["spread"].reshape(up.data.shape), atol=1e-6)
 
 
 def test_sampling_settings_are_refused_where_they_do_not_apply(sem_pair, capsys):
@@ -74,4 +85,7 @@ def test_sampling_settings_are_refused_where_they_do_not_apply(sem_pair, capsys)
         code, _, err = run(capsys, "predict", folder / "diffusion.pt", ph / "lres.tif", "-o", folder / "x.tif",
                            "--samples", bad)
         assert code == 2 and "--samples must be a whole number from 1 to 64" in err
-    assert not (folder / "x.tif").exists()
+    code, _, err = run(capsys, "predict", folder / "diffusion.pt", ph / "lres.tif", "-o", folder / "x.tif",
+                       "--sample-std", folder / "s.tif")
+    assert code == 2 and "--sample-std) needs 2 or more --samples" in err
+    assert not (folder / "x.tif").exists() and not (folder / "s.tif").exists()

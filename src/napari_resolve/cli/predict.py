@@ -37,6 +37,8 @@ def cmd_predict(args: argparse.Namespace) -> dict:
     out = check_output(args.out_path, [args.model, args.lres], args.overwrite, parameter="out_path")
     unc = check_output(args.uncertainty_path, [args.model, args.lres, out], args.overwrite,
                        parameter="uncertainty_path")
+    std = check_output(args.std_path, [p for p in (args.model, args.lres, out, unc) if p is not None], args.overwrite,
+                       parameter="std_path")
     if args.tta and unc is None:
         raise InputError("--tta adds the spread of flipped predictions to the error map: give --uncertainty too.")
     ckpt = load_checkpoint(args.model)
@@ -45,11 +47,11 @@ def cmd_predict(args: argparse.Namespace) -> dict:
     plan = inference.plan_predict(
         ckpt, lres.data, lres.voxel_um, roi=roi, tile=args.tile, overlap=args.overlap,
         blend=args.blend, out_path=out, overwrite=args.overwrite, device=args.device,
-        uncertainty_path=unc, tta=args.tta, samples=args.samples, steps=args.steps,
+        uncertainty_path=unc, tta=args.tta, samples=args.samples, steps=args.steps, std_path=std,
     )
     log(f"Upscaling {args.lres} with {ckpt.architecture} (trained {ckpt.iteration} iterations) -> {out}: "
         + (f"tiles sized to the free memory of {plan.device}" if plan.fit_memory else
-           f"{plan.n_tiles} tiles of {format_shape(plan.tile)} output voxels on {plan.device}")
+           f"{plan.n_tiles} tiles of {format_shape(plan.tile[-lres.ndim:])} output voxels on {plan.device}")
         + (f"; the mean of {len(plan.variants)} samples" if args.samples and args.samples > 1 else "")
         + ("" if unc is None else f"; error map -> {unc}" + (" (8 flipped predictions a tile)" if args.tta else "")))
     result = run_with_progress(inference.iter_predict(plan))
@@ -85,6 +87,9 @@ def add_predict(sub) -> None:
     p.add_argument("--samples", type=int, default=None, metavar="N",
                    help="diffusion models: samples drawn per voxel; the output is their mean and, with "
                         "--uncertainty, their standard deviation is the map's spread (default 1; N times slower)")
+    p.add_argument("--sample-std", dest="std_path", metavar="STD.tif|STD.zarr",
+                   help="diffusion models, with --samples 2 or more: also write the samples' per-voxel standard "
+                        "deviation (grey values, same grid)")
     p.add_argument("--steps", type=int, default=None, metavar="K",
                    help="diffusion models: sampler (DDIM) steps per sample (default the model's, set in training)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")

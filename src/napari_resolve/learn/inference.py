@@ -54,9 +54,10 @@ from napari_resolve.learn.predict_checks import (
     check_lres_voxels,
     check_model_fits,
     check_sampling,
+    check_std_output,
     output_grid,
 )
-from napari_resolve.learn.sinks import SlabSink
+from napari_resolve.learn.sinks import SlabSink, TileDone
 from napari_resolve.learn.tiling import (
     BLENDS,
     DEFAULT_BLEND,
@@ -94,30 +95,6 @@ __all__ = [
 
 #: Smallest part (output voxels along the cut axis) a tile is cut into when it runs out of device memory.
 MIN_SPLIT = 8
-
-
-@dataclass(frozen=True)
-class TileDone:
-    """What a prediction's progress record carries (``Progress.data``) after each tile.
-
-    Attributes
-    ----------
-    box : tuple of slice
-        The tile's voxels in the result's grid (2 or 3 slices, like the result).
-    seconds : float
-        Wall time since the run started.
-    voxels : int
-        Output voxels predicted so far (a voxel in an overlap counts once for every tile that predicts it).
-    """
-
-    box: tuple[slice, ...]
-    seconds: float
-    voxels: int
-
-    @property
-    def voxels_per_s(self) -> float:
-        """Prediction speed so far (output voxels per second)."""
-        return self.voxels / max(self.seconds, 1e-9)
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,6 +138,8 @@ class PredictPlan:
     variants : tuple
         The predictions each tile averages: in-plane flips (test-time augmentation) or a diffusion
         model's sample numbers; empty for the plain prediction.
+    std_path : Path or None
+        Where a diffusion model's per-voxel standard deviation of its samples is streamed to.
     """
 
     checkpoint: Any = field(repr=False)
@@ -179,6 +158,7 @@ class PredictPlan:
     error_map: Any = None
     fit_memory: bool = False
     variants: tuple = ()
+    std_path: Path | None = None
 
     @property
     def ndim(self) -> int:
@@ -235,6 +215,7 @@ class PredictResult:
     uncertainty_path: Path | None = None
     signals: dict | None = None
     coverage: float | None = None
+    std_path: Path | None = None
 
     def summary(self) -> dict:
         """What ``napari-resolve predict`` prints."""
@@ -249,6 +230,7 @@ class PredictResult:
             **({} if self.uncertainty_path is None else {
                 "uncertainty": str(self.uncertainty_path),
                 "uncertainty_validation_coverage": None if self.coverage is None else round(self.coverage, 3)}),
+            **({} if self.std_path is None else {"sample_std": str(self.std_path)}),
         }
 
 
@@ -277,6 +259,7 @@ def plan_predict(
     keep_signals: bool = False,
     samples: int | None = None,
     steps: int | None = None,
+    std_path: str | os.PathLike | None = None,
 ) -> PredictPlan:
     """Check a prediction and plan its tiles; refuses bad input before any work.
 
@@ -337,6 +320,8 @@ def plan_predict(
     samples, steps : int, optional
         Generative models (``diffusion``): samples drawn per voxel (the result is their mean, their
         standard deviation the error map's spread signal; default 1) and sampler steps (default the model's).
+    std_path : path-like, optional
+        ``.tif`` or ``.zarr`` to stream that standard deviation to (grey values, same grid; 2 samples or more).
 
     Returns
     -------
@@ -384,6 +369,7 @@ def plan_predict(
 
     net = ckpt.build()  # FileFormatError if the weights do not fit the architecture
     samples = check_sampling(net, samples, steps, tta)
+    std = check_std_output(std_path, samples, overwrite, (path, uncertainty_path))
     mz, my, mx = net.size_multiple
     rz, ry, rx = net.receptive_radius
     if margin is not None and int(margin) < 0:
@@ -424,6 +410,7 @@ def plan_predict(
         blend=blend, device=str(dev), out_path=path, overwrite=bool(overwrite), spans=spans, network=net,
         error_map=error_map, fit_memory=tile is None and dev.type == "cuda",
         variants=error_map.variants if error_map is not None else tuple(range(samples if samples > 1 else 0)),
+        std_path=std,
     )
 
 
@@ -612,6 +599,8 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
             if n > 0:
                 slab = acc[:, :n] / wsum[:n] if blend else acc[:, :n]
                 sink.write(buf_z0, final, slab[0])
+                if std_sink is not None:
+                    std_sink.write(buf_z0, final, slab[1])
                 if stream is not None:
                     stream.push(buf_z0, final, slab[0], slab[1] if variants else None)
                 acc = acc[:, n:].copy()
@@ -623,7 +612,10 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
     path = plan.out_path
     with ExitStack() as files:
         tmp = None if path is None else files.enter_context(atomic_path(path, overwrite=plan.overwrite))
-        sink, stream, map_sink = SlabSink(grid3, ndim, path, tmp), None, None
+        sink, stream, map_sink, std_sink = SlabSink(grid3, ndim, path, tmp), None, None, None
+        if plan.std_path is not None:
+            std_sink = SlabSink(grid3, ndim, plan.std_path, files.enter_context(atomic_path(plan.std_path,
+                                                                                           overwrite=plan.overwrite)))
         if emap is not None:
             utmp = None if emap.path is None else files.enter_context(atomic_path(emap.path, overwrite=emap.overwrite))
             map_sink = SlabSink(grid3, ndim, emap.path, utmp)
@@ -631,7 +623,7 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
                                     map_sink.write if emap.calibration is not None else None, keep=emap.keep_signals)
         tiles = yield from run(sink, stream)
     result = PredictResult(sink.array if path is None else None, path, grid, time.perf_counter() - t0, tiles,
-                           describe_device(dev))
+                           describe_device(dev), std_path=plan.std_path)
     if emap is not None:
         result.signals = stream.result_signals()
         if emap.calibration is not None:

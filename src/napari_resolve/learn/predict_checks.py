@@ -172,3 +172,36 @@ def check_finite(pred, start, amp, device: str):
             parameters=("device",),
         )
     return pred
+
+
+def check_std_output(path, samples: int, overwrite: bool, others) -> Path | None:
+    """Check where a diffusion model's per-voxel sample standard deviation goes (None: nowhere).
+
+    Raises
+    ------
+    InputError
+        Fewer than 2 samples, or the same file as another output.
+    FileFormatError
+        Like any output (:func:`_check_output`).
+    """
+    if path is None:
+        return None
+    if samples < 2:
+        raise InputError(
+            "The samples' standard deviation ({std_path}) needs 2 or more {samples} of a diffusion model.",
+            parameters=("std_path", "samples"))
+    out = Path(path).expanduser()
+    if any(o is not None and Path(o).expanduser().resolve() == out.resolve() for o in others):
+        raise InputError("The samples' standard deviation ({std_path}) must be a file of its own.",
+                         parameters=("std_path",))
+    check_named_output(out, overwrite, "std_path")
+    return out
+
+
+def check_named_output(path: Path, overwrite: bool, parameter: str) -> None:
+    """:func:`_check_output` for an output beside the result, its messages naming ``parameter``."""
+    try:
+        _check_output(path, overwrite)
+    except ResolveError as exc:
+        names = tuple(parameter if p == "out_path" else p for p in exc.parameters)
+        raise type(exc)(exc.template.replace("{out_path}", "{" + parameter + "}"), parameters=names) from None

@@ -7,11 +7,36 @@ never has to be in memory when it goes to a file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from napari_resolve.geometry.grid import Grid
+
+
+@dataclass(frozen=True)
+class TileDone:
+    """What a prediction's progress record carries (``Progress.data``) after each tile.
+
+    Attributes
+    ----------
+    box : tuple of slice
+        The tile's voxels in the result's grid (2 or 3 slices, like the result).
+    seconds : float
+        Wall time since the run started.
+    voxels : int
+        Output voxels predicted so far (a voxel in an overlap counts once for every tile that predicts it).
+    """
+
+    box: tuple[slice, ...]
+    seconds: float
+    voxels: int
+
+    @property
+    def voxels_per_s(self) -> float:
+        """Prediction speed so far (output voxels per second)."""
+        return self.voxels / max(self.seconds, 1e-9)
 
 
 class SlabSink:

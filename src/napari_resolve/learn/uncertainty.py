@@ -524,7 +524,7 @@ def plan_error_map(ckpt, net, grid: Grid, *, tta: bool = False, samples: int = 1
     InputError, FileFormatError, ResolveError
         No stored calibration, an output like the result's, or a map too large for memory.
     """
-    from napari_resolve.learn.predict_checks import _check_output
+    from napari_resolve.learn.predict_checks import check_named_output
 
     if imaging is None:
         calibration = stored_calibration(ckpt, tta)
@@ -534,11 +534,7 @@ def plan_error_map(ckpt, net, grid: Grid, *, tta: bool = False, samples: int = 1
         if out_path is not None and os.path.abspath(upath) == os.path.abspath(out_path):
             raise InputError("The error map ({uncertainty_path}) and the result ({out_path}) must be different files.",
                              parameters=("uncertainty_path", "out_path"))
-        try:
-            _check_output(upath, overwrite)
-        except ResolveError as exc:
-            names = tuple("uncertainty_path" if p == "out_path" else p for p in exc.parameters)
-            raise type(exc)(exc.template.replace("{out_path}", "{uncertainty_path}"), parameters=names) from None
+        check_named_output(upath, overwrite, "uncertainty_path")
     nbytes = int(np.prod(grid.shape)) * 4
     if upath is None and memory_budget is not None and nbytes > memory_budget:
         raise ResolveError(
