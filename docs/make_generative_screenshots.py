@@ -15,17 +15,9 @@ from pathlib import Path
 import napari
 
 sys.path.insert(0, str(Path(__file__).parent))
-from make_screenshots import DOCK_WIDTH, OUT, close_notifications, finish, settle  # noqa: E402
+from make_screenshots import DOCK_WIDTH, finish, settle, shot  # noqa: E402
 
 from napari_resolve._qt.workflow_widget import WorkflowWidget  # noqa: E402
-
-
-def show_step(viewer, flow, step: int, widget) -> None:
-    flow.open_step(step, only=True)
-    close_notifications(viewer)
-    settle(0.5)
-    flow.scroll.ensureWidgetVisible(widget, 0, 10)
-    settle(0.3)
 
 
 def main(iterations: int) -> None:
@@ -48,8 +40,7 @@ def main(iterations: int) -> None:
     train_w.patience.value = 0
     train_w.controls.run()
     finish(train_w.job)
-    show_step(viewer, flow, 1, train_w.model_settings.native)
-    viewer.screenshot(str(OUT / "guide_2_diffusion_training.png"), canvas_only=False)
+    shot(viewer, flow, 1, "diffusion_training", show=train_w.model_settings.native)
 
     # Preview: 4 samples of 6 steps, the samples' standard deviation over the mean.
     viewer.layers["training ROI"].visible = False
@@ -64,8 +55,7 @@ def main(iterations: int) -> None:
         layer.visible = layer.name in ("upscaled preview", std.name, lres.name)
     viewer.layers.selection.active = std
     viewer.camera.zoom = 2.6
-    show_step(viewer, flow, 2, up_w.sampling_form.native)
-    viewer.screenshot(str(OUT / "guide_3_diffusion_samples.png"), canvas_only=False)
+    shot(viewer, flow, 2, "diffusion_samples", show=up_w.sampling_form.native)
     print(up_w.preview_controls.status.text())
     viewer.close()
 

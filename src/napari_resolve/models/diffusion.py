@@ -86,7 +86,7 @@ def voxel_noise(shape, origin, sample: int, seed: int = NOISE_SEED) -> np.ndarra
     Returns
     -------
     ndarray of float32
-        ``noise[k] `` is the same for a voxel whichever block it is drawn in.
+        A voxel gets the same value whichever block it is drawn in.
     """
     idx = [np.arange(o, o + n, dtype=np.int64).astype(np.uint64) for o, n in zip(origin, shape)]
     with np.errstate(over="ignore"):
