@@ -207,3 +207,54 @@ def test_resolution_max_sigma_plain_mse_and_per_axis(foam_dir, capsys, tmp_path)
     assert capped["sigma_um"] <= 0.75 + 1e-9 and capped["at_limit"]
     plain = fit("--plain-mse")
     assert not plain["fit_contrast"] and abs(plain["sigma_um"] - sigma) > 0.25  # contrast mismatch misleads it
+
+
+def test_pores_are_bright_and_keep_edge_pores(foam_dir, capsys):
+    truth = str(foam_dir / "truth.tif")
+
+    def measure(*extra):
+        assert main(["pores", truth, "--sample-mask", "none", *extra]) == 0
+        return _json(capsys)[0]
+
+    dark, bright, kept = measure(), measure("--pores-are", "bright"), measure("--keep-edge-pores")
+    # The same Otsu threshold splits the noiseless truth into two phases: the bright one is the rest.
+    assert dark["threshold"] == bright["threshold"]
+    assert bright["porosity"] == pytest.approx(1.0 - dark["porosity"], abs=0.01)
+    assert abs(bright["porosity"] - dark["porosity"]) > 0.03  # measured 0.472 against 0.530
+    # Pores cut by the border count only with --keep-edge-pores (measured 322 against 270).
+    assert kept["count"] > dark["count"] + 20 and kept["porosity"] == pytest.approx(dark["porosity"])
+
+
+def test_train_patience_degradation_seed_and_stage_weight(foam_dir, capsys, tmp_path):
+    from napari_resolve.models.checkpoint import load_checkpoint
+
+    tiny = {"denoise": {"name": "unet25d", "width": 4, "slices": 3, "depth": 1},
+            "deblur": {"name": "unet25d", "width": 4, "slices": 1, "depth": 1},
+            "upscale": {"name": "edsr", "blocks": 1, "features": 4}}
+    model = tmp_path / "m.pt"
+    # A learning rate too small to improve anything: patience 1 stops at the second validation.
+    argv = ["train", "--synthetic", str(foam_dir / "hres.tif"), "--ratio", "3", "--iterations", "40",
+            "--batch-size", "1", "--patch-size", "24", "--lr", "1e-12", "--device", "cpu", "--seed", "3",
+            "--model", "multioutput", "--model-option", *(f"{k}={json.dumps(v)}" for k, v in tiny.items()),
+            "--stage-weight", "0.25", "--degradation-seed", "7", "--patience", "1", "-o", str(model)]
+    assert main(argv) == 0
+    result, _ = _json(capsys)
+    assert result["stopped_early"] and result["iterations_run"] < 40
+    ckpt = load_checkpoint(model)
+    assert ckpt.train_config["patience"] == 1 and ckpt.train_config["stage_weight"] == 0.25
+    assert ckpt.extra["degradation"]["seed"] == 7 and ckpt.train_config["seed"] == 3
+
+
+def test_quality_error_map_is_compared_with_the_true_error(tiny_model, foam_dir, foam_registration, capsys,
+                                                          tmp_path):
+    up, unc = tmp_path / "up.tif", tmp_path / "unc.tif"
+    assert main(["predict", str(tiny_model), str(foam_dir / "lres.tif"), "--device", "cpu", "-o", str(up),
+                 "--uncertainty", str(unc)]) == 0
+    capsys.readouterr()
+    argv = ["quality", str(up), str(foam_dir / "hres.tif"), "--registration", str(foam_registration)]
+    assert main(argv) == 0
+    assert not _json(capsys)[0].get("error_map_agreement")  # nothing to compare
+    assert main([*argv, "--error-map", str(unc)]) == 0
+    agreement = _json(capsys)[0]["error_map_agreement"]
+    # A calibrated 90 % map of even a barely trained model covers most of the true error on the overlap.
+    assert 0.6 < agreement["coverage"] <= 1.0 and -1.0 <= agreement["spearman_abs_error"] <= 1.0
