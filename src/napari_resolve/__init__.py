@@ -53,6 +53,9 @@ _LAZY = {
     "plan_analyse_pores": "pores.segment",
     "iter_analyse_pores": "pores.segment",
     "run_compare_pores": "pores.compare",
+    "plan_chunked_pores": "pores.chunked",
+    "iter_chunked_pores": "pores.chunked",
+    "run_chunked_pores": "pores.chunked",
 }
 
 __all__ = [
@@ -98,6 +101,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         ssim_map,
     )
     from napari_resolve.phantom import Phantom, make_phantom, write_phantom  # noqa: F401
+    from napari_resolve.pores.chunked import iter_chunked_pores, plan_chunked_pores, run_chunked_pores  # noqa: F401
     from napari_resolve.pores.compare import run_compare_pores  # noqa: F401
     from napari_resolve.pores.segment import analyse_pores, iter_analyse_pores, plan_analyse_pores  # noqa: F401
     from napari_resolve.pores.stats import PoreResult  # noqa: F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,17 @@ from napari_resolve.errors import InputError
 
 
 def cmd_pores(args: argparse.Namespace) -> dict:
+    if args.chunks is None:
+        for given, name in ((args.overlap, "overlap_um"), (args.workers, "workers"),
+                            (args.scheduler_address, "scheduler_address")):
+            if given is not None:
+                raise InputError(f"{{{name}}} applies to an analysis by chunks; give {{chunks}} too.",
+                                 parameters=(name, "chunks"))
+    elif len(args.image) != 1 or args.registration is not None:
+        raise InputError("{chunks} measures one image by chunks; give one IMAGE and no {registration}.",
+                         parameters=("chunks", "registration"))
+    else:
+        return _chunked(args)
     if args.registration is None:
         for given, name in ((args.registered, "registered"), (args.hres_voxel, "hres_voxel")):
             if given is not None:
@@ -53,7 +65,7 @@ def _options(args: argparse.Namespace) -> dict:
     return {
         "threshold": args.threshold if args.threshold == "otsu" else float_arg(args.threshold, "--threshold"),
         "pores_are": args.pores_are,
-        "sample_mask": {"auto": "auto", "none": None}[args.sample_mask],
+        "sample_mask": {"auto": "auto", "none": None, None: "auto"}[args.sample_mask],
         "edge_kill": not args.keep_edge_pores,
     }
 
@@ -84,6 +96,69 @@ def _one(args: argparse.Namespace) -> dict:
         write_volume(labels_out, res.labels, vol.voxel_um, origin_um=vol.origin_um, overwrite=args.overwrite)
         summary["labels"] = str(labels_out)
     return summary
+
+
+def _chunked(args: argparse.Namespace) -> dict:
+    """One image by chunks with an overlap, on dask (:mod:`napari_resolve.pores.chunked`): no label image."""
+    from napari_resolve.pores.chunked import iter_chunked_pores, plan_chunked_pores
+
+    (image,) = args.image
+    if args.labels is not None:
+        raise InputError("An analysis by chunks ({chunks}) keeps no label image ({labels}); leave one of them out.",
+                         parameters=("chunks", "labels"))
+    if args.workers is not None and args.scheduler_address is not None:
+        raise InputError("Give {workers} (a local cluster) or {scheduler_address} (a running one), not both.",
+                         parameters=("workers", "scheduler_address"))
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"{{workers}} must be 1 or more, got {args.workers}.", parameters=("workers",))
+    csv = check_output(args.output, [image], args.overwrite)
+    vol, _ = read_placed(image, voxel_arg(args.voxel), "IMAGE")  # zarr stays lazy; a TIFF is read whole
+    options = _options(args)
+    with _cluster(args) as client:
+        plan = plan_chunked_pores(
+            vol.data, vol.voxel_um, chunks=args.chunks, overlap_um=voxel_arg(args.overlap),
+            threshold=options["threshold"], pores_are=args.pores_are, sample_mask=args.sample_mask or "none",
+            keep_edge_pores=args.keep_edge_pores, min_diameter_um=args.min_diameter, client=client)
+        log(f"Segmenting pores in {image} by {len(plan.cores())} chunks of {plan.chunk_shape} voxels, overlap "
+            f"{plan.overlap_um} um (voxel {vol.voxel_um} um, threshold {options['threshold']})...")
+        res = run_with_progress(iter_chunked_pores(plan))
+    summary = res.summary()
+    name_of = _namer()
+    summary["warnings"] = [w.render(name_of) for w in res.warnings]
+    _log_warnings(None, res, name_of)
+    if csv is not None:
+        res.to_csv(csv)
+        summary["csv"] = str(csv)
+    return summary
+
+
+@contextlib.contextmanager
+def _cluster(args: argparse.Namespace):
+    """None (dask's threads), a local cluster of ``--workers`` processes, or the one at ``--scheduler``."""
+    if args.workers is None and args.scheduler_address is None:
+        yield None
+        return
+    import logging
+
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("{workers} and {scheduler_address} need dask's distributed package "
+                         "(pip install 'napari-resolve[distributed]'); leave them out to use threads.",
+                         parameters=("workers", "scheduler_address")) from None
+
+    if args.scheduler_address is not None:
+        try:
+            client = Client(args.scheduler_address, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"No dask scheduler answers at {{scheduler_address}} {args.scheduler_address} ({exc}).",
+                             parameters=("scheduler_address",)) from None
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=args.workers, processes=True, threads_per_worker=1, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
 
 
 def input_names(paths) -> list[str]:
@@ -204,9 +279,10 @@ def add_pores(sub) -> None:
                    help="the registered HRES's voxel size where its file lacks it: 1 value or z y x")
     p.add_argument("--threshold", default="otsu", help="'otsu' (default, per input) or a grey value")
     p.add_argument("--pores-are", choices=("dark", "bright"), default="dark")
-    p.add_argument("--sample-mask", choices=("auto", "none"), default="auto",
-                   help="auto: the sample is found (air outside excluded; the result warns when the mask leaves out "
-                   "most of the pore phase, e.g. a pore network touching the border); none: the whole field")
+    p.add_argument("--sample-mask", choices=("auto", "none"), default=None,
+                   help="auto (default; with --chunks: none): the sample is found (air outside excluded; the result "
+                   "warns when the mask leaves out most of the pore phase, e.g. a pore network touching the "
+                   "border); none: the whole field")
     p.add_argument("--keep-edge-pores", action="store_true", help="do not drop pores cut by the border")
     p.add_argument("--min-diameter", type=float, default=0.0, metavar="UM",
                    help="pore objects of a smaller equivalent diameter are noise (default 0: under 8 voxels)")
@@ -215,4 +291,15 @@ def add_pores(sub) -> None:
     p.add_argument("--labels", metavar="LABELS.tif",
                    help="write the pore label image (OME-TIFF) here; several inputs: LABELS_<name>.tif each")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--chunks", type=int, metavar="N",
+                   help="one image larger than memory: measure it by chunks of N voxels a side with an overlap, on "
+                   "dask (a zarr input is read chunk by chunk); a pore is counted by the chunk holding its first "
+                   "voxel, and measured whole when it fits in the overlap (else warned); no --labels")
+    p.add_argument("--overlap", type=float, nargs="+", metavar="UM",
+                   help="with --chunks: the halo around each chunk, um (1 value or z y x); more than the largest "
+                   "pore (default: a quarter of the chunk)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="with --chunks: a local dask cluster of N processes (default: threads in this process)")
+    p.add_argument("--scheduler", dest="scheduler_address", metavar="ADDR",
+                   help="with --chunks: a running dask scheduler, e.g. tcp://host:8786")
     p.set_defaults(func=cmd_pores)

@@ -330,7 +330,7 @@ def iter_analyse_pores(plan, voxel_um=None, **options) -> Generator[Progress, No
 
 def _run(plan: PorePlan) -> Generator[Progress, None, PoreResult]:
     """The work of :func:`iter_analyse_pores`: nothing is checked here."""
-    img, voxel, ndim, total = plan.image, plan.voxel_um, plan.ndim, STEPS
+    img, voxel, total = plan.image, plan.voxel_um, STEPS
     explicit = plan.sample_mask if isinstance(plan.sample_mask, np.ndarray) else None
 
     yield Progress(0, total, "thresholding")
@@ -338,52 +338,9 @@ def _run(plan: PorePlan) -> Generator[Progress, None, PoreResult]:
         t = float(threshold_otsu(img[explicit] if explicit is not None else img))
     else:
         t = float(plan.threshold)
-    # Strict on both sides: voxels at the threshold are solid, so a constant
-    # image (Otsu returns its value) has no pores whichever way pores point.
-    phase = img < t if plan.pores_are == "dark" else img > t
-
-    yield Progress(1, total, "finding the sample")
-    if explicit is not None:
-        sample = explicit.copy()
-    elif plan.sample_mask is None:
-        sample = np.ones(img.shape, dtype=bool)
-    else:
-        sample = _auto_sample_mask(phase)
-    pores = phase & sample
-
-    yield Progress(2, total, "closing small holes")
-    if plan.closing_radius > 0 and pores.any():
-        pores = _closing(pores, _ellipsoid_footprint(plan.closing_radius, voxel)) & sample
-    conn1 = ndi.generate_binary_structure(ndim, 1)
-    components, n_comp = ndi.label(pores, structure=conn1)
-    if plan.min_volume_voxels > 0 and n_comp:
-        sizes = np.bincount(components.ravel())
-        small = sizes < plan.min_volume_voxels
-        small[0] = False
-        if small.any():
-            pores &= ~small[components]
-            components, n_comp = ndi.label(pores, structure=conn1)
-
-    yield Progress(3, total, "splitting merged pores")
-    if plan.split and n_comp:
-        labels = yield from forward(_iter_split(pores, components, voxel, plan.split_h_um), 3, total, span=1,
-                                    prefix="splitting merged pores ")
-    else:
-        labels = components
-    labels = labels.astype(np.int32, copy=False)
-
-    yield Progress(4, total, "removing pores cut by the border")
-    cut = None
-    if plan.edge_axes is not None:
-        cut = np.zeros(labels.shape, dtype=np.int32)
-        killed = _touching_labels(labels, plan.edge_axes, sample) if labels.any() else np.zeros(0, np.int64)
-        if killed.size:
-            lut = np.arange(int(labels.max()) + 1, dtype=np.int32)
-            lut[killed] = 0
-            cut_lut = np.zeros_like(lut)
-            cut_lut[killed] = np.arange(1, killed.size + 1, dtype=np.int32)
-            cut = cut_lut[labels]
-            labels = lut[labels]
+    faces = None if plan.edge_axes is None else tuple((ax, i) for ax in plan.edge_axes for i in (0, -1))
+    mask = plan.sample_mask if explicit is None else explicit.copy()
+    phase, sample, pores, labels, cut, _ = yield from _iter_segment(img, t, mask, plan, faces)
 
     # Consecutive labels 1..n so that the table row i describes label i + 1.
     uniq = np.unique(labels)
@@ -399,20 +356,75 @@ def _run(plan: PorePlan) -> Generator[Progress, None, PoreResult]:
     notes = ()
     if discarded > DISCARD_WARNING:
         notes = (_discard_warning(discarded, automatic=explicit is None),)
-    result = PoreResult(
-        labels=labels,
-        pore_mask=pores,
-        sample_mask=sample,
-        table=table,
-        voxel_um=voxel,
-        threshold=t,
-        porosity=porosity(pores, sample),
-        cut_labels=cut,
-        discarded_fraction=discarded,
-        warnings=notes,
-    )
+    result = PoreResult(labels=labels, pore_mask=pores, sample_mask=sample, table=table, voxel_um=voxel, threshold=t,
+                        porosity=porosity(pores, sample), cut_labels=cut, discarded_fraction=discarded, warnings=notes)
     yield Progress(6, total, f"{result.count} pores, porosity {100 * result.porosity:.1f} %")
     return result
+
+
+def _iter_segment(img, t, sample_mask, options, faces, keep_removed=False):
+    """Steps 1-4 with a known threshold ``t`` (phase, sample, closing, noise removal, split, edge-kill).
+
+    ``img`` is the image or one block of it (:mod:`napari_resolve.pores.chunked`);
+    ``sample_mask`` as in :class:`PorePlan` (an array is used, not copied);
+    ``options`` a :class:`PorePlan` or any object with its ``voxel_um``,
+    ``pores_are``, ``closing_radius``, ``min_volume_voxels``, ``split`` and
+    ``split_h_um``; ``faces`` the (axis, 0 or -1) faces of ``img`` that cut
+    pores (with the sample boundary), None for no edge-kill. Yields Progress,
+    returns ``(phase, sample, pores, labels, cut, removed)``: ``removed`` holds
+    the voxels removed as noise when ``keep_removed``, else None.
+    """
+    voxel, ndim, total = options.voxel_um, img.ndim, STEPS
+    # Strict on both sides: voxels at the threshold are solid, so a constant
+    # image (Otsu returns its value) has no pores whichever way pores point.
+    phase = img < t if options.pores_are == "dark" else img > t
+
+    yield Progress(1, total, "finding the sample")
+    if isinstance(sample_mask, np.ndarray):
+        sample = sample_mask
+    elif sample_mask is None:
+        sample = np.ones(img.shape, dtype=bool)
+    else:
+        sample = _auto_sample_mask(phase)
+    pores = phase & sample
+
+    yield Progress(2, total, "closing small holes")
+    if options.closing_radius > 0 and pores.any():
+        pores = _closing(pores, _ellipsoid_footprint(options.closing_radius, voxel)) & sample
+    conn1 = ndi.generate_binary_structure(ndim, 1)
+    components, n_comp = ndi.label(pores, structure=conn1)
+    removed = np.zeros(img.shape, dtype=bool) if keep_removed else None
+    if options.min_volume_voxels > 0 and n_comp:
+        sizes = np.bincount(components.ravel())
+        small = sizes < options.min_volume_voxels
+        small[0] = False
+        if small.any():
+            if keep_removed:
+                removed = small[components]
+            pores &= ~small[components]
+            components, n_comp = ndi.label(pores, structure=conn1)
+
+    yield Progress(3, total, "splitting merged pores")
+    if options.split and n_comp:
+        labels = yield from forward(_iter_split(pores, components, voxel, options.split_h_um), 3, total, span=1,
+                                    prefix="splitting merged pores ")
+    else:
+        labels = components
+    labels = labels.astype(np.int32, copy=False)
+
+    yield Progress(4, total, "removing pores cut by the border")
+    cut = None
+    if faces is not None:
+        cut = np.zeros(labels.shape, dtype=np.int32)
+        killed = _touching_labels(labels, faces, sample) if labels.any() else np.zeros(0, np.int64)
+        if killed.size:
+            lut = np.arange(int(labels.max()) + 1, dtype=np.int32)
+            lut[killed] = 0
+            cut_lut = np.zeros_like(lut)
+            cut_lut[killed] = np.arange(1, killed.size + 1, dtype=np.int32)
+            cut = cut_lut[labels]
+            labels = lut[labels]
+    return phase, sample, pores, labels, cut, removed
 
 
 def discarded_fraction(phase: np.ndarray, sample: np.ndarray) -> float:
@@ -437,8 +449,13 @@ def discarded_fraction(phase: np.ndarray, sample: np.ndarray) -> float:
     """
     if sample.all():
         return 0.0
-    phase3 = phase[None] if phase.ndim == 2 else phase
-    sample3 = sample[None] if sample.ndim == 2 else sample
+    inside, left_out = outline_counts(phase, sample)
+    return left_out / inside if inside else 0.0
+
+
+def outline_counts(phase: np.ndarray, sample: np.ndarray) -> tuple[int, int]:
+    """Pore-phase voxels within the sample's outline and those of them outside the mask (discarded_fraction)."""
+    phase3, sample3 = (phase[None], sample[None]) if phase.ndim == 2 else (phase, sample)
     inside = left_out = 0
     for z in range(sample3.shape[0]):
         if not sample3[z].any():
@@ -447,7 +464,7 @@ def discarded_fraction(phase: np.ndarray, sample: np.ndarray) -> float:
         within = phase3[z] & hull
         inside += int(np.count_nonzero(within))
         left_out += int(np.count_nonzero(within & ~sample3[z]))
-    return left_out / inside if inside else 0.0
+    return inside, left_out
 
 
 def _discard_warning(fraction: float, automatic: bool) -> PoreWarning:
@@ -613,15 +630,9 @@ def _iter_split(
     return out
 
 
-def _touching_labels(
-    labels: np.ndarray, axes: tuple[int, ...], sample: np.ndarray
-) -> np.ndarray:
-    """Labels of pores on the chosen faces of the array or on the sample boundary."""
-    found = []
-    for ax in axes:
-        for idx in (0, -1):
-            face = np.take(labels, idx, axis=ax)
-            found.append(np.unique(face))
+def _touching_labels(labels: np.ndarray, faces, sample: np.ndarray) -> np.ndarray:
+    """Labels of pores on the chosen faces ((axis, 0 or -1) pairs) of the array or on the sample boundary."""
+    found = [np.unique(np.take(labels, idx, axis=ax)) for ax, idx in faces]
     if not sample.all():
         # A pore next to a voxel outside the sample is cut by the sample surface.
         face = ndi.generate_binary_structure(sample.ndim, 1)
