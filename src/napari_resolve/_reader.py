@@ -41,5 +41,13 @@ def read_layer(path):
             stacklevel=2,
         )
     kwargs["metadata"]["voxel_known"] = vol.voxel_um is not None
-    return [(vol.data, kwargs, "image")]
+    data = vol.data
+    if len(levels := vol.metadata.get("levels", ())) > 1:
+        # An OME-Zarr pyramid: napari shows the coarse levels while zoomed out and reads only what is in view.
+        import zarr
+
+        group = zarr.open_group(str(path), mode="r")
+        data = [group[name] for name in levels]
+        kwargs["multiscale"] = True
+    return [(data, kwargs, "image")]
 

@@ -34,10 +34,11 @@ from napari_resolve._text import format_bytes
 from napari_resolve._validate import voxel_tuple
 from napari_resolve.errors import FileFormatError, InputError, VoxelSizeError
 from napari_resolve.outputs import ZARR_SUFFIXES, _looks_like_zarr, atomic_path, check_output
+from napari_resolve.pyramid import create_pyramid, multiscales_attrs
 
 __all__ = [  # check_output and atomic_path live in outputs.py; they are part of this module's API too
     "TIFF_SUFFIXES", "ZARR_SUFFIXES", "Volume", "atomic_path", "check_output", "create_zarr", "json_safe",
-    "ome_metadata", "read_volume", "unit_to_um", "write_json", "write_volume", "zarr_geometry_attrs",
+    "ome_metadata", "open_lazily", "read_volume", "unit_to_um", "write_json", "write_volume", "zarr_geometry_attrs",
 ]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -426,6 +427,8 @@ def _read_zarr(path: Path) -> Volume:
     else:
         try:
             array, voxel, origin = _ngff_level0(node, ms)
+            # The coarser levels of a pyramid, for a viewer that shows them lazily (napari's multiscale).
+            meta["levels"] = [d["path"] for d in ms[0]["datasets"]]
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise FileFormatError(
                 f"{path.name}: its OME-Zarr 'multiscales' metadata is incomplete ({exc!r}). "
@@ -441,6 +444,42 @@ def _read_zarr(path: Path) -> Volume:
         source=str(path),
         metadata=meta,
     )
+
+
+def open_lazily(path: str | os.PathLike):
+    """Open a volume written by the core without loading it: a zarr array (for .zarr and OME-TIFF alike).
+
+    :func:`read_volume` loads TIFFs into memory; this reads only the chunks (or
+    TIFF strips) that are sliced, for a viewer or a worker that needs one block.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.zarr`` folder or a ``.tif``/``.tiff`` file with contiguous or tiled pixel data.
+
+    Returns
+    -------
+    zarr.Array
+        Level 0 (full resolution) of a pyramid.
+
+    Raises
+    ------
+    FileFormatError
+        When the file cannot be opened.
+    """
+    path = Path(path)
+    if path.suffix.lower() in ZARR_SUFFIXES:
+        return read_volume(path).data
+    import tifffile
+    import zarr
+
+    try:
+        node = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
+    except Exception as exc:  # tifffile/zarr raise many types for a broken file
+        raise FileFormatError(f"{path.name} could not be opened ({exc}).") from exc
+    if not isinstance(node, zarr.Array):  # a pyramid: level 0 is the full resolution
+        node = node["0"]
+    return node
 
 
 # --------------------------------------------------------------------------- writing
@@ -529,25 +568,8 @@ def _write_ome_tiff(path: Path, data: np.ndarray, voxel, origin, name: str) -> N
 
 
 def zarr_geometry_attrs(ndim: int, voxel, origin) -> dict[str, Any]:
-    """OME-NGFF style ``multiscales`` attributes for one level named ``"0"``."""
-    names = "zyx"[-ndim:]
-    return {
-        "multiscales": [
-            {
-                "version": "0.4",
-                "axes": [{"name": n, "type": "space", "unit": "micrometer"} for n in names],
-                "datasets": [
-                    {
-                        "path": "0",
-                        "coordinateTransformations": [
-                            {"type": "scale", "scale": [float(v) for v in voxel]},
-                            {"type": "translation", "translation": [float(o) for o in origin]},
-                        ],
-                    }
-                ],
-            }
-        ]
-    }
+    """OME-NGFF ``multiscales`` attributes for one level (:func:`~napari_resolve.pyramid.multiscales_attrs`)."""
+    return multiscales_attrs(ndim, voxel, origin)
 
 
 def create_zarr(path: str | os.PathLike, shape, dtype, voxel_um, origin_um=None, chunks=None):
@@ -555,8 +577,6 @@ def create_zarr(path: str | os.PathLike, shape, dtype, voxel_um, origin_um=None,
 
     Used to stream outputs larger than memory slab by slab. Returns the array.
     """
-    import zarr
-
     ndim = len(shape)
     voxel = voxel_tuple(voxel_um, ndim, "voxel size")
     origin = tuple(origin_um) if origin_um is not None else (0.0,) * ndim
@@ -564,9 +584,7 @@ def create_zarr(path: str | os.PathLike, shape, dtype, voxel_um, origin_um=None,
         chunks = 64
     if np.isscalar(chunks):
         chunks = tuple(min(int(chunks), s) for s in shape)
-    group = zarr.open_group(str(path), mode="w", zarr_format=2)
-    group.attrs.update(zarr_geometry_attrs(ndim, voxel, origin))
-    return group.create_array("0", shape=tuple(shape), chunks=chunks, dtype=dtype)
+    return create_pyramid(path, tuple(shape), voxel, origin, chunks=chunks, levels=1, dtype=dtype)["0"]
 
 
 def _write_zarr(path: Path, data, voxel, origin, chunks) -> None:

@@ -112,16 +112,26 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
     tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
     try:
         yield tmp
-        if overwrite and path.exists():
-            check_output(path, overwrite=True)  # still the kind of thing it may replace
-            _replace(tmp, path)
-        else:
-            _publish(tmp, path)
+        publish(tmp, path, overwrite=overwrite)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+def publish(tmp: Path, path: Path, *, overwrite: bool = False) -> None:
+    """Put a finished temporary at ``path``: :func:`atomic_path`'s last step, for jobs that keep theirs across runs.
+
+    Replaces an existing ``path`` only with ``overwrite`` (and only a zarr store or
+    a file, as :func:`check_output` allows); otherwise a ``path`` that appeared
+    meanwhile is kept and the result saved under a free name (:func:`_publish`).
+    """
+    if overwrite and path.exists():
+        check_output(path, overwrite=True)  # still the kind of thing it may replace
+        _replace(tmp, path)
+    else:
+        _publish(tmp, path)
 
 
 def _replace(tmp: Path, path: Path) -> None:

@@ -39,7 +39,8 @@ from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton, S
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_resolve._text import MICRO, format_bytes, format_rate, format_shape, format_um
-from napari_resolve.errors import FileFormatError, InputError
+from napari_resolve.errors import InputError
+from napari_resolve.io import open_lazily
 from napari_resolve.learn.calibrate import CALIBRATION_SAMPLES, is_generative
 from napari_resolve.learn.config import MAX_STEPS
 from napari_resolve.learn.inference import OUTPUT_SUFFIXES, check_model_fits, iter_predict, output_grid, plan_predict
@@ -81,37 +82,6 @@ def _um(values) -> str:
 def _breakable(path: str) -> str:
     """``path`` with a zero-width space after each separator, so a word-wrapped label can break a long path."""
     return re.sub(r"([/\\])", "\\1\u200b", path)
-
-
-def open_lazily(path: str | Path):
-    """Open an upscaled result without loading it: a zarr array (for .zarr and OME-TIFF alike).
-
-    Parameters
-    ----------
-    path : path-like
-        A ``.zarr`` folder or a ``.tif``/``.tiff`` file written by the core.
-
-    Returns
-    -------
-    zarr.Array
-        Reads only the chunks (or TIFF strips) napari asks for.
-    """
-    path = Path(path)
-    if path.suffix.lower() == ".zarr":
-        from napari_resolve.io import read_volume
-
-        return read_volume(path).data  # io keeps zarr lazy
-    # napari_resolve.io loads TIFFs into memory; a zarr view of the TIFF reads strips on demand.
-    import tifffile
-    import zarr
-
-    try:
-        node = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
-    except Exception as exc:  # tifffile/zarr raise many types for a broken file
-        raise FileFormatError(f"{path.name} could not be opened ({exc}).") from exc
-    if not isinstance(node, zarr.Array):  # a pyramid: level 0 is the full resolution
-        node = node["0"]
-    return node
 
 
 class UpscaleWidget(QWidget):

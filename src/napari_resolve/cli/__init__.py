@@ -144,7 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         how = "by SIGTERM" if isinstance(exc, Terminated) else "by Ctrl-C"
-        print(f"napari-resolve {args.command}: stopped {how}; unfinished outputs were removed.", file=sys.stderr)
+        # A resumable job says what it kept instead (set on the exception by the command).
+        kept = getattr(exc, "kept", None) or "unfinished outputs were removed."
+        print(f"napari-resolve {args.command}: stopped {how}; {kept}", file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     try:
         if result is not None:

@@ -140,12 +140,7 @@ def _cluster(args: argparse.Namespace):
         return
     import logging
 
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise InputError("{workers} and {scheduler_address} need dask's distributed package "
-                         "(pip install 'napari-resolve[distributed]'); leave them out to use threads.",
-                         parameters=("workers", "scheduler_address")) from None
+    from distributed import Client, LocalCluster  # a dependency of napari-resolve
 
     if args.scheduler_address is not None:
         try:

@@ -19,6 +19,7 @@ from napari_resolve.cli._common import (
 )
 from napari_resolve.devices import DEVICES
 from napari_resolve.errors import InputError
+from napari_resolve.learn.distributed import DEFAULT_CHUNK, SCHEDULER_ENV
 from napari_resolve.learn.tiling import (
     BLENDS,
     DEFAULT_BLEND,
@@ -30,6 +31,8 @@ from napari_resolve.learn.tiling import (
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
+    if args.workers is not None or args.scheduler or args.resume or args.chunk is not None:
+        return _chunked(args)
     from napari_resolve.learn import inference
     from napari_resolve.models.checkpoint import load_checkpoint
 
@@ -56,6 +59,42 @@ def cmd_predict(args: argparse.Namespace) -> dict:
         + ("" if unc is None else f"; error map -> {unc}" + (" (8 flipped predictions a tile)" if args.tta else "")))
     result = run_with_progress(inference.iter_predict(plan))
     return result.summary()
+
+
+def _chunked(args: argparse.Namespace) -> dict:
+    """``predict --workers/--scheduler/--resume/--chunk``: one dask task per output chunk, an OME-Zarr out."""
+    from napari_resolve.learn import distributed
+
+    for flag, value in (("--uncertainty", args.uncertainty_path), ("--tta", args.tta), ("--samples", args.samples),
+                        ("--sample-std", args.std_path), ("--steps", args.steps)):
+        if value:
+            raise InputError(f"{flag} is not available in chunked runs (--workers, --scheduler, --resume, --chunk) "
+                             "yet: run without those to use it.")
+    out = check_output(args.out_path, [args.model, args.lres], args.overwrite, parameter="out_path")
+    plan = distributed.plan_chunked_predict(
+        args.model, args.lres, out, lres_voxel_um=voxel_arg(args.lres_voxel), roi=_roi(args), chunk=args.chunk,
+        tile=args.tile, overlap=args.overlap, blend=args.blend, device=args.device, workers=args.workers,
+        scheduler=args.scheduler, resume=args.resume, overwrite=args.overwrite)
+    where = plan.scheduler or f"{plan.workers or 'local'} worker(s) on this machine"
+    log(f"Upscaling {args.lres} -> {out} (OME-Zarr, {plan.job.levels} level(s)): {len(plan.todo)} of "
+        f"{plan.n_chunks} chunks of {format_shape(plan.job.chunk)} output voxels to compute on {where}")
+    job = distributed.iter_chunked_predict(plan)
+    try:
+        return run_with_progress(job).summary()
+    except KeyboardInterrupt as exc:
+        job.close()
+        left = plan.n_chunks - len(distributed._done(plan.partial)) if plan.partial.exists() else plan.n_chunks
+        exc.kept = (f"the finished chunks are kept in {plan.partial} ({plan.n_chunks - left} of {plan.n_chunks}): "
+                    "run the same command with --resume to compute the other chunks.")
+        raise
+
+
+def _roi(args):
+    if args.roi is None:
+        return None
+    from napari_resolve.io import open_lazily
+
+    return roi_arg(args.roi, open_lazily(args.lres).ndim, "LRES voxels")
 
 
 def add_predict(sub) -> None:
@@ -93,4 +132,17 @@ def add_predict(sub) -> None:
     p.add_argument("--steps", type=int, default=None, metavar="K",
                    help="diffusion models: sampler (DDIM) steps per sample (default the model's, set in training)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    dist = p.add_argument_group("chunked runs on dask (OUT.zarr: an OME-Zarr pyramid, one task per chunk)")
+    dist.add_argument("--workers", type=int, default=None, metavar="N",
+                      help="start N local worker processes (torch threads shared between them; one per GPU "
+                           "by default on a GPU machine)")
+    dist.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                      help=f"run on a running dask cluster (default ${SCHEDULER_ENV} when set; see "
+                           "`dask scheduler` and `dask worker`)")
+    dist.add_argument("--chunk", type=int, nargs="+", default=None, metavar="N",
+                      help=f"output voxels per chunk: 1 value or z y x (default {DEFAULT_CHUNK}; rounded up to a "
+                           "multiple of 8 and of the network's downsampling)")
+    dist.add_argument("--resume", action="store_true",
+                      help="finish an interrupted chunked run of the same command: only chunks not yet written "
+                           "are computed")
     p.set_defaults(func=cmd_predict)

@@ -622,6 +622,8 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
             stream = ErrorMapStream(lres3, lv3, grid3, emap.imaging, emap.calibration,
                                     map_sink.write if emap.calibration is not None else None, keep=emap.keep_signals)
         tiles = yield from run(sink, stream)
+        for done in (sink, map_sink, std_sink):
+            done is not None and done.finish()
     result = PredictResult(sink.array if path is None else None, path, grid, time.perf_counter() - t0, tiles,
                            describe_device(dev), std_path=plan.std_path)
     if emap is not None:

@@ -1,8 +1,10 @@
-"""Where a tiled prediction's finished slabs go: memory, a zarr array or an OME-TIFF on disk.
+"""Where a tiled prediction's finished slabs go: memory, an OME-Zarr pyramid or an OME-TIFF on disk.
 
 :func:`napari_resolve.learn.inference.iter_predict` finishes the output one slab
 of z slices at a time and hands each to a :class:`SlabSink`, so the whole output
-never has to be in memory when it goes to a file.
+never has to be in memory when it goes to a file. A zarr output is an OME-NGFF
+pyramid (:mod:`napari_resolve.pyramid`): its coarser levels are made from the
+written full-resolution level when the run is complete (:meth:`SlabSink.finish`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class TileDone:
         return self.voxels / max(self.seconds, 1e-9)
 
 
+#: Chunk side of a zarr output (voxels): 1 MiB float32 chunks, a multiple of every pyramid factor used.
+ZARR_CHUNK = 64
+
+
 class SlabSink:
     """Where finished slabs go: memory, a zarr array or a TIFF memory map.
 
@@ -63,9 +69,13 @@ class SlabSink:
         if tmp is None:
             self.array = np.empty(shape, np.float32)
         elif tmp.suffix.lower() == ".zarr" or path.suffix.lower() == ".zarr":
-            from napari_resolve.io import create_zarr
+            from napari_resolve.pyramid import create_pyramid, level_count
 
-            self.array = create_zarr(tmp, shape, np.float32, voxel, origin)
+            chunks = tuple(min(ZARR_CHUNK, n) for n in shape)
+            self.levels = level_count(shape, chunks)
+            self.group = create_pyramid(tmp, tuple(shape), voxel, origin, chunks=chunks, levels=self.levels,
+                                        name=path.name.split(".")[0])
+            self.array = self.group["0"]
         else:
             # Create the OME-TIFF with contiguous pixel data, note where the data
             # start, and unmap it. Slabs are then written through short-lived
@@ -75,6 +85,13 @@ class SlabSink:
             self.tiff = (tmp, int(mm.offset), tuple(shape))
             del mm
             self.array = None
+
+    def finish(self) -> None:
+        """After the last slab: fill a zarr pyramid's coarser levels from the full-resolution one."""
+        if getattr(self, "levels", 1) > 1:
+            from napari_resolve.pyramid import build_levels
+
+            build_levels(self.group, self.levels, ZARR_CHUNK)
 
     def write(self, z0: int, z1: int, slab: np.ndarray) -> None:
         """Store the finished output slices ``z0:z1`` (a ``(z1 - z0, y, x)`` float32 slab)."""
