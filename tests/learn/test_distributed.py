@@ -58,6 +58,7 @@ def test_two_workers_equal_one_process_and_a_stopped_run_resumes(tiny_model, foa
     assert result.computed == len(resumed.todo) < 27 and result.workers == 2
     assert set(result.peak_rss_mib) == {"0", "1"} and all(v > 50 for v in result.peak_rss_mib.values())
     assert out.is_dir() and not plan.partial.exists()
+    assert (out / D.JOB_FILE).is_file() and not (out / D.DONE_DIR).exists()  # provenance kept, markers gone
     assert np.abs(_level0(out) - single).max() < 1e-5
     vol = read_volume(out)
     assert vol.voxel_um == (1.0, 1.0, 1.0) and np.allclose(vol.origin_um, result.grid.origin_um)
@@ -94,7 +95,8 @@ def test_resume_refuses_another_job(tiny_model, foam_dir, tmp_path):
 
 
 def test_chunks_round_up_to_the_network_and_the_pyramid():
-    assert D._chunk_shape(None, (300, 300, 300), (1, 4, 4)) == (128, 128, 128)
+    assert D._chunk_shape(None, (300, 300, 300), (1, 4, 4)) == (256, 256, 256)
+    assert [D._store_chunk(c) for c in (256, 384, 96, 200, 120)] == [128, 128, 96, 40, 120]
     assert D._chunk_shape(30, (300, 300, 300), (1, 4, 4)) == (32, 32, 32)
     assert D._chunk_shape((10, 50, 50), (20, 30, 300), (1, 3, 3)) == (16, 30, 72)  # never longer than the axis
 

@@ -1,7 +1,8 @@
 """Chunked prediction on a dask cluster: one task per output chunk, resumable, an OME-Zarr pyramid out.
 
 The output grid of :func:`~napari_resolve.learn.inference.plan_predict` is cut
-into chunks (the zarr chunks of the result). Each chunk is one task: the worker
+into chunks, each a whole number of the result's zarr chunks. Each chunk is one
+task: the worker
 opens the model file and the LRES *by path* (once per worker process, never
 pickled with the task), predicts exactly the chunk's grid with the same tiling
 as a single process (every tile reads the network's halo from the real LRES
@@ -34,6 +35,7 @@ import logging
 import math
 import os
 import resource
+import shutil
 import time
 import uuid
 from collections.abc import Generator
@@ -47,8 +49,12 @@ from napari_resolve.errors import FileFormatError, InputError
 from napari_resolve.geometry.grid import Grid
 from napari_resolve.jobs import Progress, drain
 
-#: Output voxels per chunk side (a 2D result: per chunk side in y and x); 8 MiB float32 chunks in 3D.
-DEFAULT_CHUNK = 128
+#: Output voxels per chunk (task) side. Every task also reads and predicts the network's halo around its
+#: chunk (for the default lres3d, 15 LRES voxels a side): 256-voxel chunks at ratio 3 do 2.5x the kept work,
+#: 32-voxel chunks 35x (benchmarks/distributed.py). A 256^3 float32 chunk is 64 MiB in a worker's memory.
+DEFAULT_CHUNK = 256
+#: Largest zarr chunk side of the result (a chunk of 8 MiB float32 in 3D; napari reads the result by these).
+MAX_STORE_CHUNK = 128
 #: The job record and the done markers, inside the store.
 JOB_FILE = "napari_resolve_job.json"
 DONE_DIR = "napari_resolve_done"
@@ -70,6 +76,7 @@ class ChunkJob:
     voxel_um: tuple[float, ...]
     origin_um: tuple[float, ...]
     chunk: tuple[int, ...]
+    store_chunk: tuple[int, ...]
     levels: int
     tile: tuple[int, ...] | None
     overlap: tuple[int, ...] | None
@@ -113,13 +120,16 @@ class ChunkedResult:
     workers: int
     levels: int
     peak_rss_mib: dict = field(default_factory=dict)
+    chunk: tuple = ()
+    zarr_chunk: tuple = ()
 
     def summary(self) -> dict:
         """What ``napari-resolve predict --workers/--scheduler`` prints."""
         return {
             "origin_um": list(self.grid.origin_um), "voxel_um": list(self.grid.voxel_um),
             "shape": list(self.grid.shape), "output": str(self.path), "format": "ome-zarr",
-            "levels": self.levels, "chunks": self.chunks, "chunks_computed": self.computed,
+            "levels": self.levels, "chunk": list(self.chunk), "zarr_chunk": list(self.zarr_chunk),
+            "chunks": self.chunks, "chunks_computed": self.computed,
             "chunks_already_done": self.chunks - self.computed, "workers": self.workers,
             "seconds": round(self.seconds, 2),
             "peak_rss_mib_per_worker": {k: round(v, 1) for k, v in sorted(self.peak_rss_mib.items())},
@@ -194,7 +204,8 @@ def plan_chunked_predict(model_path, lres_path, out_path, *, lres_voxel_um=None,
     blend = blend or DEFAULT_BLEND
     chunk3 = _chunk_shape(chunk, grid.shape, net.size_multiple[-grid.ndim:] if grid.ndim == 3 else
                           net.size_multiple[1:])
-    levels = level_count(grid.shape, chunk3)
+    store3 = tuple(_store_chunk(c) for c in chunk3)
+    levels = level_count(grid.shape, store3)
     if workers is not None and int(workers) < 1:
         raise InputError(f"The number of {{workers}} must be at least 1, got {workers}.", parameters=("workers",))
     scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
@@ -207,7 +218,7 @@ def plan_chunked_predict(model_path, lres_path, out_path, *, lres_voxel_um=None,
                             margin=margin, blend=blend, device=device).lres_voxel_um)
     partial = out.with_name(f".{out.name}.partial")
     job = ChunkJob(str(Path(model_path).resolve()), str(Path(lres_path).resolve()), lv, str(partial), grid.shape,
-                   grid.voxel_um, grid.origin_um, chunk3, levels, _tuple(tile), _tuple(overlap), margin, blend,
+                   grid.voxel_um, grid.origin_um, chunk3, store3, levels, _tuple(tile), _tuple(overlap), margin, blend,
                    device)
     check_output(out, overwrite=overwrite, parameter="out_path")
     if resume:
@@ -240,6 +251,14 @@ def _chunk_shape(chunk, shape, multiple) -> tuple[int, ...]:
         step = math.lcm(int(m), 8)
         out.append(min(math.ceil(c / step) * step, int(n)))
     return tuple(out)
+
+
+def _store_chunk(side: int) -> int:
+    """The zarr chunk side for a task chunk side: the chunk itself up to :data:`MAX_STORE_CHUNK`, else its
+    largest divisor that is a multiple of 8 and at most that (so tasks write whole zarr chunks)."""
+    if side <= MAX_STORE_CHUNK or side % 8:
+        return side if side <= MAX_STORE_CHUNK else next(d for d in range(MAX_STORE_CHUNK, 0, -1) if side % d == 0)
+    return next(d for d in range(MAX_STORE_CHUNK, 7, -8) if side % d == 0)
 
 
 def _boxes(shape, chunk):
@@ -381,7 +400,7 @@ def iter_chunked_predict(plan: ChunkedPlan) -> Generator[Progress, None, Chunked
     t0 = time.perf_counter()
     job = plan.job
     if not plan.partial.exists():
-        create_pyramid(plan.partial, job.shape, job.voxel_um, job.origin_um, chunks=job.chunk, levels=job.levels,
+        create_pyramid(plan.partial, job.shape, job.voxel_um, job.origin_um, chunks=job.store_chunk, levels=job.levels,
                        name=plan.out_path.name.split(".")[0])
         (plan.partial / DONE_DIR).mkdir()
         (plan.partial / JOB_FILE).write_text(json.dumps(_fingerprint(job), indent=1))
@@ -424,9 +443,11 @@ def iter_chunked_predict(plan: ChunkedPlan) -> Generator[Progress, None, Chunked
     if missing:
         raise FileFormatError(f"{len(missing)} chunks have no done marker in {plan.partial}; run again with "
                               "--resume to compute them.")
+    # The markers only served the run; the job record stays as the result's provenance.
+    shutil.rmtree(plan.partial / DONE_DIR, ignore_errors=True)
     publish(plan.partial, plan.out_path, overwrite=plan.overwrite)
     return ChunkedResult(plan.out_path, Grid(job.shape, job.voxel_um, job.origin_um), plan.n_chunks, len(plan.todo),
-                         time.perf_counter() - t0, len(workers), job.levels, rss)
+                         time.perf_counter() - t0, len(workers), job.levels, rss, job.chunk, job.store_chunk)
 
 
 def _connect(plan: ChunkedPlan):
