@@ -1,5 +1,7 @@
 """Reading and writing volumes with their geometry."""
 
+import struct
+
 import numpy as np
 import pytest
 import tifffile
@@ -205,33 +207,88 @@ def test_a_1d_tiff_is_refused_like_a_4d_one(tmp_path):
         read_layer(str(path))  # the napari reader says the same, instead of a shape-(100,) layer
 
 
+def _ifd_offsets(raw: bytes) -> list[int]:
+    """The IFD offsets of a little-endian classic TIFF, following its chain from the header."""
+    out, off = [], struct.unpack_from("<I", raw, 4)[0]
+    while 8 <= off < len(raw) - 2 and off not in out and len(out) < 100:
+        out.append(off)
+        end = off + 2 + 12 * struct.unpack_from("<H", raw, off)[0]
+        if end + 4 > len(raw):
+            break
+        off = struct.unpack_from("<I", raw, end)[0]
+    return out
+
+
+def _tag_entry(raw: bytes, ifd: int, code: int) -> int:
+    """Where the entry of tag ``code`` of the IFD at ``ifd`` starts."""
+    n = struct.unpack_from("<H", raw, ifd)[0]
+    return next(e for e in range(ifd + 2, ifd + 2 + 12 * n, 12) if struct.unpack_from("<H", raw, e)[0] == code)
+
+
+def _mutate(raw: bytes, rng, kind: int) -> bytes:
+    """One seeded damage of a TIFF: bytes, a cut, the header, an IFD offset, a dimension, a tag entry."""
+    b = bytearray(raw)
+    chain = _ifd_offsets(raw)
+    if kind == 0:  # a few bytes anywhere
+        for _ in range(int(rng.integers(1, 6))):
+            b[int(rng.integers(len(b)))] = int(rng.integers(256))
+    elif kind == 1:  # cut short
+        b = b[: int(rng.integers(8, len(b)))]
+    elif kind == 2:  # one byte in the header and first IFD
+        b[int(rng.integers(0, min(len(b), 400)))] = int(rng.integers(256))
+    elif kind == 3:  # the header's first-IFD offset or a next-IFD offset moved: to another IFD, near one, anywhere
+        i = int(rng.integers(len(chain) + 1))
+        at = 4 if i == len(chain) else chain[i] + 2 + 12 * struct.unpack_from("<H", b, chain[i])[0]
+        choice = int(rng.integers(3))
+        value = (int(rng.choice(chain)) if choice == 0 else int(rng.choice(chain)) + int(rng.integers(-16, 17))
+                 if choice == 1 else int(rng.integers(0, len(b) + 64)))
+        struct.pack_into("<I", b, at, max(0, value))
+    elif kind == 4:  # a zero (or odd) width, length, samples, bits or rows per strip in one IFD
+        e = _tag_entry(raw, int(rng.choice(chain)), int(rng.choice([256, 257, 257, 258, 277, 278])))
+        value = 0 if rng.random() < 0.6 else int(rng.integers(0, 70000))
+        if struct.unpack_from("<H", b, e + 2)[0] == 3:
+            struct.pack_into("<H", b, e + 8, value & 0xFFFF)
+        else:
+            struct.pack_into("<I", b, e + 8, value)
+    else:  # one IFD entry's type, count or value
+        ifd = int(rng.choice(chain))
+        e = ifd + 2 + 12 * int(rng.integers(struct.unpack_from("<H", b, ifd)[0]))
+        field = int(rng.integers(3))
+        value = int(rng.integers(0, 2 ** int(rng.integers(1, 33))))
+        if field == 0:
+            struct.pack_into("<H", b, e + 2, value % 20)
+        else:
+            struct.pack_into("<I", b, e + 4 * field, value)
+    return bytes(b)
+
+
 def test_fuzzed_tiffs_give_the_file_or_a_clear_error(tmp_path, stack_tif):
-    """Seeded byte mutations and truncations of small TIFFs: a volume of the written
-    shape, or a project error; never another exception, never a shorter volume."""
+    """Seeded damage of small TIFFs (bytes, cuts, header and IFD offsets, zero dimensions, tag
+    entries): a volume of the written shape, or a project error; never another exception, never
+    a shorter volume. The sources are read whole first, so each is really fuzzed."""
     from napari_resolve.errors import ResolveError
 
     path, data = stack_tif
-    ij, zlib, plane = tmp_path / "ij.tif", tmp_path / "zlib.tif", tmp_path / "plane.tif"
-    tifffile.imwrite(ij, data, imagej=True, resolution=(1.0, 1.0), metadata={"spacing": 3.0, "unit": "um"})
-    tifffile.imwrite(zlib, data, compression="zlib")
-    tifffile.imwrite(plane, data[0])
-    sources = [(p.read_bytes(), shape) for p, shape in
-               ((path, data.shape), (ij, data.shape), (zlib, data.shape), (plane, data.shape[1:]))]
+    made = {
+        "ij": dict(imagej=True, resolution=(1.0, 1.0), metadata={"spacing": 3.0, "unit": "um", "axes": "ZYX"}),
+        "ij8": dict(imagej=True, metadata={"axes": "ZYX"}),
+        "zlib": dict(compression="zlib"),
+        "generic": dict(metadata=None),
+    }
+    sources = [(path.read_bytes(), data.shape)]
+    for name, kwargs in made.items():
+        tifffile.imwrite(tmp_path / f"{name}.tif", (data // 8).astype(np.uint8) if name == "ij8" else data, **kwargs)
+        sources.append(((tmp_path / f"{name}.tif").read_bytes(), data.shape))
+    tifffile.imwrite(tmp_path / "plane.tif", data[0])
+    sources.append(((tmp_path / "plane.tif").read_bytes(), data.shape[1:]))
+    for name in (*made, "plane"):
+        assert read_volume(tmp_path / f"{name}.tif").shape == (data.shape[1:] if name == "plane" else data.shape)
     outcomes = {"volume": 0, "error": 0}
-    for seed in range(400):
+    for seed in range(480):
         rng = np.random.default_rng(seed)
         raw, shape = sources[seed % len(sources)]
-        b = bytearray(raw)
-        kind = seed % 3
-        if kind == 0:  # a few bytes anywhere
-            for _ in range(int(rng.integers(1, 6))):
-                b[int(rng.integers(len(b)))] = int(rng.integers(256))
-        elif kind == 1:  # cut short
-            b = b[: int(rng.integers(8, len(b)))]
-        else:  # one byte in the header and first IFD
-            b[int(rng.integers(0, min(len(b), 400)))] = int(rng.integers(256))
         mutated = tmp_path / f"m{seed}.tif"
-        mutated.write_bytes(bytes(b))
+        mutated.write_bytes(_mutate(raw, rng, (seed // len(sources)) % 6))
         try:
             got = read_volume(mutated)
         except ResolveError:
@@ -241,7 +298,121 @@ def test_fuzzed_tiffs_give_the_file_or_a_clear_error(tmp_path, stack_tif):
             outcomes["volume"] += 1
         mutated.unlink()
     # Both outcomes occur: pixel-data mutations still read, structural ones are refused.
-    assert outcomes["volume"] > 40 and outcomes["error"] > 200
+    assert outcomes["volume"] > 60 and outcomes["error"] > 200
+
+
+def _imagej_u8(path):
+    """A 10-slice ImageJ stack (uint8, ZYX), as in the audit's fuzz; its bytes."""
+    data = (np.random.default_rng(5).random((10, 12, 14)) * 255).astype(np.uint8)
+    tifffile.imwrite(path, data, imagej=True, metadata={"axes": "ZYX"})
+    return bytearray(path.read_bytes())
+
+
+@pytest.mark.parametrize("how", ["tag lost", "zero"])
+def test_a_zero_height_page_is_refused_as_holding_no_pixels(tmp_path, how):
+    path = tmp_path / "zero.tif"
+    raw = _imagej_u8(path)
+    e = _tag_entry(raw, 8, 257)  # ImageLength of the first page
+    if how == "tag lost":  # the audit's file: its code's high byte changed, tifffile reads shape (10, 0, 14)
+        raw[e + 1] = 229
+    else:
+        struct.pack_into("<H", raw, e + 8, 0)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError, match=r"zero.tif holds no pixels: its shape is \(10, 0, 14\), axis Y of"):
+        read_volume(path)
+
+
+def test_a_zarr_with_an_empty_axis_is_refused(tmp_path):
+    import zarr
+
+    zarr.open_array(str(tmp_path / "e.zarr"), mode="w", shape=(4, 0, 5), dtype="u2")
+    with pytest.raises(FileFormatError, match=r"holds no pixels.*axis Y of size 0"):
+        read_volume(tmp_path / "e.zarr")
+
+
+def test_a_header_that_skips_the_first_slice_is_refused_not_read_short(tmp_path):
+    """The audit's file: only header byte 4 changed (first IFD 8 -> 176); 10 pages, 9 were read."""
+    path = tmp_path / "short.tif"
+    raw = _imagej_u8(path)
+    raw[4] = 176
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError, match="short.tif is truncated or damaged: 9 of 10 slices readable"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize("layout", ["ome", "imagej", "generic", "bigtiff", "big-endian", "tiled"])
+@pytest.mark.parametrize("target", [1, 4, "cut"])
+def test_slices_a_broken_link_no_longer_reaches_are_counted(tmp_path, layout, target):
+    """The header pointing at a later slice, or a slice's next-IFD offset set to 0: the file
+    still holds every slice, the chain reaches fewer, tifffile reads fewer without a word."""
+    data = (np.random.default_rng(2).random((6, 16, 18)) * 1000).astype(np.uint16)
+    path = tmp_path / f"{layout}.tif"
+    kwargs = {"ome": dict(ome=True, metadata={"axes": "ZYX"}), "imagej": dict(imagej=True, metadata={"axes": "ZYX"}),
+              "generic": dict(metadata=None), "bigtiff": dict(bigtiff=True), "big-endian": dict(byteorder=">"),
+              "tiled": dict(tile=(16, 16), metadata=None)}[layout]
+    tifffile.imwrite(path, data, **kwargs)
+    with tifffile.TiffFile(path) as tif:
+        offsets, fmt = [p.offset for p in tif.pages], tif.tiff
+    raw = bytearray(path.read_bytes())
+    if target == "cut":  # the third slice's next-IFD offset
+        with tifffile.TiffFile(path) as tif:
+            at = tif.pages[2].offset + fmt.tagnosize + len(tif.pages[2].tags) * fmt.tagsize
+        struct.pack_into(fmt.byteorder + fmt.offsetformat[-1], raw, at, 0)
+        readable = 3
+    else:
+        struct.pack_into(fmt.byteorder + fmt.offsetformat[-1], raw, 8 if fmt.is_bigtiff else 4, offsets[target])
+        readable = 6 - target
+    path.write_bytes(bytes(raw))
+    if target == "cut" and layout in ("bigtiff", "big-endian"):  # shaped, one block of pixels: still whole
+        np.testing.assert_array_equal(read_volume(path).data, data)
+        return
+    with pytest.raises(FileFormatError, match=f"{readable} of 6 slices readable"):
+        read_volume(path)
+
+
+def _legitimate_layouts(folder, data):
+    """Files tifffile writes that hold more than one series, reduced levels or a thumbnail."""
+    with tifffile.TiffWriter(folder / "ome2.ome.tif", ome=True) as w:  # two OME images
+        w.write(data, metadata={"axes": "ZYX"})
+        w.write(data[:2, :8, :8], metadata={"axes": "ZYX"})
+    with tifffile.TiffWriter(folder / "shaped2.tif") as w:  # two shaped series
+        w.write(data)
+        w.write(data[:2, :8, :8])
+    with tifffile.TiffWriter(folder / "pyramid.tif") as w:  # a reduced-resolution SubIFD pyramid
+        w.write(data, subifds=2, tile=(16, 16))
+        w.write(data[:, ::2, ::2], subfiletype=1, tile=(16, 16))
+        w.write(data[:, ::4, ::4], subfiletype=1, tile=(16, 16))
+    with tifffile.TiffWriter(folder / "omepyr.ome.tif", ome=True) as w:  # the same in OME
+        w.write(data, subifds=1, metadata={"axes": "ZYX"})
+        w.write(data[:, ::2, ::2], subfiletype=1)
+    with tifffile.TiffWriter(folder / "thumb.tif") as w:  # a thumbnail page after the stack
+        w.write(data, photometric="minisblack")
+        w.write(data[0, ::4, ::4], subfiletype=1)
+    tifffile.imwrite(folder / "ij_tzyx.tif", data[None], imagej=True, metadata={"axes": "TZYX"})
+    # An ImageJ "virtual" stack (as ImageJ saves files over 4 GB): one IFD, then every slice's pixels.
+    tifffile.imwrite(folder / "ij_virtual.tif", data, imagej=True, metadata={"axes": "ZYX"})
+    with tifffile.TiffFile(folder / "ij_virtual.tif") as tif:
+        first, fmt = tif.pages[0], tif.tiff
+        link, end = first.offset + fmt.tagnosize + len(first.tags) * fmt.tagsize, first.dataoffsets[0] + data.nbytes
+    raw = bytearray((folder / "ij_virtual.tif").read_bytes())
+    struct.pack_into("<I", raw, link, 0)
+    (folder / "ij_virtual.tif").write_bytes(bytes(raw[:end]))
+    tifffile.imwrite(folder / "big_ome.tif", data, ome=True, bigtiff=True, tile=(16, 16), compression="zlib",
+                     metadata={"axes": "ZYX"})
+    with tifffile.TiffWriter(folder / "pages.tif") as w:  # pages appended one by one
+        for plane in data:
+            w.write(plane, contiguous=False, metadata=None)
+    return sorted(folder.glob("*.tif"))
+
+
+def test_legitimate_multi_series_pyramid_and_thumbnail_files_are_read(tmp_path):
+    data = (np.random.default_rng(3).random((6, 32, 36)) * 1000).astype(np.uint16)
+    for path in _legitimate_layouts(tmp_path, data):
+        np.testing.assert_array_equal(read_volume(path).data, data, err_msg=path.name)
+    # An ImageJ hyperstack with channels is refused for its channels, not as damaged.
+    tifffile.imwrite(tmp_path / "zcyx.tif", np.stack([data, data], 1), imagej=True, metadata={"axes": "ZCYX"})
+    with pytest.raises(InputError, match="channel"):
+        read_volume(tmp_path / "zcyx.tif")
 
 
 # ----------------------------------------------------------------------------- outputs (issue 13)

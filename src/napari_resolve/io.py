@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from napari_resolve._text import format_bytes
 from napari_resolve._validate import voxel_tuple
 from napari_resolve.errors import FileFormatError, InputError, VoxelSizeError
 from napari_resolve.outputs import ZARR_SUFFIXES, _looks_like_zarr, atomic_path, check_output
 from napari_resolve.pyramid import create_pyramid, multiscales_attrs
+from napari_resolve.tiff_checks import DAMAGE, TiffLog, check_tiff_complete, damage_text
 
 __all__ = [  # check_output and atomic_path live in outputs.py; they are part of this module's API too
     "TIFF_SUFFIXES", "ZARR_SUFFIXES", "Volume", "atomic_path", "check_output", "create_zarr", "json_safe",
@@ -173,6 +173,7 @@ def _squeeze_axes(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
     tifffile names unlabelled stack axes with letters such as Q, I or S, so the
     remaining 2 or 3 axes are taken as (z,) y, x by position.
     """
+    _refuse_empty(data.shape, axes, path)
     keep = [i for i, n in enumerate(data.shape) if n > 1]
     if len(keep) < 2:  # a 1-pixel-wide image: keep the last two axes anyway
         keep = list(range(data.ndim))[-2:]
@@ -189,8 +190,6 @@ def _squeeze_axes(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
         )
     squeeze = tuple(i for i in range(data.ndim) if i not in keep)
     data = data.squeeze(axis=squeeze) if squeeze else data
-    if data.size == 0:
-        raise FileFormatError(f"{path.name} holds no pixels (shape {data.shape}); the file is empty or damaged.")
     if data.ndim < 2:
         raise InputError(
             f"{path.name} is a 1D array of {data.shape[0]} values; napari-resolve needs a 2D image or a 3D "
@@ -199,49 +198,38 @@ def _squeeze_axes(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
     return data
 
 
-class _TiffLog(logging.Handler):
-    """Collects what tifffile logs while a file is parsed.
-
-    tifffile recovers from a broken structure (an IFD or tag value past the end of
-    the file) by logging and reading less: a truncated 3D file comes back as its
-    first slice. What it logs is the only sign, so it is turned into an error here.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-#: What tifffile logs when a file's structure points past its end or is broken.
-_DAMAGE = ("invalid page offset", "invalid value offset", "raised", "truncat", "corrupt", "invalid tag",
-           "incorrect", "does not match", "out of bounds", "invalid offset")
-#: Largest decoded size accepted per byte of a compressed file before decoding (a
-#: damaged header can promise terabytes); well above any real compression ratio.
-_MAX_INFLATION = 2000
+def _refuse_empty(shape: tuple[int, ...], axes: str, path: Path) -> None:
+    """Refuse an image with an axis of size 0: it holds no pixels, whatever its other axes say."""
+    if 0 in shape or not shape:
+        empty = [axes[i] if len(axes) == len(shape) else str(i) for i, n in enumerate(shape) if n == 0]
+        raise FileFormatError(
+            f"{path.name} holds no pixels: its shape is {tuple(shape)}"
+            + (f", axis {', '.join(empty)} of size 0" if empty else "")
+            + ". The file is empty or damaged; copy or export it again."
+        )
 
 
 def _read_tiff(path: Path) -> Volume:
     import tifffile
 
     size = path.stat().st_size
-    log = _TiffLog()
+    log = TiffLog()
     tlog = logging.getLogger("tifffile")
     tlog.addHandler(log)
     propagate, tlog.propagate = tlog.propagate, False  # its lines become our one message
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
-            _check_tiff_complete(path, tif, series, size, log.messages)
+            _refuse_empty(series.shape, series.axes, path)
+            check_tiff_complete(path, tif, series, size, log.messages)
             data = series.asarray()
             axes = series.axes
             voxel, origin, meta = _tiff_geometry(tif, axes)
-        damage = [m for m in log.messages if any(k in m.lower() for k in _DAMAGE)]
+        damage = [m for m in log.messages if any(k in m.lower() for k in DAMAGE)]
         if damage:
-            raise FileFormatError(f"{path.name} is truncated or damaged: {_damage_text(damage[0], size)}. "
+            raise FileFormatError(f"{path.name} is truncated or damaged: {damage_text(damage[0], size)}. "
                                   "Copy or export it again.")
+        data = _squeeze_axes(data, axes, path)
     except (FileFormatError, InputError):
         raise
     except MemoryError:
@@ -257,7 +245,6 @@ def _read_tiff(path: Path) -> Volume:
     finally:
         tlog.removeHandler(log)
         tlog.propagate = propagate
-    data = _squeeze_axes(data, axes, path)
     # Geometry was gathered per spatial axis letter; the kept axes are (z,) y, x.
     spatial = "ZYX"[-data.ndim :]
     vox = None
@@ -268,65 +255,6 @@ def _read_tiff(path: Path) -> Volume:
     org = tuple(origin.get(a, 0.0) for a in spatial) if origin else None
     name = path.name.split(".")[0]
     return Volume(data=data, voxel_um=vox, origin_um=org, name=name, source=str(path), metadata=meta)
-
-
-def _damage_text(logged: str, size: int) -> str:
-    """tifffile's log line about a broken structure, in words."""
-    import re
-
-    m = re.search(r"invalid (page|value) offset (\d+)", logged)
-    if m:
-        what = "the entry of the next slice" if m[1] == "page" else "its metadata"
-        return f"{what}, at byte {int(m[2]):,}, runs past the end of the file ({size:,} bytes)"
-    return logged
-
-
-def _promised_planes(tif) -> int | None:
-    """How many image planes the file's OME or ImageJ metadata says it holds (None: it does not say)."""
-    try:
-        if tif.is_ome and tif.ome_metadata:
-            root = ET.fromstring(tif.ome_metadata)
-            pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
-            if pixels is not None:
-                # Colour samples of one pixel (RGB) share a plane; other channels have their own.
-                channels = int(pixels.get("SizeC", 1)) if tif.pages[0].samplesperpixel == 1 else 1
-                n = int(pixels.get("SizeZ", 1)) * int(pixels.get("SizeT", 1)) * channels
-                return n
-        if tif.is_imagej and tif.imagej_metadata:
-            return int(tif.imagej_metadata.get("images", 1))
-    except (ET.ParseError, ValueError, TypeError, AttributeError):
-        return None
-    return None
-
-
-def _check_tiff_complete(path: Path, tif, series, size: int, logged: list[str]) -> None:
-    """Refuse a file whose pages, metadata or data offsets promise more than it holds."""
-    pages = list(series.pages) if series.pages else []
-    readable = 0
-    for page in pages:
-        if page is None:
-            break
-        offsets, counts = getattr(page, "dataoffsets", ()), getattr(page, "databytecounts", ())
-        if any(o + c > size for o, c in zip(offsets, counts)) or (offsets and not any(counts)):
-            break
-        readable += 1
-    planes = max(1, int(np.prod(series.shape[: -2 if series.axes[-1:] != "S" else -3] or [1])))
-    promised = _promised_planes(tif)
-    total = max(planes, promised or 0, len(pages))
-    chain = [m for m in logged if "invalid page offset" in m.lower()]
-    if readable < len(pages) or (promised and promised > planes) or chain:
-        what = f"{readable} of {total} slices readable" if total > readable else f"only {readable} slice(s) readable"
-        if chain:
-            what += f"; {_damage_text(chain[0], size)}"
-        elif readable < len(pages):
-            what += f"; the image data run past its end ({size:,} bytes)"
-        raise FileFormatError(f"{path.name} is truncated or damaged: {what}. Copy or export it again.")
-    nbytes = int(np.prod(series.shape, dtype=np.float64)) * series.dtype.itemsize
-    if nbytes > max(size, 1) * _MAX_INFLATION:
-        raise FileFormatError(
-            f"{path.name}: its header describes {format_bytes(nbytes)} of image data in a file of "
-            f"{format_bytes(size)}; the file is damaged. Copy or export it again."
-        )
 
 
 def _tiff_geometry(tif, axes: str) -> tuple[dict | None, dict | None, dict]:
@@ -436,6 +364,7 @@ def _read_zarr(path: Path) -> Volume:
             ) from exc
     if array.ndim not in (2, 3):
         raise InputError(f"{path.name}: expected a 2D or 3D array, got shape {array.shape}.")
+    _refuse_empty(tuple(array.shape), "ZYX"[-array.ndim :], path)
     return Volume(
         data=array,
         voxel_um=tuple(voxel[-array.ndim :]) if voxel else None,
