@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from napari_resolve._text import format_shape
+from napari_resolve._text import format_shape, format_um
 from napari_resolve.cli._common import (
     check_output,
     log,
@@ -31,6 +31,10 @@ from napari_resolve.learn.tiling import (
 
 
 def cmd_predict(args: argparse.Namespace) -> dict:
+    models = list(args.model) if isinstance(args.model, (list, tuple)) else [args.model]
+    if len(models) > 1:
+        return _chain(args, models)
+    args.model = models[0]
     if args.workers is not None or args.scheduler or args.resume or args.chunk is not None:
         return _chunked(args)
     from napari_resolve.learn import inference
@@ -59,6 +63,29 @@ def cmd_predict(args: argparse.Namespace) -> dict:
         + ("" if unc is None else f"; error map -> {unc}" + (" (8 flipped predictions a tile)" if args.tta else "")))
     result = run_with_progress(inference.iter_predict(plan))
     return result.summary()
+
+
+def _chain(args: argparse.Namespace, models: list[str]) -> dict:
+    """``predict M1.pt M2.pt ... LRES``: models in series, streamed without writing the middle results."""
+    from napari_resolve.learn import chain, inference
+
+    for flag, value in (("--uncertainty", args.uncertainty_path), ("--tta", args.tta), ("--samples", args.samples),
+                        ("--sample-std", args.std_path), ("--steps", args.steps), ("--workers", args.workers),
+                        ("--scheduler", args.scheduler), ("--resume", args.resume), ("--chunk", args.chunk)):
+        if value:
+            raise InputError(f"{flag} is not available for models in series ({len(models)} models given) yet: "
+                             "run without it, or run the models one after the other.")
+    out = check_output(args.out_path, [*models, args.lres], args.overwrite, parameter="out_path")
+    lres = read_input(args.lres, voxel_arg(args.lres_voxel), "LRES")
+    plan = chain.plan_chain_predict(
+        models, lres.data, lres.voxel_um, roi=roi_arg(args.roi, lres.ndim, "LRES voxels"), tile=args.tile,
+        overlap=args.overlap, blend=args.blend, out_path=out, overwrite=args.overwrite, device=args.device)
+    steps = " -> ".join(format_um(c.lres_voxel_um, compact=True) for c in plan.checkpoint.checkpoints)
+    log(f"Upscaling {args.lres} with {len(models)} models in series ({plan.checkpoint.architecture}; "
+        f"{steps} -> {format_um(plan.grid.voxel_um, compact=True)}) -> {out}: {plan.n_tiles} tiles of "
+        f"{format_shape(plan.tile[-lres.ndim:])} output voxels on {plan.device}")
+    result = run_with_progress(inference.iter_predict(plan))
+    return {**result.summary(), "models": [str(m) for m in models]}
 
 
 def _chunked(args: argparse.Namespace) -> dict:
@@ -98,8 +125,12 @@ def _roi(args):
 
 
 def add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="upscale an LRES region with a model; prints origin_um, voxel_um, shape")
-    p.add_argument("model", metavar="MODEL.pt")
+    p = sub.add_parser("predict", help="upscale an LRES region with a model (or models in series); prints origin_um, "
+                                       "voxel_um, shape")
+    p.add_argument("model", metavar="MODEL.pt", nargs="+",
+                   help="a model; several are applied in series, the first to the LRES, each trained for the "
+                        "previous one's HRES voxel size (e.g. 6.75 -> 2.25 um, then 2.25 -> 0.75 um), streamed "
+                        "without writing the middle results")
     p.add_argument("lres", help="low-resolution scan")
     p.add_argument("--roi", metavar="Z0:Z1,Y0:Y1,X0:X1", help="region in LRES voxels (default: all)")
     p.add_argument("--tile", type=int, default=None, metavar="N",
