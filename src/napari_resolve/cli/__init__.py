@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Sequence
 
 from napari_resolve import __version__
-from napari_resolve.cli import data, evaluate, measure, pores, predict, train
+from napari_resolve.cli import data, evaluate, export, measure, pores, predict, train
 from napari_resolve.cli._common import emit, show_warning
 from napari_resolve.errors import ResolveError, ResolveWarning
 
@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_train(sub)
     train.add_stack(sub)
     predict.add_predict(sub)
+    export.add_export(sub)
     measure.add_baseline(sub)
     evaluate.add_evaluate(sub)
     data.add_demo(sub)
