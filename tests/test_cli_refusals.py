@@ -49,3 +49,20 @@ def test_sigterm_stops_like_ctrl_c_and_leaves_no_partial_output(foam_dir, tiny_m
     assert proc.returncode == 143, (proc.returncode, rest)
     assert stdout == "" and "stopped by SIGTERM" in rest and "Traceback" not in rest
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_folder_that_is_a_file_or_takes_no_file_is_one_line_before_work(foam_dir, tiny_model, tmp_path,
+                                                                                   capsys):
+    """`-o afile/o.tif` names the file that is no folder; a folder that accepts no new file (here /proc; a
+    read-only mount alike) is refused by the output check, not by a raw errno after the work."""
+    from pathlib import Path
+
+    (tmp_path / "afile").write_text("notes")
+    code, stdout, err = _run(capsys, "predict", tiny_model, foam_dir / "lres.tif", "-o", tmp_path / "afile" / "o.tif")
+    assert code == 2 and stdout == "" and err.count("\n") == 1
+    assert "afile is a file, not a folder" in err and "--output" in err and "does not exist" not in err
+    if Path("/proc/self").is_dir():
+        code, stdout, err = _run(capsys, "predict", tiny_model, foam_dir / "lres.tif", "-o", "/proc/o.tif")
+        assert code == 2 and err.count("\n") == 1, err
+        assert "The folder /proc does not accept new files" in err and "--output" in err and "Errno" not in err
+    assert (tmp_path / "afile").read_text() == "notes"

@@ -1,6 +1,7 @@
 """Reading and writing volumes with their geometry."""
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -449,3 +450,59 @@ def test_an_output_that_appears_while_a_job_runs_is_not_replaced(tmp_path, vol, 
     kept = tmp_path / name.replace("race", "race-2")
     np.testing.assert_allclose(np.asarray(read_volume(kept).data), vol)  # and this one is not lost
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_an_output_under_a_regular_file_says_the_file_is_no_folder(tmp_path, vol):
+    from napari_resolve.io import check_output
+
+    (tmp_path / "afile").write_text("notes")
+    for out in (tmp_path / "afile" / "o.tif", tmp_path / "afile" / "sub" / "o.tif"):
+        with pytest.raises(FileFormatError, match=r"afile is a file, not a folder, so o.tif cannot be written in it.*"
+                                                  r"Choose another out_path") as err:
+            check_output(out, parameter="out_path")
+        assert err.value.parameters == ("out_path",)
+    with pytest.raises(FileFormatError, match="folder .*missing does not exist"):
+        write_volume(tmp_path / "missing" / "o.tif", vol, 1.0)
+    assert (tmp_path / "afile").read_text() == "notes"
+
+
+def test_a_folder_that_accepts_no_new_file_is_refused_before_any_work(tmp_path, monkeypatch):
+    """A read-only file system (EROFS; as root permission bits stop nothing) and /proc: a clear
+    message naming the parameter, where writing the temporary output would fail with a raw errno."""
+    import errno
+    import tempfile
+
+    from napari_resolve.io import check_output
+
+    if Path("/proc/self").is_dir():  # a real folder that takes no new file
+        with pytest.raises(FileFormatError, match=r"The folder /proc does not accept new files \(.*\), so m.pt"):
+            check_output("/proc/m.pt")
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(FileFormatError, match=r"does not accept new files \(Read-only file system\).*another "
+                                              r"labels") as err:
+        check_output(tmp_path / "o.tif", parameter="labels")
+    assert err.value.parameters == ("labels",) and list(tmp_path.iterdir()) == []
+
+
+def test_the_output_check_leaves_no_probe_behind(tmp_path):
+    from napari_resolve.io import check_output
+
+    check_output(tmp_path / "o.tif")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_file_size_limit_is_read_from_the_process(tmp_path):
+    """RLIMIT_FSIZE as ``ulimit -f 100`` sets it, in a child process."""
+    import subprocess
+    import sys
+
+    code = ("import resource; resource.setrlimit(resource.RLIMIT_FSIZE, (102400, resource.RLIM_INFINITY)); "
+            "from napari_resolve.outputs import check_room, file_size_limit; print(file_size_limit()); "
+            "check_room('m.pt', 2**20)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.splitlines()[0] == "102400"
+    assert "FileFormatError: m.pt (output) will be about 1.0 MiB" in proc.stderr and "is 0.1 MiB" in proc.stderr

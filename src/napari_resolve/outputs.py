@@ -13,10 +13,12 @@ import contextlib
 import errno
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from napari_resolve._text import format_bytes
 from napari_resolve.errors import FileFormatError
 
 ZARR_SUFFIXES = (".zarr",)
@@ -24,7 +26,6 @@ ZARR_SUFFIXES = (".zarr",)
 
 def _looks_like_zarr(path: Path) -> bool:
     return any((path / name).exists() for name in (".zarray", ".zgroup", "zarr.json"))
-
 
 
 def check_output(
@@ -39,7 +40,9 @@ def check_output(
     The one home of the output rules, checked by every job before it starts (so
     nothing is computed in vain) and again by :func:`atomic_path` when it writes:
     an output is never one of the inputs, never replaces an existing file unless
-    ``overwrite``, and its folder must exist.
+    ``overwrite``, and its folder must exist and accept a new file (one is created
+    there and removed: a read-only or special file system, or a file where the
+    folder should be, is refused now, not after the work).
 
     Parameters
     ----------
@@ -60,7 +63,8 @@ def check_output(
     Raises
     ------
     FileFormatError
-        If ``path`` is an input, exists without ``overwrite``, or its folder is missing.
+        If ``path`` is an input, exists without ``overwrite``, or its folder is missing,
+        is a file, or does not accept new files.
     """
     path = Path(path).expanduser()
     for src in inputs:
@@ -88,12 +92,72 @@ def check_output(
                 f"{path} exists and is a folder, not a file; it was left untouched. Choose another {{{parameter}}}.",
                 parameters=(parameter,),
             )
-    if not path.parent.is_dir():
+    _check_folder(path, parameter)
+    return path
+
+
+def _check_folder(path: Path, parameter: str) -> None:
+    """The output's folder exists, is a folder and accepts a new file (a temporary one, removed at once)."""
+    folder = path.parent
+    if not folder.is_dir():
+        blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise FileFormatError(
+                f"{blocker} is a file, not a folder, so {path.name} cannot be written in it. "
+                f"Choose another {{{parameter}}}.",
+                parameters=(parameter,),
+            )
         raise FileFormatError(
-            f"The folder {path.parent} does not exist. Create it first, or choose another {{{parameter}}}.",
+            f"The folder {folder} does not exist. Create it first, or choose another {{{parameter}}}.",
             parameters=(parameter,),
         )
-    return path
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise FileFormatError(
+            f"The folder {folder} does not accept new files ({exc.strerror or exc}), so {path.name} cannot be "
+            f"written there. Choose another {{{parameter}}}.",
+            parameters=(parameter,),
+        ) from None
+
+
+def file_size_limit() -> int | None:
+    """The largest file this process may write (``ulimit -f``, RLIMIT_FSIZE), in bytes; None: no limit."""
+    try:
+        import resource
+    except ImportError:  # Windows has no such limit
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft in (resource.RLIM_INFINITY, -1) or soft < 0 else int(soft)
+
+
+def check_room(path: str | os.PathLike, nbytes: int, *, parameter: str = "output") -> None:
+    """Refuse an output of about ``nbytes`` that this process's file-size limit would cut short.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The output (for the message).
+    nbytes : int
+        Its expected size in bytes, with a margin.
+    parameter : str
+        The caller's name of the output parameter.
+
+    Raises
+    ------
+    FileFormatError
+        If the file-size limit (``ulimit -f``) is smaller than ``nbytes``.
+    """
+    limit = file_size_limit()
+    if limit is not None and limit < nbytes:
+        raise FileFormatError(
+            f"{Path(path).name} ({{{parameter}}}) will be about {format_bytes(nbytes)}, more than this process may "
+            f"write to one file: its file-size limit (ulimit -f) is {format_bytes(limit)}. Raise the limit "
+            "(ulimit -f unlimited) and run again.",
+            parameters=(parameter,),
+        )
 
 
 @contextlib.contextmanager

@@ -403,7 +403,7 @@ def test_an_output_under_a_regular_file_is_refused_by_the_plan(tmp_path):
     """As root permission bits stop nothing: a path under a regular file cannot be written."""
     (tmp_path / "file.txt").write_text("not a folder")
     ph, reg = data()
-    with pytest.raises(FileFormatError, match="does not exist") as err:
+    with pytest.raises(FileFormatError, match="file.txt is a file, not a folder") as err:
         plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(), out_path=tmp_path / "file.txt" / "m.pt")
     assert err.value.parameters == ("out_path",)
     with pytest.raises(FileFormatError, match="folder, not a file"):
@@ -669,7 +669,7 @@ def test_train_refuses_an_unwritable_output_before_any_training(foam_dir, foam_r
     assert main(["train", *pair, *fast, "-o", str(tmp_path / "file.txt" / "m.pt")]) == 2
     assert time.perf_counter() - t0 < 5
     err = capsys.readouterr().err
-    assert "does not exist" in err and "--output" in err and "out_path" not in err
+    assert "is a file, not a folder" in err and "--output" in err and "out_path" not in err
     model = tmp_path / "m.pt"
     model.write_bytes(b"a model")
     assert main(["train", *pair, *fast, "--resume", str(model), "-o", str(model), "--overwrite"]) == 2
@@ -711,6 +711,80 @@ def test_ctrl_c_before_the_first_validation_keeps_the_model_so_far_and_says_so(t
     assert result["iterations_run"] == 2 and result["val_psnr_db"] is None
     assert "not validated" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["model.pt"] and load_checkpoint(out).iteration == 2
+
+
+def test_a_file_size_limit_below_the_model_is_refused_before_training(tmp_path, monkeypatch):
+    """``ulimit -f``: torch would fail part way through the model file, after the whole training."""
+    import napari_resolve.outputs as outputs
+
+    ph, reg = data()
+    monkeypatch.setattr(outputs, "file_size_limit", lambda: 100 * 1024)
+    limit = r"m.pt \(out_path\) will be about 0.4 MiB.*ulimit -f\) is 0.1 MiB"
+    with pytest.raises(FileFormatError, match=limit) as err:
+        plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(), out_path=tmp_path / "m.pt")
+    assert err.value.parameters == ("out_path",) and os.listdir(tmp_path) == []
+    monkeypatch.setattr(outputs, "file_size_limit", lambda: 2**20)  # room for this model: planned
+    plan_train(ph.lres, ph.hres, ph.lres_voxel_um, reg, config(), out_path=tmp_path / "m.pt")
+
+
+def test_train_under_a_real_file_size_limit_exits_2_before_training(foam_dir, foam_registration, tmp_path):
+    """The command in a process with RLIMIT_FSIZE set (as ``ulimit -f 100`` does): one line, status 2, at once."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    entry = "import sys; from napari_resolve.cli import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", entry, "train", str(foam_dir / "lres.tif"), str(foam_dir / "hres.tif"),
+           "--registration", str(foam_registration), "--iterations", "100000", "--device", "cpu",
+           "-o", str(tmp_path / "m.pt")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert "file-size limit (ulimit -f) is 0.1 MiB" in proc.stderr and "--output" in proc.stderr
+    assert "Traceback" not in proc.stderr and os.listdir(tmp_path) == []
+
+
+def test_a_model_write_that_fails_part_way_is_a_clear_error(tiny_model, tmp_path):
+    """torch reports a write cut short by the file-size limit as a RuntimeError ('unexpected pos');
+    save_checkpoint says the model could not be written and why, and leaves nothing behind."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, sys\n"
+        "from napari_resolve.errors import FileFormatError\n"
+        "from napari_resolve.models.checkpoint import load_checkpoint, save_checkpoint\n"
+        "ckpt = load_checkpoint(sys.argv[1])\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
+        "try:\n    save_checkpoint(ckpt, sys.argv[2])\n"
+        "except FileFormatError as exc:\n    print(exc)\n"
+    )
+    half = os.path.getsize(tiny_model) // 2
+    proc = subprocess.run([sys.executable, "-c", code, str(tiny_model), str(tmp_path / "m.pt"), str(half)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith(f"The model could not be written to {tmp_path / 'm.pt'}: the write stopped part way")
+    assert "file-size limit (ulimit -f" in proc.stdout and "out_path" in proc.stdout
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_failed_model_write_names_the_system_reason(tiny_model, tmp_path, monkeypatch):
+    import torch as torch_module
+
+    from napari_resolve.models.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(tiny_model)
+
+    def refuse(obj, f, *args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:747] . open file failed with strerror: "
+                           "No space left on device")
+
+    monkeypatch.setattr(torch_module, "save", refuse)
+    with pytest.raises(FileFormatError, match="could not be written to .*: No space left on device. Nothing"):
+        save_checkpoint(ckpt, tmp_path / "m.pt")
+    assert os.listdir(tmp_path) == []
 
 
 def test_degradation_messages_name_the_command_line_flag(foam_dir, tmp_path, capsys):

@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
             "--ratio R to train on synthetic pairs made from the HRES alone."
         )
     inputs = _inputs(args, args.lres, args.hres, args.registration)
-    out = check_output(args.output, inputs, args.overwrite)
+    out = check_output(args.out_path, inputs, args.overwrite, parameter="out_path")
     reg = registration_arg(args.registration)
     lres = read_input(args.lres, voxel_arg(args.lres_voxel), "LRES")
     hres = read_input(args.hres, voxel_arg(args.hres_voxel), "HRES", need_voxel=False)
@@ -197,7 +197,7 @@ def cmd_train_synthetic(args: argparse.Namespace) -> dict:
             "(or drop --synthetic to train on the registered pair)."
         )
     inputs = _inputs(args, args.synthetic)
-    out = check_output(args.output, inputs, args.overwrite)
+    out = check_output(args.out_path, inputs, args.overwrite, parameter="out_path")
     hres = read_input(args.synthetic, voxel_arg(args.hres_voxel), "HRES")
     ndim = hres.ndim
     if args.ratio is not None:
@@ -241,7 +241,8 @@ def cmd_stack(args: argparse.Namespace) -> dict:
     from napari_resolve.models.checkpoint import save_checkpoint
     from napari_resolve.models.multioutput import stack_stages
 
-    out = check_output(args.output, [args.denoise, args.deblur, args.upscale], args.overwrite)
+    out = check_output(args.out_path, [args.denoise, args.deblur, args.upscale], args.overwrite,
+                       parameter="out_path")
     ckpt = stack_stages(args.denoise, args.deblur, args.upscale)
     save_checkpoint(ckpt, out, overwrite=args.overwrite)
     log(f"Wrote {out}: denoise -> deblur -> upscale in one model; train it further jointly with "
@@ -276,7 +277,8 @@ def add_train(sub) -> None:
     p.add_argument("--resume", metavar="MODEL.pt", help="continue training this model for --iterations more")
     p.add_argument("--lres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
     p.add_argument("--hres-voxel", type=float, nargs="+", metavar="UM", help="override: 1 value or z y x")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL.pt", help="where to keep the best model")
+    p.add_argument("-o", "--output", dest="out_path", required=True, metavar="MODEL.pt",
+                   help="where to keep the best model")
     p.add_argument("--overwrite", action="store_true")
     g = p.add_argument_group("training without an LRES scan (synthetic pairs: local mean, random blur and noise)")
     g.add_argument("--synthetic", metavar="HRES", help="train on synthetic pairs made from this HRES alone")
@@ -304,6 +306,6 @@ def add_stack(sub) -> None:
     p.add_argument("denoise", metavar="DENOISE.pt")
     p.add_argument("deblur", metavar="DEBLUR.pt")
     p.add_argument("upscale", metavar="UPSCALE.pt")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL.pt")
+    p.add_argument("-o", "--output", dest="out_path", required=True, metavar="MODEL.pt")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_stack)

@@ -179,7 +179,8 @@ def _start(config, resume, out_path, overwrite, inputs, *, synthetic: bool):
     from napari_resolve.devices import resolve_device
     from napari_resolve.io import check_output
     from napari_resolve.models import build_model
-    from napari_resolve.models.checkpoint import load_checkpoint
+    from napari_resolve.models.checkpoint import estimated_size, load_checkpoint
+    from napari_resolve.outputs import check_room
 
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
     if not isinstance(cfg, TrainConfig):
@@ -204,6 +205,8 @@ def _start(config, resume, out_path, overwrite, inputs, *, synthetic: bool):
         out = check_output(out_path, inputs=sources, overwrite=overwrite, parameter="out_path")
     net = start.build() if start is not None else build_model(cfg.model, **cfg.model_config)
     cfg.model_config = dict(net.config)
+    if out is not None:  # a file-size limit would stop the model file part way, after the training
+        check_room(out, estimated_size(net), parameter="out_path")
     stages = check_training_data(cfg, synthetic=synthetic)
     return cfg, start, out, net, stages, resolve_device(cfg.device)
 

@@ -225,13 +225,27 @@ class Checkpoint:
             ) from exc
 
 
-def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike, *, overwrite: bool = False,
+                    parameter: str = "out_path") -> Path:
     """Write a checkpoint atomically (a temporary name, renamed when complete).
+
+    Parameters
+    ----------
+    ckpt : Checkpoint
+        The model.
+    path : path-like
+        The model file.
+    overwrite : bool
+        Replace an existing file.
+    parameter : str
+        The caller's name of the output parameter, named in the messages.
 
     Raises
     ------
     FileFormatError
-        If ``path`` exists and ``overwrite`` is False, or cannot be written.
+        If ``path`` exists and ``overwrite`` is False, or cannot be written (the
+        reason, e.g. the disk is full or the file-size limit was reached; nothing
+        is left under ``path``).
     """
     import torch
 
@@ -241,11 +255,41 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike, *, overwrite: boo
     try:
         with atomic_path(path, overwrite=overwrite) as tmp:
             torch.save(ckpt.to_dict(), tmp)
-    except OSError as exc:
-        if isinstance(exc, FileFormatError):
-            raise
-        raise FileFormatError(f"Cannot write the model to {path}: {exc}.") from exc
+    except FileFormatError:
+        raise
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write as a RuntimeError
+        raise FileFormatError(
+            f"The model could not be written to {path}: {_write_failure(exc)}. Nothing was saved under that "
+            f"name; free space or raise the limit, or choose another {{{parameter}}}.",
+            parameters=(parameter,),
+        ) from None
     return path
+
+
+def _write_failure(exc: BaseException) -> str:
+    """Why a write failed, in words: the system's reason, or what torch's 'unexpected pos' means."""
+    import re
+
+    from napari_resolve._text import format_bytes
+    from napari_resolve.outputs import file_size_limit
+
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    if m := re.search(r"strerror: ([^\n]+)", str(exc)):
+        return m[1].strip().rstrip(".")
+    limit = file_size_limit()
+    if limit is not None:
+        return (f"the write stopped part way, at this process's file-size limit (ulimit -f: "
+                f"{format_bytes(limit)}) or on a full disk")
+    return "the write stopped part way (is the disk full?)"
+
+
+def estimated_size(net) -> int:
+    """About how many bytes a training's model file of ``net`` takes: its weights and Adam's two
+    moments of every trained parameter, plus 64 KiB of settings and history."""
+    weights = sum(t.numel() * t.element_size() for t in net.state_dict().values())
+    moments = 2 * sum(p.numel() * p.element_size() for p in net.parameters() if p.requires_grad)
+    return weights + moments + 2**16
 
 
 def load_checkpoint(path: str | os.PathLike, *, architecture: str | None = None) -> Checkpoint:
