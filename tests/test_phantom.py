@@ -127,3 +127,61 @@ def test_phantom_settings_out_of_range_get_a_message_not_a_traceback(tmp_path, c
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the "Making a foam phantom" log line
     assert last.startswith("napari-resolve phantom: error: " + flag) and "Traceback" not in last
     assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("flag, value, says", [
+    ("--hres-voxel", "1e300", "less than one HRES voxel"),  # was an OverflowError
+    ("--hres-voxel", "1e6", "less than one HRES voxel"),  # was numpy's "Maximum allowed dimension exceeded"
+    ("--hres-voxel", "10", "less than one HRES voxel"),  # ran for minutes: sub-voxel pores by the million
+    ("--hres-voxel", "2.5", "would place about 21,289 pores"),  # 1-voxel pores: minutes of placing
+    ("--blur", "1e300", "at most 192"),  # a blur wider than the field: numpy's "Maximum allowed size exceeded"
+    ("--photons", "1e300", "at most 1e+15"),  # numpy's "lam value too large"
+    ("--hres-size", "0", "at least 1 HRES voxel"),  # tifffile's ValueError, after lres.tif was written
+    ("--hres-gain", "nan", "must be a number"),  # exit 0 and an all-NaN HRES
+    ("--hres-offset", "inf", "must be a number"),
+    ("--read-noise", "1e300", "at most 1e+06"),  # float32 infinity in the LRES
+    ("--size", "600", "more than the phantom makes"),  # a 1800^3 truth
+])
+def test_absurd_phantom_settings_are_refused_at_once_naming_the_flag(tmp_path, capsys, flag, value, says):
+    import time
+
+    from napari_resolve.cli import main
+
+    t0 = time.perf_counter()
+    assert main(["phantom", str(tmp_path / "p"), flag, value]) == 2
+    assert time.perf_counter() - t0 < 5
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("napari-resolve phantom: error: ") and says in last and flag in last, last
+    assert not (tmp_path / "p").exists()
+
+
+def test_non_finite_contrast_is_refused_in_the_library():
+    for kwargs in (dict(hres_gain=float("nan")), dict(hres_offset=float("inf")), dict(ratio=float("nan"))):
+        with pytest.raises(InputError):
+            make_phantom(16, **({"ratio": 2} | kwargs))
+
+
+@pytest.mark.parametrize("stop", [OSError("disk full"), KeyboardInterrupt()])
+def test_a_phantom_write_that_fails_part_way_leaves_no_files(tmp_path, monkeypatch, stop):
+    """The third of five files fails (or Ctrl-C arrives): the two written are removed, and the folder made."""
+    import napari_resolve.io as io
+    from napari_resolve.phantom import write_phantom
+
+    real, calls = io.write_volume, []
+
+    def flaky(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise stop
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(io, "write_volume", flaky)
+    with pytest.raises(type(stop)):
+        write_phantom(tmp_path / "p", size=16, ratio=2)
+    assert len(calls) == 3 and not (tmp_path / "p").exists()
+    (tmp_path / "q").mkdir()
+    (tmp_path / "q" / "notes.txt").write_text("mine")
+    calls.clear()
+    with pytest.raises(type(stop)):
+        write_phantom(tmp_path / "q", size=16, ratio=2)
+    assert [p.name for p in (tmp_path / "q").iterdir()] == ["notes.txt"]

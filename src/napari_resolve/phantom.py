@@ -54,6 +54,10 @@ SEM_GRAIN_SPREAD, SEM_GRAIN_UM = 0.08, 6.0
 SEM_EDGE = 0.25
 #: Standard deviation of the scan-line offsets of an SEM image (one per line along x).
 SEM_LINE_NOISE = 0.02
+#: Bounds on what a phantom may take: truth voxels (a few GB of memory at most), pores placed
+#: (a few ms each: about a minute at the bound), photon counts (numpy's Poisson limit is 9e18; far
+#: beyond 1e15 the noise is nil anyway) and the size of noise and contrast settings (float32).
+MAX_FINE_VOXELS, MAX_PORES, MAX_PHOTONS, MAX_LEVEL = 2**27, 20_000, 1e15, 1e6
 
 
 @dataclass
@@ -237,15 +241,95 @@ def block_mean(volume: np.ndarray, ratio: int) -> np.ndarray:
     return cropped.reshape(split).mean(axis=axes, dtype=np.float64).astype(np.float32)
 
 
-def _positive(value, name: str, what: str, *, zero: bool = False) -> None:
-    """Refuse a non-finite, negative (or, unless ``zero``, zero) setting, naming the parameter."""
+def _positive(value, name: str, what: str, *, zero: bool = False, most: float = math.inf) -> None:
+    """Refuse a non-finite, negative (or, unless ``zero``, zero) or above ``most`` setting, naming the parameter."""
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         v = math.nan
-    if not (math.isfinite(v) and (v >= 0 if zero else v > 0)):
+    if not (math.isfinite(v) and (v >= 0 if zero else v > 0) and v <= most):
         bound = ">= 0" if zero else "> 0"
+        if math.isfinite(most):
+            bound += f" and at most {most:g}"
         raise InputError(f"{{{name}}} must be {what} {bound}, got {value!r}.", parameters=(name,))
+
+
+def _check_settings(size, ratio, ndim, hres_voxel_um, hres_size, blur_um, hres_blur_um, photons, noises, gain,
+                    offset, pore_radius_um, porosity, modality, cylinder):
+    """Refuse settings :func:`make_phantom` cannot use, or that would make an absurd phantom (naming the
+    setting); returns the LRES shape, the ratio and the HRES shape."""
+    if ndim not in (2, 3):
+        raise InputError(f"ndim must be 2 or 3, got {ndim}.")
+    if modality not in MODALITIES:
+        raise InputError(f"{{hres_modality}} must be one of {', '.join(MODALITIES)}, got {modality!r}.",
+                         parameters=("hres_modality",))
+    try:
+        whole = int(ratio) == ratio and 1 <= ratio <= 8
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole:
+        raise InputError(f"{{ratio}} must be an integer from 1 to 8, got {ratio}.", parameters=("ratio",))
+    ratio = int(ratio)
+    lres_shape = (size,) * ndim if np.isscalar(size) else tuple(int(s) for s in size)
+    if len(lres_shape) != ndim or min(lres_shape) < 8:
+        raise InputError(f"{{size}} must give {ndim} axes of at least 8 LRES voxels, got {size}.",
+                         parameters=("size",))
+    fine_shape = tuple(int(s) * ratio for s in lres_shape)
+    if math.prod(fine_shape) > MAX_FINE_VOXELS:
+        raise InputError(
+            f"A {'x'.join(map(str, lres_shape))} LRES at ratio {ratio} makes a truth of "
+            f"{'x'.join(map(str, fine_shape))} voxels, more than the phantom makes ({MAX_FINE_VOXELS:,}, a few GB "
+            "of memory); choose a smaller {size} or {ratio}.", parameters=("size", "ratio"))
+    if not 0 < porosity <= 0.5:
+        raise InputError(f"{{porosity}} must be in (0, 0.5], got {porosity}.", parameters=("porosity",))
+    _positive(hres_voxel_um, "hres_voxel_um", "an HRES voxel size in um")
+    extent = max(fine_shape) * float(hres_voxel_um)  # the field's longest side, um
+    for name, value in (("blur_um", blur_um), ("hres_blur_um", hres_blur_um)):
+        if value is not None:
+            _positive(value, name, "a blur in um (0: none)", zero=True, most=extent)
+    for name, value in zip(("photons", "hres_photons"), photons):
+        _positive(value, name, "a photon count per unit intensity", most=MAX_PHOTONS)
+    for name, value in zip(("read_noise", "hres_read_noise"), noises):
+        _positive(value, name, "a noise level (0: none)", zero=True, most=MAX_LEVEL)
+    for name, value in (("hres_gain", gain), ("hres_offset", offset)):
+        try:
+            ok = math.isfinite(float(value)) and abs(float(value)) <= MAX_LEVEL
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise InputError(f"{{{name}}} must be a number from {-MAX_LEVEL:g} to {MAX_LEVEL:g}, got {value!r}.",
+                             parameters=(name,))
+    try:
+        lo_r, hi_r = (float(r) for r in pore_radius_um)
+    except (TypeError, ValueError):
+        lo_r = hi_r = math.nan
+    if not (math.isfinite(hi_r) and 0 < lo_r <= hi_r <= extent):
+        raise InputError(f"{{pore_radius_um}} must be (min, max) with 0 < min <= max <= the field ({extent:g} um), "
+                         f"got {pore_radius_um}.", parameters=("pore_radius_um",))
+    if lo_r < hres_voxel_um:
+        raise InputError(
+            f"The smallest pore radius ({lo_r:g} um) is less than one HRES voxel ({hres_voxel_um:g} um): such pores "
+            "cannot be drawn. Choose a smaller {hres_voxel_um} or larger {pore_radius_um}.",
+            parameters=("hres_voxel_um", "pore_radius_um"))
+    lo, hi = lo_r / hres_voxel_um, hi_r / hres_voxel_um  # in voxels
+    mean_r_pow = lo**ndim if hi == lo else (hi**ndim - lo**ndim) / (ndim * math.log(hi / lo))
+    field_volume = math.prod(fine_shape)  # as _place_pores counts it
+    if cylinder:
+        field_volume = math.pi * (0.45 * min(fine_shape[-2:])) ** 2 * (fine_shape[0] if ndim == 3 else 1)
+    pores = porosity * field_volume / ((4 / 3 * math.pi if ndim == 3 else math.pi) * mean_r_pow)
+    if pores > MAX_PORES:
+        raise InputError(
+            f"These settings would place about {pores:,.0f} pores of {lo:.3g} to {hi:.3g} HRES voxels in radius, "
+            f"more than the phantom places ({MAX_PORES:,}; each takes milliseconds). Choose a smaller {{size}}, "
+            "larger pores ({pore_radius_um}) or a smaller {hres_voxel_um}.",
+            parameters=("size", "pore_radius_um", "hres_voxel_um"))
+    if hres_size is None:
+        return lres_shape, ratio, tuple(max(8, int(0.4 * n)) for n in fine_shape)
+    hres_shape = (hres_size,) * ndim if np.isscalar(hres_size) else tuple(hres_size)
+    if len(hres_shape) != ndim or any(int(h) != h or h < 1 for h in hres_shape):
+        raise InputError(f"{{hres_size}} must give {ndim} axes of at least 1 HRES voxel, got {hres_size}.",
+                         parameters=("hres_size",))
+    return lres_shape, ratio, tuple(int(h) for h in hres_shape)
 
 
 def make_phantom(
@@ -317,30 +401,11 @@ def make_phantom(
     -------
     Phantom
     """
-    if ndim not in (2, 3):
-        raise InputError(f"ndim must be 2 or 3, got {ndim}.")
-    if hres_modality not in MODALITIES:
-        raise InputError(f"{{hres_modality}} must be one of {', '.join(MODALITIES)}, got {hres_modality!r}.",
-                         parameters=("hres_modality",))
-    if int(ratio) != ratio or not 1 <= ratio <= 8:
-        raise InputError(f"ratio must be an integer from 1 to 8, got {ratio}.")
-    ratio = int(ratio)
-    lres_shape = (size,) * ndim if np.isscalar(size) else tuple(int(s) for s in size)
-    if len(lres_shape) != ndim or min(lres_shape) < 8:
-        raise InputError(f"size must give {ndim} axes of at least 8 LRES voxels, got {size}.")
-    if not 0 < porosity <= 0.5:
-        raise InputError(f"porosity must be in (0, 0.5], got {porosity}.")
-    _positive(hres_voxel_um, "hres_voxel_um", "an HRES voxel size in um")
-    for name, value in (("blur_um", blur_um), ("hres_blur_um", hres_blur_um)):
-        if value is not None:
-            _positive(value, name, "a blur in um (0: none)", zero=True)
-    for name, value in (("photons", photons), ("hres_photons", hres_photons)):
-        _positive(value, name, "a photon count per unit intensity")
-    for name, value in (("read_noise", read_noise), ("hres_read_noise", hres_read_noise)):
-        _positive(value, name, "a noise level (0: none)", zero=True)
-    lo_r, hi_r = pore_radius_um
-    if not 0 < lo_r <= hi_r:
-        raise InputError(f"pore_radius_um must be (min, max) with 0 < min <= max, got {pore_radius_um}.")
+    lres_shape, ratio, hres_shape = _check_settings(
+        size, ratio, ndim, hres_voxel_um, hres_size, blur_um, hres_blur_um, (photons, hres_photons),
+        (read_noise, hres_read_noise), hres_gain, hres_offset, pore_radius_um, porosity, hres_modality,
+        cylinder if cylinder is not None else ndim == 3)
+    lo_r, hi_r = (float(r) for r in pore_radius_um)
 
     rng = np.random.default_rng(seed)
     fine_shape = tuple(s * ratio for s in lres_shape)
@@ -369,10 +434,6 @@ def make_phantom(
         truth = sem_contrast(truth, hres_voxel_um, np.random.default_rng([seed, 1]))
 
     # HRES: a sub-volume, placed inside the sample unless given.
-    if hres_size is None:
-        hres_shape = tuple(max(8, int(0.4 * n)) for n in fine_shape)
-    else:
-        hres_shape = (hres_size,) * ndim if np.isscalar(hres_size) else tuple(hres_size)
     if any(h > f for h, f in zip(hres_shape, fine_shape)):
         raise InputError(f"hres_size {hres_shape} is larger than the field {fine_shape} (fine voxels).")
     if hres_start is None:
@@ -513,7 +574,8 @@ def write_phantom(out_dir, *, overwrite: bool = False, **kwargs) -> tuple[dict[s
     out_dir : path
         Folder to write to (created if missing).
     overwrite : bool
-        Replace phantom files already in the folder; otherwise they raise.
+        Replace phantom files already in the folder; otherwise they raise. A write that
+        fails part way (or is interrupted) removes the files this call wrote.
     **kwargs
         Passed to :func:`make_phantom`.
 
@@ -535,14 +597,30 @@ def write_phantom(out_dir, *, overwrite: bool = False, **kwargs) -> tuple[dict[s
             "Choose another folder or allow overwriting ({overwrite}).",
             parameters=("overwrite",),
         )
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileFormatError(f"{out_dir} is a file, not a folder; choose another {{out_dir}}.",
+                              parameters=("out_dir",))
     ph = make_phantom(**kwargs)  # before creating the folder: bad parameters leave nothing behind
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_volume(paths["lres"], ph.lres, ph.lres_voxel_um, overwrite=overwrite)
-    write_volume(paths["hres"], ph.hres, ph.hres_voxel_um, overwrite=overwrite)
-    write_volume(paths["truth"], ph.truth, ph.hres_voxel_um, origin_um=ph.truth_offset_um, overwrite=overwrite)
-    write_volume(
-        paths["truth_labels"], ph.labels, ph.hres_voxel_um, origin_um=ph.truth_offset_um, overwrite=overwrite
-    )
+    made = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileFormatError(f"The folder {out_dir} could not be created ({exc.strerror or exc}); choose another "
+                              "{out_dir}.", parameters=("out_dir",)) from None
     meta = ph.meta()
-    write_json(paths["meta"], meta, overwrite=overwrite)
+    written: list[Path] = []
+    try:  # all the files or none: a failure part way removes what this call wrote
+        for role, data, voxel, origin in (("lres", ph.lres, ph.lres_voxel_um, None),
+                                          ("hres", ph.hres, ph.hres_voxel_um, None),
+                                          ("truth", ph.truth, ph.hres_voxel_um, ph.truth_offset_um),
+                                          ("truth_labels", ph.labels, ph.hres_voxel_um, ph.truth_offset_um)):
+            write_volume(paths[role], data, voxel, origin_um=origin, overwrite=overwrite)
+            written.append(paths[role])
+        write_json(paths["meta"], meta, overwrite=overwrite)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        if made and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
     return paths, meta
