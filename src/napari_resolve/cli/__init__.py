@@ -28,29 +28,44 @@ from napari_resolve.errors import ResolveError, ResolveWarning
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (a job scheduler's or ``kill``'s stop), raised where the program runs, like Ctrl-C.
+    """SIGTERM (a job scheduler's or ``kill``'s stop) or SIGHUP (the terminal closed), raised where the
+    program runs, like Ctrl-C.
 
     A KeyboardInterrupt, so that every stop path a Ctrl-C takes runs for it too:
     temporary outputs are removed (:func:`napari_resolve.io.atomic_path`) and a
-    training keeps the best model so far.
+    training keeps the best model so far. ``signum`` is the signal; the command
+    exits with 128 + it (143, 129), as a shell reports a process the signal ended.
     """
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__()
+        self.signum = int(signum)
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+#: The signals that stop a command like Ctrl-C (SIGHUP where the platform has it).
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 @contextlib.contextmanager
 def _sigterm_stops():
-    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only, as Python allows)."""
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` while a command runs (main thread only, as Python allows)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum, frame):
-        raise Terminated()
+        raise Terminated(signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class UsageError(Exception):
@@ -144,11 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"napari-resolve {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        how = "by SIGTERM" if isinstance(exc, Terminated) else "by Ctrl-C"
+        how = f"by {exc.name}" if isinstance(exc, Terminated) else "by Ctrl-C"
         # A resumable job says what it kept instead (set on the exception by the command).
         kept = getattr(exc, "kept", None) or "unfinished outputs were removed."
         print(f"napari-resolve {args.command}: stopped {how}; {kept}", file=sys.stderr)
-        return 143 if isinstance(exc, Terminated) else 130
+        return 128 + exc.signum if isinstance(exc, Terminated) else 130
     try:
         if result is not None:
             emit(result)
