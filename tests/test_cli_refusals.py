@@ -72,3 +72,23 @@ def test_an_output_folder_that_is_a_file_or_takes_no_file_is_one_line_before_wor
         assert code == 2 and err.count("\n") == 1, err
         assert "The folder /proc does not accept new files" in err and "--output" in err and "Errno" not in err
     assert (tmp_path / "afile").read_text() == "notes"
+
+
+def test_an_lres_with_nan_is_named_as_the_cause_not_the_model(foam_dir, tiny_model, tmp_path, capsys):
+    """Predicting on the CPU from an LRES with one NaN voxel: the message names the LRES, and does not
+    suggest the CPU it already ran on."""
+    import numpy as np
+
+    from napari_resolve.io import read_volume, write_volume
+
+    lres = read_volume(foam_dir / "lres.tif")
+    data = np.asarray(lres.data, dtype=np.float32).copy()
+    data[5, 6, 7] = np.nan
+    bad = write_volume(tmp_path / "lres_nan.tif", data, lres.voxel_um)
+    out = tmp_path / "up.tif"
+    code, stdout, err = _run(capsys, "predict", tiny_model, bad, "-o", out, "--device", "cpu")
+    last = err.strip().splitlines()[-1]  # after the "Upscaling ..." log line
+    assert code == 2 and stdout == "" and last.startswith("napari-resolve predict: error: The LRES holds NaN"), err
+    assert "Replace them in the LRES" in last and "Run on the CPU" not in err and "train" not in last
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lres_nan.tif"]

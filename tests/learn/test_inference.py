@@ -691,6 +691,29 @@ def test_a_non_finite_prediction_is_refused_and_nothing_is_written(tmp_path):
     """An output that overflows float32 (here: a target range of 6e38) is an error, never a silent NaN/inf file."""
     ckpt = make_ckpt("unet25d", random=False, norm_in=Normalisation(0.2, 1.3), norm_out=Normalisation(-3e38, 3e38))
     out = tmp_path / "up.tif"
-    with pytest.raises(ResolveError, match="NaN or infinite voxels .*nothing was written.*cpu"):
+    with pytest.raises(ResolveError, match="NaN or infinite voxels .*from a finite LRES, on cpu .*at full "
+                                           "precision; nothing was written.*train it again") as info:
         predict(ckpt, roi=ROI, tile=(8, 20, 16), overlap=(3, 6, 8), out_path=out)
+    assert "Run on the CPU" not in str(info.value)  # it ran there
     assert os.listdir(tmp_path) == []
+
+
+def test_a_non_finite_prediction_names_its_cause():
+    """An input with NaN: the LRES is named, not the model; mixed precision on a GPU: try the CPU."""
+    import torch
+
+    from napari_resolve.errors import InputError
+    from napari_resolve.learn.predict_checks import check_finite
+
+    pred = np.full((1, 2, 4, 4), np.nan, np.float32)
+    block = torch.ones(1, 3, 4, 4)
+    block[0, 1, 2, 2] = float("nan")
+    positions = torch.zeros(3, dtype=torch.int64)
+    with pytest.raises(InputError, match=r"The LRES holds NaN or infinite voxels: the input of the tile at output "
+                                         r"voxels \(0, 8, 16\) has 1 such value, so the prediction there has 32"):
+        check_finite(pred, (0, 8, 16), None, "cpu (2 threads)", (block, positions))
+    with pytest.raises(ResolveError, match="float16 mixed precision on cuda .*Run on the CPU") as info:
+        check_finite(pred, (0, 0, 0), torch.float16, "cuda (NVIDIA H100, 79 GiB)", (torch.ones(1, 3, 4, 4),))
+    assert info.value.parameters == ("device",)
+    finite = np.ones((1, 2, 4, 4), np.float32)
+    assert check_finite(finite, (0, 0, 0), None, "cpu", (block,)) is finite  # a finite output passes

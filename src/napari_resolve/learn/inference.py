@@ -529,7 +529,7 @@ def _run(plan: PredictPlan) -> Generator[Progress, None, PredictResult]:
         with torch.inference_mode(), torch.autocast(dev.type, dtype=amp, enabled=amp is not None):
             out = predict_variants(net, args, variants, lres_grid, origin=(z0, y0 - hy, x0 - hx))
         out = out[:, zc : zc + (z1 - z0), hy : hy + (y1 - y0), hx : hx + (x1 - x0)]
-        pred = check_finite(norm_out.invert(out.cpu().numpy()), (z0, y0, x0), amp, describe_device(dev))
+        pred = check_finite(norm_out.invert(out.cpu().numpy()), (z0, y0, x0), amp, describe_device(dev), args)
         # With test-time augmentation (or a diffusion model's samples) the result is the variants' mean, and
         # their spread goes to the error map.
         return np.stack([pred.mean(0), pred.std(0)]) if len(pred) > 1 else pred

@@ -154,24 +154,69 @@ def check_sampling(net, samples, steps, tta: bool) -> int:
     return n
 
 
-def check_finite(pred, start, amp, device: str):
+def check_finite(pred, start, amp, device: str, inputs=()):
     """Refuse a tile's prediction with NaN or infinite voxels (``start``: its first output voxel, z y x).
 
-    The input is finite (``as_image`` refuses NaN) and ``load_checkpoint`` refuses non-finite weights, so
-    this is an overflow (float16 autocast on a GPU) or a diverged model: never write it silently.
+    ``load_checkpoint`` refuses non-finite weights, so the cause is the tile's input
+    (an LRES with NaN or infinite voxels, which a streamed prediction reads tile by
+    tile), an overflow (float16 autocast on a GPU) or a diverged model; the message
+    says which, and suggests the CPU only where the prediction did not run there.
+    Never written silently.
+
+    Parameters
+    ----------
+    pred : ndarray
+        The tile's prediction.
+    start : tuple of int
+        Its first output voxel (z, y, x).
+    amp : dtype or None
+        The autocast dtype it ran with (None: full precision).
+    device : str
+        Where it ran, as :func:`~napari_resolve.devices.describe_device` says it.
+    inputs : sequence of arrays or tensors
+        The tile's network input (the LRES block, as the network takes it).
+
+    Raises
+    ------
+    InputError
+        When the tile's input held NaN or infinite values.
+    ResolveError
+        When the model made them from a finite input.
     """
     import numpy as np
 
-    if not np.isfinite(pred).all():
-        bad = int((~np.isfinite(pred)).sum())
-        precision = f"{str(amp).removeprefix('torch.')} mixed precision on " if amp is not None else ""
-        raise ResolveError(
-            f"The model predicted {bad} NaN or infinite voxels in the tile at output voxels {tuple(start)} "
-            f"({precision}{device}); nothing was written. Run on the CPU (set {{device}} to cpu), or train the "
-            "model again if it does the same there.",
-            parameters=("device",),
+    if np.isfinite(pred).all():
+        return pred
+    bad = int((~np.isfinite(pred)).sum())
+    where = f"the tile at output voxels {tuple(int(v) for v in start)}"
+    held = sum(_non_finite(x) for x in inputs)
+    if held:
+        raise InputError(
+            f"The LRES holds NaN or infinite voxels: the input of {where} has {held} such value"
+            f"{'' if held == 1 else 's'}, so the "
+            f"prediction there has {bad}; nothing was written. Replace them in the LRES (e.g. by their "
+            "neighbours' mean grey value) and run again."
         )
-    return pred
+    if amp is None and str(device).startswith("cpu"):
+        raise ResolveError(
+            f"The model predicted {bad} NaN or infinite voxels in {where} from a finite LRES, on {device} at "
+            "full precision; nothing was written. The model itself is broken (a diverged training, or an output "
+            "range beyond float32): train it again.")
+    precision = f"{str(amp).removeprefix('torch.')} mixed precision on " if amp is not None else ""
+    raise ResolveError(
+        f"The model predicted {bad} NaN or infinite voxels in {where} from a finite LRES "
+        f"({precision}{device}); nothing was written. Run on the CPU (set {{device}} to cpu), or train the "
+        "model again if it does the same there.",
+        parameters=("device",),
+    )
+
+
+def _non_finite(x) -> int:
+    """How many NaN or infinite values an array or tensor of floats holds (0 for integers)."""
+    import numpy as np
+
+    a = np.asarray(x.detach().float().cpu() if hasattr(x, "detach") and x.is_floating_point() else x)
+    return int((~np.isfinite(a)).sum()) if np.issubdtype(a.dtype, np.floating) else 0
 
 
 def check_std_output(path, samples: int, overwrite: bool, others) -> Path | None:
