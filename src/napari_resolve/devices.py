@@ -51,7 +51,8 @@ def describe_device(device) -> str:
         props = torch.cuda.get_device_properties(dev)
         return f"cuda ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
     if dev.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        threads = torch.get_num_threads()
+        return f"cpu ({threads} thread{'' if threads == 1 else 's'})"
     return dev.type
 
 
