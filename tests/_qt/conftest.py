@@ -92,3 +92,60 @@ def small_model():
         model="unet25d", model_config={"width": 8}, iterations=40, batch_size=2, patch_size=32, device="cpu"
     )
     return run_train(lres, hres, lk["scale"], reg, cfg).checkpoint
+
+
+def _misfits(table):
+    """What of a results table does not read in full: header lines, cells or row titles wider than their room.
+
+    Measured as Qt paints them: a header's text inside its section less the style's padding
+    (the label rectangle of napari's styled header), a cell's text plus the item margins
+    inside its column; every column inside the viewport (nothing to scroll to).
+    """
+    from qtpy.QtCore import QRect, Qt
+    from qtpy.QtGui import QFontMetrics
+    from qtpy.QtWidgets import QStyle, QStyleOptionHeader
+
+    def label(header, size, length, orientation, text):
+        option = QStyleOptionHeader()
+        option.initFrom(header)
+        option.rect = QRect(0, 0, size, length) if orientation == Qt.Orientation.Horizontal else QRect(
+            0, 0, length, size)
+        option.orientation = orientation
+        option.text = text
+        return header.style().subElementRect(QStyle.SubElement.SE_HeaderLabel, option, header)
+
+    bad = []
+    header, rows = table.horizontalHeader(), table.verticalHeader()
+    widths = [header.sectionSize(j) for j in range(table.columnCount())]
+    if sum(widths) > table.viewport().width() or table.horizontalScrollBar().maximum() > 0:
+        bad.append(f"columns {widths} wider than the viewport {table.viewport().width()}")
+    metrics = header.fontMetrics()
+    margin = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1)
+    for j, width in enumerate(widths):
+        item = table.horizontalHeaderItem(j)
+        text = item.text() if item is not None else ""
+        room = label(header, width, header.height(), Qt.Orientation.Horizontal, text)
+        lines = text.split("\n")
+        for line in lines:
+            if metrics.horizontalAdvance(line) > room.width():
+                bad.append(f"header {line!r}: {metrics.horizontalAdvance(line)} px in {room.width()}")
+        if len(lines) * metrics.height() > room.height():
+            bad.append(f"header {text!r}: {len(lines)} lines in {room.height()} px")
+        for i in range(table.rowCount()):
+            cell = table.item(i, j)
+            if cell is not None and QFontMetrics(cell.font()).horizontalAdvance(cell.text()) + margin > width:
+                bad.append(f"cell {cell.text()!r}: {QFontMetrics(cell.font()).horizontalAdvance(cell.text())} "
+                           f"+ {margin} px in {width}")
+    for i in range(table.rowCount()):
+        item = table.verticalHeaderItem(i)
+        text = item.text() if item is not None else ""
+        room = label(rows, rows.sectionSize(i), rows.width(), Qt.Orientation.Vertical, text)
+        if rows.fontMetrics().horizontalAdvance(text) > room.width():
+            bad.append(f"row {text!r}: {rows.fontMetrics().horizontalAdvance(text)} px in {room.width()}")
+    return bad
+
+
+@pytest.fixture
+def misfits():
+    """``misfits(table)``: the texts of a results table that do not show in full (empty when all read)."""
+    return _misfits

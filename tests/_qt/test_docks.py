@@ -103,3 +103,42 @@ def test_a_dock_at_the_default_width_clips_nothing(make_napari_viewer, name, qtb
         if button.isVisibleTo(content) and button.width() > 0:
             right = button.mapTo(scroll.viewport(), QPoint(button.width(), 0)).x()
             assert right <= scroll.viewport().width(), (button.text(), right, scroll.viewport().width())
+
+
+def test_result_tables_read_in_full_in_the_styled_docks(registered_viewer, qtbot, misfits):
+    """The Quality and Pores tables as napari styles and sizes them: every title, figure and row title whole."""
+    import numpy as np
+
+    from napari_resolve._qt._layers import KEY
+
+    viewer, lres, hres = registered_viewer
+    viewer.window.show()
+    window = viewer.window._qt_window
+    window.resize(1400, 900)
+    data = np.array(hres.data, np.float32)
+    data[30:45, 30:45, 30:45] += 0.3
+    # As the upscale step opens a result it wrote (the long name the audit saw cut).
+    upscaled = viewer.add_image(data, name="upscaled: upscaled_foam.zarr", scale=hres.scale, translate=hres.translate,
+                                metadata={KEY: {"produced": True, "source": "/tmp/upscaled_foam.zarr"}})
+    quality_dock, quality = _open(viewer, "4 Quality maps and metrics")
+    pores_dock, pores = _open(viewer, "5 Pores")
+    q, p = quality.step, pores.step
+    q.result_combo.value = upscaled
+    p.inputs.value = [lres, upscaled, hres]
+    for step in (q, p):
+        assert step.run()
+        qtbot.waitUntil(lambda step=step: step.job.state != "running", timeout=120_000)
+        assert step.job.state == "done", step.job.error
+    tables = {quality_dock: [q.table, q.resolution_table, q.regions_table], pores_dock: [p.table.native]}
+    for width in (None, 320):  # as napari opened them, then napari's default dock width
+        for dock, shown in tables.items():
+            dock.raise_()
+            if width is not None:
+                window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+            for _ in range(5):
+                QApplication.processEvents()
+            for table in shown:
+                assert table.isVisible()
+                assert misfits(table) == [], (dock.windowTitle(), dock.width())
+    # The Result picker elides the long name with an ellipsis instead of cutting it.
+    assert q.result_combo.native._eliding.shown.endswith("…")

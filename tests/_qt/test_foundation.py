@@ -295,3 +295,75 @@ def test_plugin_outlines_are_never_offered_as_inputs(make_napari_viewer):
     outline = {KEY: {"produced": True, "kind": "outline"}}
     late = viewer.add_shapes([square], name="pores: measured box", metadata=outline)
     assert late not in combo.choices and mine in combo.choices
+
+
+def test_core_messages_show_shapes_with_a_times_sign(qtbot):
+    """The core writes "18 x 114 x 111" (for terminals); every widget shows "18 × 114 × 111", as its own texts."""
+    from napari_resolve._qt._forms import format_shape
+    from napari_resolve._qt._workers import as_shown, error_message
+
+    assert as_shown("18 tiles of 18 x 114 x 111 output voxels, 3 x 3 x 3 um") == (
+        "18 tiles of 18 × 114 × 111 output voxels, 3 × 3 × 3 µm")
+    assert as_shown("'LRES 2 x 2' x 3") == "'LRES 2 × 2' x 3"  # only a number x a number
+    assert format_shape((76, 76, 76)) == "76 × 76 × 76"
+    assert error_message(InputError("only 76 x 76 x 8 voxels")) == "only 76 × 76 × 8 voxels"
+    job = Job("Tiles")
+    controls = JobControls(job, "Go", lambda: job.start(iter([Progress(1, 2, "a tile of 18 x 114 x 111 voxels")])))
+    qtbot.addWidget(controls)
+    shown = []
+    job.progress.connect(lambda r: shown.append(controls.status.text()))
+    assert controls.run()
+    _wait(qtbot, job)
+    assert shown == ["a tile of 18 × 114 × 111 voxels"]
+
+
+def test_column_titles_wrap_at_word_breaks_and_fit_their_width(qtbot):
+    from qtpy.QtWidgets import QTableWidget
+
+    from napari_resolve._qt._forms import fill_table, results_table, wrap_title
+
+    table = QTableWidget()
+    metrics = table.fontMetrics()
+    width = metrics.horizontalAdvance("upscaled_") + 1
+    assert wrap_title("upscaled_foam", width, metrics) == "upscaled_\nfoam"
+    assert wrap_title("LRES foam 3um", metrics.horizontalAdvance("LRES foam") + 1, metrics) == "LRES foam\n3um"
+    assert wrap_title("short", 500, metrics) == "short"
+    tiny = wrap_title("upscaled", metrics.horizontalAdvance("ups") + 1, metrics)  # the last resort: inside a word
+    assert tiny.replace("\n", "") == "upscaled" and all(
+        metrics.horizontalAdvance(line) <= metrics.horizontalAdvance("ups") + 1 for line in tiny.split("\n"))
+
+    from napari_resolve._qt._forms import column_title
+
+    table = results_table(["a long column title", "B"])
+    qtbot.addWidget(table)
+    table.resize(150, 200)
+    table.show()
+    qtbot.waitExposed(table)
+    fill_table(table, ["r"], [["1.00", "2.00"]])
+    qtbot.wait(20)
+    header = table.horizontalHeader()
+    assert "\n" in table.horizontalHeaderItem(0).text()  # wrapped to the narrow table...
+    assert column_title(table, 0) == "a long column title"  # ...and still known by its title
+    assert header.sectionSize(0) + header.sectionSize(1) == table.viewport().width()
+    assert header.sectionSize(0) > header.sectionSize(1)  # the column with the longer title gets the room
+    table.resize(600, 200)
+    qtbot.wait(20)
+    assert table.horizontalHeaderItem(0).text() == "a long column title"  # one line once there is room
+
+
+def test_a_long_layer_name_is_elided_with_an_ellipsis_in_a_picker(make_napari_viewer, qtbot):
+    from napari.layers import Image
+    from qtpy.QtGui import QPixmap
+
+    viewer = make_napari_viewer()
+    name = "upscaled: upscaled_foam_with_a_long_name.zarr"
+    viewer.add_image(np.zeros((4, 4)), name=name)
+    combo = layer_combo(viewer, Image, "Result")
+    native = combo.native
+    qtbot.addWidget(native)
+    for width, elided in ((130, True), (600, False)):
+        native.resize(width, native.sizeHint().height())
+        native.render(QPixmap(native.size()))  # what the picker paints
+        shown = native._eliding.shown
+        assert shown.endswith("…") == elided and name.startswith(shown.rstrip("…")), shown
+        assert native.fontMetrics().horizontalAdvance(shown) < width

@@ -29,15 +29,17 @@ def _row_names(widget):
 
 
 def _inputs(widget):
-    """The table's columns: one per input."""
-    return list(widget.table.value["columns"])
+    """The table's column titles (one per input, unbroken)."""
+    from napari_resolve._qt._forms import column_title
+
+    return [column_title(widget.table.native, j) for j in range(widget.table.native.columnCount())]
 
 
 def _column(widget, row_name, convert=float):
-    """{input name: value} of the table's row ``row_name`` (the table has one column per input)."""
+    """{input layer name: value} of the table's row ``row_name`` (one column per input, in the order measured)."""
     value = widget.table.value
     i = _row_names(widget).index(row_name)
-    return {name: convert(cell) for name, cell in zip(value["columns"], value["data"][i])}
+    return {name: convert(cell) for name, cell in zip(widget.results, value["data"][i])}
 
 
 def _box(layer):
@@ -256,6 +258,20 @@ def test_fixed_threshold_outside_range_is_refused(section_viewer, qtbot, monkeyp
     assert widget.run()
     _wait(qtbot, widget.job)
     assert widget.job.state == "done" and widget.results[lres.name].threshold == pytest.approx(0.55)
+
+
+def test_grey_value_shows_the_decimals_the_images_grey_range_needs(section_viewer, qtbot):
+    viewer, lres, _hres = section_viewer
+    widget = PoresWidget(viewer)
+    qtbot.addWidget(widget)
+    widget.inputs.value = [lres]  # grey values about 0..1
+    assert widget.grey.native.text() == "0.50"
+    widget.grey.value = 0.55
+    assert widget.grey.native.text() == "0.55" and widget.grey.value == pytest.approx(0.55)
+    counts = viewer.add_image(np.linspace(0, 60000, 64 * 64).reshape(64, 64), name="counts 16 bit")
+    widget.inputs.value = [counts]
+    widget.grey.value = 30000
+    assert widget.grey.native.text() == "30000"
 
 
 def test_selection_follows_the_layer_list(section_viewer, qtbot):
@@ -508,8 +524,21 @@ def test_images_list_offers_scans_and_results_only(section_viewer, qtbot):
     assert later not in widget.inputs.choices and result in widget.inputs.choices
 
 
-def test_table_reads_at_the_default_dock_width(measured, qtbot):
+def _upscaled_result(viewer, like, name="upscaled: upscaled_foam.zarr"):
+    """A layer as the upscale step opens a result it wrote: "upscaled: <file>", marked with its source."""
+    from napari_resolve._qt._layers import KEY
+
+    return viewer.add_image(np.asarray(like.data), scale=like.scale, translate=like.translate, name=name,
+                            metadata={KEY: {"produced": True, "source": f"/tmp/{name.split(': ')[-1]}"}})
+
+
+def test_table_reads_at_the_default_dock_width(measured, qtbot, misfits):
+    import re
+
     widget, viewer, lres, hres = measured
+    # Three inputs, as a user compares them: the LRES, an upscaled result and the HRES.
+    upscaled = _upscaled_result(viewer, hres)
+    _measure(qtbot, widget, [lres, upscaled, hres], WHOLE)
     widget.resize(320, 900)
     widget.show()
     qtbot.waitExposed(widget)
@@ -522,15 +551,29 @@ def test_table_reads_at_the_default_dock_width(measured, qtbot):
     assert table.horizontalScrollBar().maximum() == 0
     metrics = table.fontMetrics()
     value = widget.table.value
-    for j, _name in enumerate(value["columns"]):
+    for j in range(table.columnCount()):
         width = table.columnWidth(j)
         for row in value["data"]:
             assert metrics.horizontalAdvance(row[j]) + 6 <= width, (row[j], width)
     names = table.verticalHeader()
     for name in value["index"]:
         assert metrics.horizontalAdvance(name) <= names.width()
+    # The columns are titled by the inputs' short names (the full name in the tooltip)...
+    assert sorted(_inputs(widget)) == sorted([lres.name, "upscaled_foam", hres.name])
+    column = _inputs(widget).index("upscaled_foam")
+    assert table.horizontalHeaderItem(column).toolTip().startswith("upscaled: upscaled_foam.zarr:")
+    # ...each on as many lines as it needs, broken at a space or after "_", every line shown whole.
+    for j, title in enumerate(_inputs(widget)):
+        shown = table.horizontalHeaderItem(j).text()
+        assert re.sub(r"(?<=_)\n", "", shown).replace("\n", " ") == title, shown
+    assert misfits(table) == []
     # Every row is shown: the table does not scroll vertically either.
     assert table.verticalScrollBar().maximum() == 0
+    # The status line and the plot name the inputs the same way.
+    status = widget.controls.status.text()
+    assert "upscaled_foam: " in status and "upscaled: upscaled_foam.zarr" not in status
+    legend = [t.get_text() for t in widget.plot.figure.legends[0].get_texts()]
+    assert legend[column].startswith("upscaled_foam (n=") and len(legend) == 3
 
 
 def test_plot_legend_lies_outside_the_axes(measured, qtbot):

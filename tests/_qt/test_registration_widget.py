@@ -218,7 +218,10 @@ def test_unreliable_result_does_not_move_the_layer(qtbot, phantom_viewer, notes)
     assert np.allclose(other.translate, 0.0) and registration_of(other) is None
     assert got == []
     assert "unreliable" in w.result_box.text() and "To fix" in w.result_box.text()
-    assert ("warning", reg.message) in notes
+    # The core's message, written as the widgets write units and shapes ("µm", "×").
+    from napari_resolve._qt._workers import as_shown
+
+    assert ("warning", as_shown(reg.message)) in notes
 
 
 def test_stop_leaves_the_layer_where_it_was(qtbot, phantom_viewer, notes, monkeypatch):

@@ -72,7 +72,7 @@ def test_defaults_and_pickers(registered_viewer):
     assert w.model_combo.value == DEFAULTS.model == "lres3d"
     # Every registered model is offered and named in the tooltip.
     assert list(w.model_combo.choices) == model_names()
-    assert all(name in w.model_combo.tooltip for name in model_names()) and len(model_names()) == 10
+    assert all(name in w.model_combo.tooltip for name in model_names()) and len(model_names()) == 13
     assert w.device_combo.value == "auto" and w.device_combo.current_choice.startswith("auto (")
     # default z range: the whole overlap (here the whole HRES depth)
     assert (w.z_first.value, w.z_last.value) == (0, hres.data.shape[0] - 1)
@@ -94,9 +94,9 @@ def test_roi_from_a_drawn_rectangle(registered_viewer):
     assert w.roi_slices()[1:] == (slice(0, 30), slice(40, 76))
     # Too small to hold a training patch: a clear refusal, also shown under the fields.
     shapes.data = [_rectangle(viewer, hres, (10, 20), (10, 60)).data[0]]
-    with pytest.raises(InputError, match="at least 16 x 16"):
+    with pytest.raises(InputError, match="at least 16 × 16"):
         w.roi_slices()
-    assert "at least 16 x 16" in w.roi_label.value
+    assert "at least 16 × 16" in w.roi_label.value
     # Entirely outside the HRES.
     shapes.data = [_rectangle(viewer, hres, (200, 260), (10, 60)).data[0]]
     with pytest.raises(InputError, match="does not cover"):

@@ -146,7 +146,7 @@ def test_preview_without_a_model_or_with_a_foreign_voxel_size_is_refused(placed_
     assert not w.preview()
     assert w.preview_job.state == "idle"
     # in µm, as every length in the widgets
-    assert "trained on 3 x 3 x 3 µm" in errors[-1] and "trained on 3 x 3 x 3 µm" in w.preview_controls.status.text()
+    assert "trained on 3 × 3 × 3 µm" in errors[-1] and "trained on 3 × 3 × 3 µm" in w.preview_controls.status.text()
     assert " um" not in errors[-1] and " um" not in w.region_label.value and "µm" in w.region_label.value
 
 
@@ -174,7 +174,7 @@ def test_upscale_region_writes_the_file_and_opens_it_lazily(widget, small_model,
     w.z_first.value, w.z_last.value = 30, 35
     roi = w.upscale_region()
     assert roi == (slice(30, 36), slice(20, 32), slice(30, 43))
-    assert "6 x 12 x 13 LRES voxels → output" in w.region_label.value and "MiB" in w.region_label.value
+    assert "6 × 12 × 13 LRES voxels → output" in w.region_label.value and "MiB" in w.region_label.value
 
     path = tmp_path / name
     assert w.upscale(path)

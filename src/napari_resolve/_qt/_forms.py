@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from magicgui.widgets import ComboBox, Label, LineEdit
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, QObject, QRect, Qt
+from qtpy.QtGui import QFontMetrics
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -15,6 +17,10 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QStyle,
+    QStyleOptionComboBox,
+    QStyleOptionHeader,
+    QStylePainter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -25,12 +31,17 @@ from napari_resolve._text import MICRO, format_duration, parse_per_axis, parse_p
 from napari_resolve._text import format_um as _format_um
 
 from ._layers import is_outline
-from ._workers import Job, in_micrometres
+from ._workers import Job, as_shown
 
 
 def format_um(values) -> str:
     """Per-axis lengths as the widgets write them beside a "µm": ``(3.0, 3.0, 3.0)`` -> ``"3, 3, 3"``."""
     return _format_um(values, ", ", unit="")
+
+
+def format_shape(shape) -> str:
+    """A shape as the widgets write it: ``(48, 48, 48)`` -> ``"48 × 48 × 48"`` (the core writes "48 x 48 x 48")."""
+    return " × ".join(str(int(n)) for n in shape)
 
 
 #: Characters a layer picker shows before eliding a name (it widens with the dock).
@@ -45,7 +56,35 @@ def narrow(combo: ComboBox) -> ComboBox:
     """
     combo.native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.native.setMinimumContentsLength(COMBO_CHARS)
+    if not hasattr(combo.native, "_eliding"):
+        combo.native._eliding = _ElidingPaint(combo.native)
     return combo
+
+
+class _ElidingPaint(QObject):
+    """Paints a combo box's current text elided with "…" where it is wider than the box (Qt just cuts it)."""
+
+    def __init__(self, combo: QComboBox):
+        super().__init__(combo)
+        self.shown = ""  # the text last painted
+        combo.installEventFilter(self)
+
+    def eventFilter(self, combo, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() != QEvent.Type.Paint or combo.isEditable():
+            return False
+        option = QStyleOptionComboBox()
+        combo.initStyleOption(option)
+        style = combo.style()
+        field = style.subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                     QStyle.SubControl.SC_ComboBoxEditField, combo)
+        icon = option.iconSize.width() + 4 if not option.currentIcon.isNull() else 0
+        option.currentText = self.shown = combo.fontMetrics().elidedText(
+            option.currentText, Qt.TextElideMode.ElideRight, max(field.width() - icon - 2, 0))
+        painter = QStylePainter(combo)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+        painter.end()
+        return True
 
 
 def layer_combo(viewer, layer_type, label: str, *, optional: bool = False, tooltip: str = "") -> ComboBox:
@@ -265,7 +304,7 @@ class JobControls(QWidget):
                 text += f" · about {format_duration(left)} left"
             self.bar.setFormat(text)
         if not self.job.stopping:
-            self.status.setText(in_micrometres(getattr(record, "message", "") or ""))
+            self.status.setText(as_shown(getattr(record, "message", "") or ""))
 
     def show_message(self, text: str) -> None:
         self.status.setText(text)
@@ -278,23 +317,248 @@ def heading(text: str) -> Label:
     return label
 
 
-def results_table(columns: list[str]) -> QTableWidget:
-    """A read-only table whose rows are selected whole."""
+def results_table(columns: list[str], *, fixed_height: bool = False) -> QTableWidget:
+    """A read-only table whose rows are selected whole; its columns share the width (:func:`fit_columns`).
+
+    With ``fixed_height`` it is as tall as its rows (a short table that never scrolls).
+    """
     table = QTableWidget(0, len(columns))
     table.setHorizontalHeaderLabels(columns)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     table.setSizeAdjustPolicy(QAbstractItemView.SizeAdjustPolicy.AdjustIgnored)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
     table.horizontalHeader().setMinimumSectionSize(40)
     table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     # Row titles are short (ROW_LABELS); anything longer is elided, the full name is in the tooltip.
-    table.verticalHeader().setMaximumWidth(90)
     table.verticalHeader().setTextElideMode(Qt.TextElideMode.ElideMiddle)
     table.setWordWrap(False)
+    fit_columns(table, row_titles_at_most=90, fixed_height=fixed_height)
     return table
+
+
+#: Where a column title may break onto the next line: after a space, "_", "-", "/" or ".".
+_PIECES = re.compile(r"[^ _\-/.]+[_\-/.]*|[_\-/.]+| +")
+
+
+def wrap_title(text: str, width: int, metrics) -> str:
+    """``text`` on as many lines as it takes to be at most ``width`` px wide (``metrics``: its QFontMetrics).
+
+    Lines break at spaces and after "_", "-", "/" or "."; a word wider than ``width`` by
+    itself is broken inside, the last resort of a very narrow column.
+    """
+    lines: list[str] = []
+    line = ""
+    for piece in _PIECES.findall(text):
+        if piece.isspace():
+            line += piece
+            continue
+        if not line.strip() or metrics.horizontalAdvance(line + piece) <= width:
+            line += piece
+        else:
+            lines.append(line.rstrip())
+            line = piece
+        while metrics.horizontalAdvance(line) > width and len(line) > 1:
+            cut = len(line) - 1
+            while cut > 1 and metrics.horizontalAdvance(line[:cut]) > width:
+                cut -= 1
+            lines.append(line[:cut])
+            line = line[cut:]
+    lines.append(line.rstrip())
+    return "\n".join(part for part in lines if part) or text
+
+
+def _label_margin(header: QHeaderView, orientation) -> int:
+    """Pixels of a header section that are not its text (padding, borders) in the style in use."""
+    option = QStyleOptionHeader()
+    option.initFrom(header)
+    option.rect = QRect(0, 0, 200, 40)
+    option.orientation = orientation
+    option.text = "x"
+    label = header.style().subElementRect(QStyle.SubElement.SE_HeaderLabel, option, header)
+    return 200 - label.width() if label.width() > 0 else 8
+
+
+#: Header item roles: the column's title, and the wrapped text last shown for it.
+_TITLE_ROLE = Qt.ItemDataRole.UserRole + 11
+_SHOWN_ROLE = Qt.ItemDataRole.UserRole + 12
+
+
+def column_title(table: QTableWidget, column: int) -> str:
+    """The title of ``column`` as given (one line), whatever lines :func:`fit_columns` broke it into."""
+    item = table.horizontalHeaderItem(column)
+    if item is None:
+        return ""
+    if item.data(_TITLE_ROLE) is not None and item.data(_SHOWN_ROLE) == item.text():
+        return item.data(_TITLE_ROLE)
+    return item.text()
+
+
+class _ColumnFitter(QObject):
+    """Sizes a table's columns to what they hold and wraps their titles; see :func:`fit_columns`."""
+
+    def __init__(self, table: QTableWidget, row_titles_at_most: int | None, fixed_height: bool):
+        super().__init__(table)
+        self.table = table
+        self.row_titles_at_most = row_titles_at_most
+        self.fixed_height = fixed_height
+        self._busy = False
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        header.setStretchLastSection(False)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignCenter)
+        table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        model = table.model()
+        # New titles or columns; new figures come through fill_table or refit.
+        for signal in (model.headerDataChanged, model.columnsInserted, model.columnsRemoved, model.modelReset):
+            signal.connect(self.fit)
+        table.viewport().installEventFilter(self)
+        table.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.Show, QEvent.Type.StyleChange,
+                            QEvent.Type.FontChange, QEvent.Type.Polish):
+            self.fit()
+        return False
+
+    def _row_titles(self) -> None:
+        """The row titles' column as wide as its texts need (Qt's hint is wider), at most ``row_titles_at_most``."""
+        table = self.table
+        rows = table.verticalHeader()
+        metrics = rows.fontMetrics()
+        titles = [table.verticalHeaderItem(i) for i in range(table.rowCount())]
+        widest = max((metrics.horizontalAdvance(t.text()) for t in titles if t is not None), default=0)
+        need = widest + _label_margin(rows, Qt.Orientation.Vertical) + 2
+        if self.row_titles_at_most is not None:
+            need = min(need, self.row_titles_at_most)
+        rows.setMaximumWidth(max(need, 12))
+
+    def fit(self, *_args) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            self._fit()
+        except RuntimeError:  # the table is gone
+            pass
+        finally:
+            self._busy = False
+
+    def _fit(self) -> None:
+        table = self.table
+        n = table.columnCount()
+        if n == 0:
+            return
+        self._row_titles()
+        header = table.horizontalHeader()
+        metrics = header.fontMetrics()
+        margin = _label_margin(header, Qt.Orientation.Horizontal)
+        cell_margin = 2 * (table.style().pixelMetric(QStyle.PixelMetric.PM_FocusFrameHMargin, None, table) + 1) + 1
+        titles = [column_title(table, j) for j in range(n)]
+        cells, smallest, whole = [], [], []
+        for j, title in enumerate(titles):
+            need = table.sizeHintForColumn(j)
+            for i in range(table.rowCount()):
+                item = table.item(i, j)
+                if item is not None and item.text():
+                    need = max(need, _item_metrics(item).horizontalAdvance(item.text()) + cell_margin)
+            cells.append(need)
+            words = [p for p in _PIECES.findall(title) if not p.isspace()] or [title]
+            floor = header.minimumSectionSize()  # Qt never makes a section narrower
+            smallest.append(max(floor, need, max(metrics.horizontalAdvance(w) for w in words) + margin))
+            whole.append(max(floor, need, metrics.horizontalAdvance(title) + margin))
+        available = table.viewport().width()
+        widths = _share(available, smallest, whole, floor=header.minimumSectionSize(),
+                        lines=lambda j, width: wrap_title(titles[j], width - margin, metrics).count("\n") + 1)
+        for j, width in enumerate(widths):
+            if header.sectionSize(j) != width:
+                header.resizeSection(j, width)
+        for j, title in enumerate(titles):
+            item = table.horizontalHeaderItem(j)
+            if item is None:
+                continue
+            shown = wrap_title(title, widths[j] - margin, metrics)
+            if item.text() != shown or item.data(_TITLE_ROLE) != title:
+                item.setData(_TITLE_ROLE, title)
+                item.setData(_SHOWN_ROLE, shown)
+                item.setText(shown)
+        if self.fixed_height:
+            fit_height(table)
+
+
+def _item_metrics(item) -> QFontMetrics:
+    """The font metrics of a table item's own font (bold figures are wider)."""
+    return QFontMetrics(item.font())
+
+
+def _share(available: int, smallest: list[int], whole: list[int], floor: int = 1, lines=None) -> list[int]:
+    """Column widths filling ``available`` px: each its one-line need if all fit, else at least its wrapped need.
+
+    ``lines(j, width)`` is the number of lines column ``j``'s title takes at ``width``.
+    Room beyond the wrapped needs first lowers the header (every title of the most
+    lines gets one line fewer, while that fits), then goes to the columns evenly;
+    when even the wrapped needs do not fit, every column shrinks in proportion
+    (titles then break inside words).
+    """
+    n = len(smallest)
+    if available <= 0:
+        return list(smallest)
+    if sum(whole) <= available:
+        widths = list(whole)
+    elif sum(smallest) <= available:
+        widths = list(smallest)
+        while lines is not None:
+            tallest = max(lines(j, widths[j]) for j in range(n))
+            if tallest <= 1:
+                break
+            grown = list(widths)
+            for j in range(n):
+                if lines(j, widths[j]) == tallest:
+                    lo, hi = widths[j], whole[j]  # the narrowest width at which it takes a line fewer
+                    while lo < hi:
+                        mid = (lo + hi) // 2
+                        lo, hi = (lo, mid) if lines(j, mid) < tallest else (mid + 1, hi)
+                    grown[j] = lo
+            if sum(grown) > available or grown == widths:
+                break
+            widths = grown
+    else:
+        widths = [max(floor, available * s // sum(smallest)) for s in smallest]
+    spare = available - sum(widths)
+    if spare >= 0:
+        for j in range(n):
+            widths[j] += spare // n + (1 if j < spare % n else 0)
+    else:  # the floors took more than their share: the widest give it back
+        widest = max(range(n), key=lambda k: widths[k])
+        widths[widest] = max(floor, widths[widest] + spare)
+    return widths
+
+
+def fit_columns(table: QTableWidget, *, row_titles_at_most: int | None = None, fixed_height: bool = False) -> None:
+    """Share ``table``'s width among its columns by what they hold, and wrap titles that do not fit on one line.
+
+    Every column gets the width its figures need and, where the dock allows, its
+    title on one line; otherwise the title breaks at spaces or after "_" (a word is
+    broken only where a column is narrower than it). The row titles' column is as
+    wide as its texts. Kept up to date as the table is resized or refilled;
+    :func:`column_title` gives a title unbroken. With ``fixed_height`` the table is
+    kept as tall as its header and rows (:func:`fit_height`).
+    """
+    table._fitter = _ColumnFitter(table, row_titles_at_most, fixed_height)
+    table._fitter.fit()
+
+
+def refit(table: QTableWidget) -> None:
+    """Size a :func:`fit_columns` table's columns (and height) again, after changing its contents."""
+    fitter = getattr(table, "_fitter", None)
+    if fitter is not None:
+        fitter.fit()
+
+
+def fit_height(table: QTableWidget) -> None:
+    """Make ``table`` exactly as tall as its header and rows: it never scrolls and leaves no empty band."""
+    height = table.horizontalHeader().sizeHint().height() + table.verticalHeader().length() + 2 * table.frameWidth() + 2
+    table.setFixedHeight(max(height, 40))
 
 
 def wrapping(label: QLabel) -> QLabel:
@@ -321,3 +585,4 @@ def fill_table(table: QTableWidget, rows: list[str], cells: list[list[str]], bol
                 font.setBold(True)
                 item.setFont(font)
             table.setItem(i, j, item)
+    refit(table)

@@ -69,10 +69,19 @@ def in_micrometres(text: str) -> str:
     return _ASCII_UM.sub(MICRO, text)
 
 
+#: The core's "18 x 114 x 111" (voxels) and "3 x 3 x 3 um": plain ASCII for terminals and logs.
+_ASCII_TIMES = re.compile(r"(?<=\d) x (?=\d)")
+
+
+def as_shown(text: str) -> str:
+    """A core message as the widgets write it: "µm" for "um" and "18 × 114 × 111" for "18 x 114 x 111"."""
+    return _ASCII_TIMES.sub(" × ", in_micrometres(text))
+
+
 def error_message(exc: BaseException, labels: Mapping[str, str] | None = None) -> str:
     """The text a user sees for a failed job (parameters named by ``labels``, see :func:`parameter_label`)."""
     if isinstance(exc, ResolveError):
-        return in_micrometres(exc.render(lambda name: parameter_label(name, labels)))
+        return as_shown(exc.render(lambda name: parameter_label(name, labels)))
     if isinstance(exc, MemoryError):
         return "Out of memory. Choose a smaller region, or close other programs, and try again."
     return f"{type(exc).__name__}: {exc}"

@@ -33,7 +33,6 @@ import math
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, PushButton, Select, Table
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -62,7 +61,7 @@ from napari_resolve.pores.compare import (  # noqa: F401 - min_volume_voxels, su
 from napari_resolve.pores.compare import WHOLE as WHOLE_INPUTS
 from napari_resolve.pores.masks import mask_on_grid, polygon_mask
 
-from ._forms import JobControls, follow_layer_list, follow_with_choices, heading
+from ._forms import JobControls, fit_columns, follow_layer_list, follow_with_choices, heading, refit
 from ._layers import (
     KEY,
     add_or_update,
@@ -286,10 +285,12 @@ class PoresWidget(QWidget):
     sample : magicgui.widgets.ComboBox
         The sample mask: ``AUTO_SAMPLE``, ``WHOLE_FIELD`` or a Labels or Shapes layer.
     table : magicgui.widgets.Table
-        One column per input (layer names as column headers), one row per
-        quantity (:attr:`ROWS`): transposed so that every figure reads at a
-        dock's default width (about 320 px) with a few inputs; long names are
-        elided in the header and shown whole in its tooltip.
+        One column per input, one row per quantity: transposed so that every
+        figure reads at a dock's default width (about 320 px) with a few
+        inputs. Columns are titled with the inputs' short names (those of their
+        pores layers), wrapped onto more lines where the dock is narrow
+        (:func:`~napari_resolve._qt._forms.fit_columns`); the full name is in
+        the title's tooltip.
     warning_label : magicgui.widgets.Label
         The results' warnings (e.g. a sample mask that left out most pores).
     plot : PlotCanvas
@@ -339,8 +340,8 @@ class PoresWidget(QWidget):
             tooltip="Grey value between pores and solid (used with 'Fixed grey value'); it must lie within "
             "every selected image's range.",
         )
-        self.grey.native.setDecimals(4)
         self.grey.enabled = False
+        self._grey_decimals()
         self.pores_are = ComboBox(
             label="Pores are",
             choices=["dark", "bright"],
@@ -365,6 +366,7 @@ class PoresWidget(QWidget):
             "shapes (they still count towards porosity).",
         )
         self.method.changed.connect(lambda v: setattr(self.grey, "enabled", v == FIXED))
+        self.inputs.changed.connect(self._grey_decimals)
         fields = [self.inputs, self.region, self.method, self.grey, self.pores_are, self.sample, self.min_diameter,
                   self.edge]
         form = Container(widgets=fields)
@@ -384,14 +386,12 @@ class PoresWidget(QWidget):
         native.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         # magicgui's delegate re-formats every number-like cell with 4 decimals ("1.504e+05"); show our text.
         native.setItemDelegate(QStyledItemDelegate(native))
-        # The inputs share the width left by the row names; a long layer name is elided, never the figures.
-        header = native.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        header.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        header.setMinimumSectionSize(40)
+        # The inputs share the width left by the row names, each as its figures need; a short layer name
+        # that does not fit on one line wraps onto two (fit_columns), and the table is as tall as its rows.
+        native.horizontalHeader().setMinimumSectionSize(40)
         native.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         native.setWordWrap(True)
+        fit_columns(native, fixed_height=True)
         native.setToolTip("One column per input; hover a row name for its meaning, a column header for the input.")
 
         self.warning_label = Label(value="")
@@ -437,6 +437,20 @@ class PoresWidget(QWidget):
         layout.addWidget(hint.native)
         layout.addStretch(1)
         self._draw()
+
+    def _grey_decimals(self, _value=None) -> None:
+        """Decimals and step of the Grey value for the selected images' range: "0.50" for 0-1, "128" for 0-255."""
+        spans = []
+        for layer in self.inputs.value:
+            lo, hi = (float(v) for v in layer.contrast_limits_range)
+            if math.isfinite(hi - lo) and hi > lo:
+                spans.append(hi - lo)
+        span = max(spans) if spans else 1.0
+        decimals = int(min(4, max(0, 2 - math.floor(math.log10(span)))))
+        native = self.grey.native
+        if native.decimals() != decimals:
+            native.setDecimals(decimals)
+            native.setSingleStep(10.0 ** -decimals)
 
     # ------------------------------------------------------------------ run
 
@@ -491,14 +505,14 @@ class PoresWidget(QWidget):
         self._measured[name] = measured
         add_or_update(
             self.viewer,
-            f"pores: {self._layer_names.get(name, name)}",
+            f"pores: {self._short(name)}",
             result.labels,
             kind="labels",
             scale=measured.voxel_um,
             translate=measured.origin_um,
             metadata={"pores_of": name, "region_um": measured.region, "summary": result.summary()},
         )
-        cut_name = f"cut pores: {self._layer_names.get(name, name)}"
+        cut_name = f"cut pores: {self._short(name)}"
         if result.cut_labels is not None:
             existing = cut_name in self.viewer.layers and is_produced(self.viewer.layers[cut_name])
             add_or_update(
@@ -546,17 +560,21 @@ class PoresWidget(QWidget):
     def _finished(self, comparison) -> None:
         if comparison is None:
             if self.results:
-                done = ", ".join(self.results)
+                done = ", ".join(self._short(name) for name in self.results)
                 self.controls.show_message(
                     f"{self.controls.status.text()} Measured so far: {done} (kept in the table)."
                 )
             return
-        parts = [f"{m.name}: {_number(100 * m.result.porosity, PERCENT_DIGITS)} %, {m.result.count} "
+        parts = [f"{self._short(m.name)}: {_number(100 * m.result.porosity, PERCENT_DIGITS)} %, {m.result.count} "
                  f"pore{'' if m.result.count == 1 else 's'}" for m in comparison.measured]
         where = "whole layers" if comparison.region is None else "the common region"
         warned = any(m.result.warnings for m in comparison.measured)
         self.controls.show_message(f"Done on {where}. " + "; ".join(parts) + "."
                                    + (" See the warning under the table." if warned else ""))
+
+    def _short(self, name: str) -> str:
+        """The name an input goes by in the table, the status line, the plot and its layers (short, unique)."""
+        return self._layer_names.get(name, name)
 
     def _region_line(self) -> str:
         """What the results cover, for the line above the table."""
@@ -613,7 +631,7 @@ class PoresWidget(QWidget):
                     _format_um(result.voxel_um, ", ", compact=True, unit=""),
                 ]
             )
-            names.append(name)
+            names.append(self._short(name))
         ndims = {r.ndim for r in self.results.values()} or {3}
         row_names = self._row_names(ndims)
         rows = [[column[i] for column in columns] for i in range(len(row_names))] if columns else []
@@ -622,7 +640,7 @@ class PoresWidget(QWidget):
         line = self._region_line()
         self.region_label.value = f"Measured on {line}." if line else ""
         self.region_label.visible = bool(line)
-        for j, name in enumerate(names):
+        for j, name in enumerate(self.results):
             item = native.horizontalHeaderItem(j)
             if item is not None:
                 shape = "×".join(str(n) for n in self.results[name].labels.shape)
@@ -632,11 +650,7 @@ class PoresWidget(QWidget):
             if item is not None:
                 item.setToolTip(tip)
         native.resizeRowsToContents()
-        # Tall enough for every row: the dock scrolls, not the table.
-        height = native.horizontalHeader().height() + native.verticalHeader().length() + 2 * native.frameWidth()
-        if native.horizontalScrollBar().isVisible():
-            height += native.horizontalScrollBar().height()
-        native.setFixedHeight(max(height, 60))
+        refit(native)  # the new titles and figures: widths, wrapped titles, and a height for every row
         warnings = [
             f"{name}: {w.render(lambda n: parameter_label(n, _LABELS))}"
             for name, result in self.results.items()
@@ -677,7 +691,8 @@ class PoresWidget(QWidget):
             values, _ = np.histogram(d, bins=edges, weights=weights)
             values = 100 * values / max(float(weights.sum()), 1e-300)
             ax.stairs(
-                values, edges, label=f"{name} (n={result.count})", color=_COLOURS[i % len(_COLOURS)], linewidth=1.5
+                values, edges, label=f"{self._short(name)} (n={result.count})", color=_COLOURS[i % len(_COLOURS)],
+                linewidth=1.5,
             )
         ax.set_xlim(edges[0], edges[-1])
         ax.set_ylim(bottom=0)

@@ -34,7 +34,6 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, SpinBox
 from napari.layers import Image
 from qtpy.QtWidgets import (
-    QComboBox,
     QVBoxLayout,
     QWidget,
 )
@@ -148,13 +147,6 @@ def _fmt(key: str, value: float) -> str:
     return f"{value:.3f}"  # SSIM and MS-SSIM: 3 decimals everywhere in the dock
 
 
-def _narrow(combo) -> None:
-    """Let a layer drop-down be narrower than its longest layer name (elided, as napari's own)."""
-    native = combo.native
-    native.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    native.setMinimumContentsLength(10)
-
-
 class QualityWidget(QWidget):
     """Check an upscaled layer against the registered HRES: maps, metrics, worst regions.
 
@@ -249,8 +241,6 @@ class QualityWidget(QWidget):
             tooltip="Gaussian-fit FWHM and Fourier ring/shell correlation of each image against the HRES, "
             "in µm, with their curves (about a second per image)",
         )
-        for combo in (self.result_combo, self.hres_combo, self.lres_combo):
-            _narrow(combo)
         form = Container(
             widgets=[
                 self.result_combo,
@@ -266,14 +256,13 @@ class QualityWidget(QWidget):
         form.native.layout().setContentsMargins(0, 0, 0, 0)
         self.controls = JobControls(self.job, "Check quality", self._start)
 
-        self.table = _table(list(COLUMNS.values()))
-        self.table.setFixedHeight(self.table.horizontalHeader().sizeHint().height() + 4)
+        self.table = _table(list(COLUMNS.values()), fixed_height=True)
         self.table.setToolTip(
             "All against the HRES on the overlap; best of each column in bold; MSE in the row tooltips. "
             "RL: Richardson-Lucy deconvolution of the LRES"
         )
         self.resolution_heading = _wrapping(heading(f"Effective resolution vs the HRES ({MICRO})").native)
-        self.resolution_table = _table(list(RESOLUTION_COLUMNS.values()))
+        self.resolution_table = _table(list(RESOLUTION_COLUMNS.values()), fixed_height=True)
         self.resolution_table.setToolTip(
             "All in µm, smaller is sharper. FWHM: the Gaussian blur that, applied to the HRES, best "
             "matches the image (0: as sharp). FRC 1/7, half-bit: the finest period where the image still "
@@ -523,10 +512,8 @@ class QualityWidget(QWidget):
         cells = [[_fmt(key, res.metrics[r][key]) for key in COLUMNS] for r in rows]
         bold = [[key in best and res.metrics[r][key] == best[key] for key in COLUMNS] for r in rows]
         tips = [f"{labels[r]}; MSE {res.metrics[r]['mse']:.3g} (grey values²)" for r in rows]
+        # As tall as its rows (results_table's fixed_height): it never scrolls and leaves no empty band.
         _fill(self.table, [ROW_LABELS[r] for r in rows], cells, bold, tips)
-        # As tall as its rows: the metrics table never scrolls and leaves no empty band.
-        q = self.table
-        q.setFixedHeight(q.horizontalHeader().height() + q.verticalHeader().length() + 2 * q.frameWidth() + 2)
 
     def _show_resolution(self, res: QualityResult, result_name: str) -> None:
         """Fill the resolution table and draw its curves (or hide them when not measured)."""
@@ -562,8 +549,6 @@ class QualityWidget(QWidget):
             for r in rows
         ]
         _fill(self.resolution_table, [ROW_LABELS[r] for r in rows], cells, bold, tips)
-        q = self.resolution_table
-        q.setFixedHeight(q.horizontalHeader().height() + q.verticalHeader().length() + 2 * q.frameWidth() + 2)
         self._plot_resolution(res, rows)
 
     def _plot_resolution(self, res: QualityResult, rows: list[str]) -> None:

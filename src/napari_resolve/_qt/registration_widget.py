@@ -29,7 +29,7 @@ from napari_resolve.registration import Registration, register
 from ._forms import JobControls, VoxelSizeEdit, format_um, layer_combo, parse_per_axis, parse_point
 from ._layers import check_plain_geometry, is_produced, layer_data, spatial_ndim, voxel_um
 from ._session import place_registered, registration_of, require_registration, reset_registration
-from ._workers import Job, callback_generator
+from ._workers import Job, as_shown, callback_generator
 
 _AXES = {2: "y, x", 3: "z, y, x"}
 
@@ -375,8 +375,8 @@ class RegistrationWidget(QWidget):
         self.registration = reg
         if not reg.ok:
             # Never move the layer on an unreliable match; the message says what to try.
-            self.result_box.setText(self._describe(reg) + f"<br>{self._esc(reg.message)}")
-            _notify("warning", reg.message)
+            self.result_box.setText(self._describe(reg) + f"<br>{self._esc(as_shown(reg.message))}")
+            _notify("warning", as_shown(reg.message))
             return
         if hres not in self.viewer.layers or lres not in self.viewer.layers:
             self.result_box.setText(self._describe(reg) + "<br>A layer was removed meanwhile; nothing was moved.")
@@ -494,8 +494,8 @@ class RegistrationWidget(QWidget):
         try:
             action()
         except ResolveError as exc:
-            _notify("error", str(exc))
-            self.controls.show_message(str(exc))
+            _notify("error", as_shown(str(exc)))
+            self.controls.show_message(as_shown(str(exc)))
 
     def _reset_clicked(self) -> None:
         self._guarded(self.reset)

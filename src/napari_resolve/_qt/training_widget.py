@@ -42,7 +42,7 @@ from ._layers import (
 )
 from ._plots import FOREGROUND, PlotCanvas
 from ._session import registration_of, require_registration, session_for
-from ._workers import Job
+from ._workers import Job, as_shown
 
 #: Name of the Shapes layer made by "Add ROI layer".
 ROI_LAYER = "training ROI"
@@ -492,8 +492,8 @@ class TrainingWidget(QWidget):
         small = [s.stop - s.start for s in roi[-2:]]
         if min(small) < MIN_PATCH:
             raise InputError(
-                f"The ROI is {small[0]} x {small[1]} HRES voxels in (y, x); training needs at least "
-                f"{MIN_PATCH} x {MIN_PATCH}. Draw a larger rectangle."
+                f"The ROI is {small[0]} × {small[1]} HRES voxels in (y, x); training needs at least "
+                f"{MIN_PATCH} × {MIN_PATCH}. Draw a larger rectangle."
             )
         return roi
 
@@ -554,7 +554,7 @@ class TrainingWidget(QWidget):
                 reg = require_registration(hres)
                 text = f"HRES registered at {format_um(reg.offset_um)} µm, voxel {format_um(reg.scale)} µm."
             except ResolveError as exc:
-                text = blocked = str(exc)
+                text = blocked = as_shown(str(exc))
         self.reg_label.value = text
         self.controls.block(blocked)
 
@@ -575,7 +575,7 @@ class TrainingWidget(QWidget):
         try:
             roi = self.roi_slices()
         except ResolveError as exc:
-            self.roi_label.value = f"ROI: {exc}"
+            self.roi_label.value = f"ROI: {as_shown(str(exc))}"
             return
         except Exception:  # a half-edited shape or a layer being removed: say nothing yet
             self.roi_label.value = ""

@@ -38,7 +38,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, FileEdit, Label, PushButton, SpinBox
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
-from napari_resolve._text import MICRO, format_bytes, format_rate, format_shape, format_um
+from napari_resolve._text import MICRO, format_bytes, format_rate, format_um
 from napari_resolve.errors import InputError
 from napari_resolve.io import open_lazily
 from napari_resolve.learn.calibrate import CALIBRATION_SAMPLES, is_generative
@@ -47,7 +47,7 @@ from napari_resolve.learn.inference import OUTPUT_SUFFIXES, check_model_fits, it
 from napari_resolve.learn.predict_checks import MAX_SAMPLES
 
 from ._error_maps import RegionList, show_error_map
-from ._forms import JobControls, heading, layer_combo, select_layer
+from ._forms import JobControls, format_shape, heading, layer_combo, select_layer
 from ._layers import add_or_update, check_plain_geometry, layer_data, shape_box_um, spatial_ndim, world_to_index
 from ._session import NO_MODEL, session_for
 from ._workers import Job, error_message
