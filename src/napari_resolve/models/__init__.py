@@ -16,9 +16,12 @@ from napari_resolve.errors import InputError
 from napari_resolve.learn.config import DEFAULT_MODEL
 from napari_resolve.models.base import ResolutionModel
 from napari_resolve.models.dfcan import DFCAN
+from napari_resolve.models.didn import DIDN
 from napari_resolve.models.diffusion import Diffusion
+from napari_resolve.models.drln import DRLN
 from napari_resolve.models.edsr import EDSR, WDSR
 from napari_resolve.models.lres3d import LRES3D
+from napari_resolve.models.mimo_unet import MIMOUNet
 from napari_resolve.models.multioutput import MultiOutput
 from napari_resolve.models.pix2pix import Pix2Pix
 from napari_resolve.models.srcnn import SRCNN, SRCNN3D
@@ -26,8 +29,8 @@ from napari_resolve.models.unet25d import UNet25D
 
 #: name -> class
 MODELS: dict[str, type[ResolutionModel]] = {
-    cls.name: cls for cls in (LRES3D, UNet25D, SRCNN, SRCNN3D, EDSR, WDSR, DFCAN, MultiOutput, Pix2Pix,
-                                 Diffusion)
+    cls.name: cls for cls in (LRES3D, UNet25D, SRCNN, SRCNN3D, EDSR, WDSR, DFCAN, DRLN, DIDN, MIMOUNet,
+                                 MultiOutput, Pix2Pix, Diffusion)
 }
 
 

@@ -5,10 +5,16 @@ https://doi.org/10.1038/s41598-022-08170-8, "End-to-end reconstruction"):
 three sub-networks in a row, each with its own output,
 
 1. **denoise**: the degraded LRES -> the same LRES without noise (the paper: DIDN,
-   a down-up network; here a 2.5D U-Net, which sees the neighbouring slices);
+   a down-up network; by default here a 2.5D U-Net, which sees the neighbouring
+   slices; ``denoise="didn"`` gives :class:`~napari_resolve.models.didn.DIDN`);
 2. **deblur**: -> the LRES without blur, i.e. the local mean of the HRES (the
-   paper: MIMO-UNet+; here a 2D U-Net);
+   paper: MIMO-UNet+; by default here a 2D U-Net; ``deblur="mimo_unet"`` gives
+   :class:`~napari_resolve.models.mimo_unet.MIMOUNet`, whose coarse outputs are
+   not trained inside this network);
 3. **upscale**: -> the HRES (the paper: DFCAN).
+
+Any slice-wise registered network can be a stage; the defaults stay the
+U-Nets, which docs/learning.md measures.
 
 Trained *jointly* with three losses (the paper: L1 on the two intermediate
 outputs, L2 + SSIM on the last; here the configured loss on the last), the later
