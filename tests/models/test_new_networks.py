@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from models.test_models import check_nothing_beyond_the_radius, check_radius_is_reached, linearise
+from models.test_models import check_nothing_beyond_the_radius, check_radius_is_reached, linearise, randomise
 from torch import nn
 
 from napari_resolve.errors import InputError
@@ -23,14 +23,6 @@ SMALL = {
     "mimo_unet": {"width": 4, "blocks": 1},
     "drln": {"features": 4, "groups": 1, "modules": 2, "reduction": 2, "pool": 5},
 }
-
-
-def randomise(model: nn.Module, seed: int = 0, std: float = 0.2) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * std)
-    return model
 
 
 def linear(model: nn.Module) -> nn.Module:

@@ -40,14 +40,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_resolve._text import format_bytes, format_shape, format_um
-from napari_resolve.errors import InputError, ResolveError, VoxelSizeError
+from napari_resolve._text import format_um
+from napari_resolve.errors import InputError, VoxelSizeError
 from napari_resolve.geometry.grid import Grid, lres_box_for, resample_lres
 from napari_resolve.jobs import drain
 from napari_resolve.learn.inference import PredictPlan, PredictResult, iter_predict, plan_predict
 from napari_resolve.learn.lres_pairs import footprint
 from napari_resolve.learn.normalisation import Normalisation
-from napari_resolve.learn.predict_checks import _check_output, _checkpoint, check_model_fits
+from napari_resolve.learn.predict_checks import _checkpoint, check_model_fits, check_result_output
 from napari_resolve.learn.tiling import (
     BLENDS,
     DEFAULT_BLEND,
@@ -332,17 +332,7 @@ def plan_chain_predict(
     last = stages[-1].grid
     grid = Grid(last.shape, last.voxel_um, tuple(float(o) for o in origin))
 
-    nbytes = int(np.prod(grid.shape)) * 4
-    path = Path(out_path).expanduser() if out_path is not None else None
-    if path is None and nbytes > memory_budget:
-        raise ResolveError(
-            f"The upscaled region would be {format_bytes(nbytes)} ({format_shape(grid.shape)} voxels), more than "
-            f"the {format_bytes(memory_budget)} allowed in memory. Write it to a file ({{out_path}}: .zarr or "
-            ".tif), which streams it slab by slab, or choose a smaller {roi}.",
-            parameters=("out_path", "roi"),
-        )
-    if path is not None:
-        _check_output(path, overwrite)
+    path = check_result_output(grid, out_path, overwrite, memory_budget)
 
     net = ChainNetwork(stages, lres, lv)
     mult = net.size_multiple

@@ -42,17 +42,17 @@ from typing import Any
 
 import numpy as np
 
-from napari_resolve._text import format_bytes, format_rate, format_shape
+from napari_resolve._text import format_rate, format_shape
 from napari_resolve.errors import InputError, ResolveError
 from napari_resolve.geometry.grid import Grid, OneSlice, resample_lres
 from napari_resolve.jobs import Progress, drain
 from napari_resolve.learn.predict_checks import (
     OUTPUT_SUFFIXES,
-    _check_output,
     _checkpoint,
     check_finite,
     check_lres_voxels,
     check_model_fits,
+    check_result_output,
     check_sampling,
     check_std_output,
     output_grid,
@@ -355,17 +355,7 @@ def plan_predict(
     elif grid.ndim != ndim:
         raise InputError(f"The grid is {grid.ndim}D but the LRES is {ndim}D.")
 
-    nbytes = int(np.prod(grid.shape)) * 4
-    path = Path(out_path).expanduser() if out_path is not None else None
-    if path is None and nbytes > memory_budget:
-        raise ResolveError(
-            f"The upscaled region would be {format_bytes(nbytes)} ({format_shape(grid.shape)} voxels), more than "
-            f"the {format_bytes(memory_budget)} allowed in memory. Write it to a file ({{out_path}}: .zarr or "
-            ".tif), which streams it slab by slab, or choose a smaller {roi}.",
-            parameters=("out_path", "roi"),
-        )
-    if path is not None:
-        _check_output(path, overwrite)
+    path = check_result_output(grid, out_path, overwrite, memory_budget)
 
     net = ckpt.build()  # FileFormatError if the weights do not fit the architecture
     samples = check_sampling(net, samples, steps, tta)

@@ -117,6 +117,26 @@ def _check_output(path: Path, overwrite: bool) -> None:
     check_output(path, overwrite=overwrite, parameter="out_path")
 
 
+def check_result_output(grid: Grid, out_path, overwrite: bool, memory_budget: int) -> Path | None:
+    """The result's file (None: kept in memory, which must fit ``memory_budget`` bytes), checked before any work."""
+    import numpy as np
+
+    from napari_resolve._text import format_bytes, format_shape
+
+    nbytes = int(np.prod(grid.shape)) * 4
+    path = Path(out_path).expanduser() if out_path is not None else None
+    if path is None and nbytes > memory_budget:
+        raise ResolveError(
+            f"The upscaled region would be {format_bytes(nbytes)} ({format_shape(grid.shape)} voxels), more than "
+            f"the {format_bytes(memory_budget)} allowed in memory. Write it to a file ({{out_path}}: .zarr or "
+            ".tif), which streams it slab by slab, or choose a smaller {roi}.",
+            parameters=("out_path", "roi"),
+        )
+    if path is not None:
+        _check_output(path, overwrite)
+    return path
+
+
 #: Samples a generative model may draw per voxel in one prediction.
 MAX_SAMPLES = 64
 
