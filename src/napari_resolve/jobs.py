@@ -15,7 +15,8 @@ A job made of smaller jobs re-yields their records as steps of its own with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import contextlib
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -110,3 +111,37 @@ def forward(gen: Generator[Any, Any, T], offset: int, total: int, span: int | No
             ) else Progress(step, total, prefix + record.message)
     finally:
         gen.close()
+
+
+@contextlib.contextmanager
+def dask_client(workers: int | None = None, scheduler: str | None = None, *, scheduler_parameter: str = "scheduler"
+                ) -> Iterator[Any]:
+    """A ``distributed.Client`` of the running cluster at ``scheduler``, or of a new local cluster of ``workers``
+    single-threaded processes (closed on leaving); the one way every chunked job gets its workers.
+
+    Raises
+    ------
+    InputError
+        When no scheduler answers at ``scheduler`` (the message names ``scheduler_parameter``).
+    """
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from napari_resolve.errors import InputError
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=30)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"No dask scheduler answered at {scheduler} ({exc}). Start one (dask scheduler, then "
+                             f"dask worker ADDRESS on each machine) or check the {{{scheduler_parameter}}} address.",
+                             parameters=(scheduler_parameter,)) from None
+        with client:
+            yield client
+        return
+    # One thread per worker process (the tasks parallelise inside). Its workers log cancelled tasks as warnings
+    # after a stop, which the stop message already explains.
+    with LocalCluster(n_workers=int(workers or 1), threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client

@@ -85,16 +85,22 @@ def _one(args: argparse.Namespace) -> dict:
                               min_volume_voxels=min_volume_voxels(args.min_diameter, vol.voxel_um))
     log(f"Segmenting pores in {image} (voxel {vol.voxel_um} um, threshold {options['threshold']})...")
     res = run_with_progress(iter_analyse_pores(plan))
+    summary = _one_image_summary(res, csv)
+    if labels_out is not None:
+        write_volume(labels_out, res.labels, vol.voxel_um, origin_um=vol.origin_um, overwrite=args.overwrite)
+        summary["labels"] = str(labels_out)
+    return summary
+
+
+def _one_image_summary(res, csv) -> dict:
+    """One image's JSON: its summary, its warnings (also on stderr) and its per-pore CSV when asked for."""
     summary = res.summary()
     name_of = _namer()
     summary["warnings"] = [w.render(name_of) for w in res.warnings]
     _log_warnings(None, res, name_of)
     if csv is not None:
-        res.to_csv(csv)  # overwrite was checked above, before any work
+        res.to_csv(csv)  # overwrite was checked before any work
         summary["csv"] = str(csv)
-    if labels_out is not None:
-        write_volume(labels_out, res.labels, vol.voxel_um, origin_um=vol.origin_um, overwrite=args.overwrite)
-        summary["labels"] = str(labels_out)
     return summary
 
 
@@ -122,14 +128,7 @@ def _chunked(args: argparse.Namespace) -> dict:
         log(f"Segmenting pores in {image} by {len(plan.cores())} chunks of {plan.chunk_shape} voxels, overlap "
             f"{plan.overlap_um} um (voxel {vol.voxel_um} um, threshold {options['threshold']})...")
         res = run_with_progress(iter_chunked_pores(plan))
-    summary = res.summary()
-    name_of = _namer()
-    summary["warnings"] = [w.render(name_of) for w in res.warnings]
-    _log_warnings(None, res, name_of)
-    if csv is not None:
-        res.to_csv(csv)
-        summary["csv"] = str(csv)
-    return summary
+    return _one_image_summary(res, csv)
 
 
 @contextlib.contextmanager
@@ -138,21 +137,9 @@ def _cluster(args: argparse.Namespace):
     if args.workers is None and args.scheduler_address is None:
         yield None
         return
-    import logging
+    from napari_resolve.jobs import dask_client
 
-    from distributed import Client, LocalCluster  # a dependency of napari-resolve
-
-    if args.scheduler_address is not None:
-        try:
-            client = Client(args.scheduler_address, timeout="10s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise InputError(f"No dask scheduler answers at {{scheduler_address}} {args.scheduler_address} ({exc}).",
-                             parameters=("scheduler_address",)) from None
-        with client:
-            yield client
-        return
-    with LocalCluster(n_workers=args.workers, processes=True, threads_per_worker=1, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with dask_client(args.workers, args.scheduler_address, scheduler_parameter="scheduler_address") as client:
         yield client
 
 

@@ -28,10 +28,10 @@ cluster. With CUDA GPUs, worker ``i`` uses GPU ``i % count``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
-import logging
 import math
 import os
 import resource
@@ -47,7 +47,7 @@ import numpy as np
 from napari_resolve._text import format_rate, format_shape
 from napari_resolve.errors import FileFormatError, InputError
 from napari_resolve.geometry.grid import Grid
-from napari_resolve.jobs import Progress, drain
+from napari_resolve.jobs import Progress, dask_client, drain
 
 #: Output voxels per chunk (task) side. Every task also reads and predicts the network's halo around its
 #: chunk (for the default lres3d, 15 LRES voxels a side): 256-voxel chunks at ratio 3 do 2.5x the kept work,
@@ -404,9 +404,11 @@ def iter_chunked_predict(plan: ChunkedPlan) -> Generator[Progress, None, Chunked
                        name=plan.out_path.name.split(".")[0])
         (plan.partial / DONE_DIR).mkdir()
         (plan.partial / JOB_FILE).write_text(json.dumps(_fingerprint(job), indent=1))
-    client, cluster = _connect(plan)
     futures = []
-    try:
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(dask_client(plan.workers or _default_workers(job.device), plan.scheduler))
+        # A stop (closing the generator, Ctrl-C, a failed chunk) cancels what has not run, before the client goes.
+        stack.callback(lambda: [f.cancel() for f in futures if not f.done()])
         workers = client.scheduler_info()["workers"]
         threads = _threads_per_host(workers)
         total, done, voxels, rss = len(plan.todo), 0, 0, {}
@@ -432,13 +434,6 @@ def iter_chunked_predict(plan: ChunkedPlan) -> Generator[Progress, None, Chunked
                 elapsed = time.perf_counter() - t0
                 yield Progress(done, total, f"chunk {done}/{total} ({format_rate(voxels / elapsed)})",
                                remaining_s=elapsed / done * (total - done))
-    finally:
-        for future in futures:
-            if not future.done():
-                future.cancel()
-        client.close()
-        if cluster is not None:
-            cluster.close()
     missing = set(range(plan.n_chunks)) - _done(plan.partial)
     if missing:
         raise FileFormatError(f"{len(missing)} chunks have no done marker in {plan.partial}; run again with "
@@ -448,25 +443,6 @@ def iter_chunked_predict(plan: ChunkedPlan) -> Generator[Progress, None, Chunked
     publish(plan.partial, plan.out_path, overwrite=plan.overwrite)
     return ChunkedResult(plan.out_path, Grid(job.shape, job.voxel_um, job.origin_um), plan.n_chunks, len(plan.todo),
                          time.perf_counter() - t0, len(workers), job.levels, rss, job.chunk, job.store_chunk)
-
-
-def _connect(plan: ChunkedPlan):
-    """A client of the plan's scheduler, or of a new local cluster (returned too, to close it)."""
-    from distributed import Client, LocalCluster
-
-    if plan.scheduler:
-        try:
-            return Client(plan.scheduler, timeout=30), None
-        except OSError as exc:
-            raise InputError(f"No dask scheduler answered at {plan.scheduler} ({exc}). Start one (dask scheduler, "
-                             "then dask worker ADDRESS on each machine) or check the {scheduler} address.",
-                             parameters=("scheduler",)) from exc
-    n = plan.workers or _default_workers(plan.job.device)
-    # One thread per worker process: torch parallelises inside the task (see _torch_threads).
-    # Its workers log cancelled tasks as warnings after a stop, which the stop message already explains.
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.ERROR)
-    return Client(cluster), cluster
 
 
 def _default_workers(device: str) -> int:
